@@ -1,0 +1,506 @@
+#include "adapters/process/process_step_runner.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <filesystem>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace cascade::adapters {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+using OnLine = std::function<void(const engine::LogLine&)>;
+
+// Longest line delivered in one piece; bounds the memory a step's output can take.
+constexpr std::size_t kMaxLineBytes = 64 * 1024;
+constexpr std::size_t kReadBytes = 64 * 1024;
+// Once the shell has exited and its group is killed, output still in the pipes
+// is read for at most this long: a process that left the group (setsid) may
+// hold a pipe open forever, and it must not hold the step with it.
+constexpr std::chrono::milliseconds kDrainGrace{1000};
+// Without pidfd_open, how often the runner looks whether the shell has exited.
+constexpr std::chrono::milliseconds kExitCheckInterval{10};
+
+std::string errno_message(int err) { return std::system_category().message(err); }
+
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept {
+    if (this != &other) {
+      reset();
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd() { reset(); }
+
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  void reset() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// The child dup2()s these fds onto 0, 1 and 2; were one of them already 0, 1
+// or 2 (the embedding process closed its stdio), an earlier dup2 would clobber
+// it. Keeping them at 3 and above makes the child's redirection order-free.
+bool lift_above_stdio(UniqueFd& fd, std::string& error) {
+  if (fd.get() > 2) return true;
+  const int moved = ::fcntl(fd.get(), F_DUPFD_CLOEXEC, 3);
+  if (moved < 0) {
+    error = "cannot duplicate a file descriptor: " + errno_message(errno);
+    return false;
+  }
+  fd = UniqueFd(moved);
+  return true;
+}
+
+// O_CLOEXEC is set atomically at creation: steps run concurrently on other
+// threads, and a write end leaked into another step's process would keep this
+// step's reader from ever seeing EOF.
+enum class ReadEnd { kBlocking, kNonBlocking };
+bool make_pipe(UniqueFd& read_end, UniqueFd& write_end, ReadEnd mode, std::string& error) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    error = "cannot create a pipe: " + errno_message(errno);
+    return false;
+  }
+  read_end = UniqueFd(fds[0]);
+  write_end = UniqueFd(fds[1]);
+  // Only the read end may be non-blocking: the flag lives on the open file
+  // description, which the child's end must not share.
+  if (mode == ReadEnd::kBlocking) return lift_above_stdio(write_end, error);
+  const int flags = ::fcntl(read_end.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(read_end.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
+    error = "cannot configure a pipe: " + errno_message(errno);
+    return false;
+  }
+  return lift_above_stdio(write_end, error);
+}
+
+bool has_nul(std::string_view text) { return text.find('\0') != std::string_view::npos; }
+
+// Splits one stream's bytes into LogLines. Not thread-safe; one per stream.
+class LineSplitter {
+ public:
+  LineSplitter(const char* stream, const engine::Clock& clock, const OnLine& on_line)
+      : stream_(stream), clock_(clock), on_line_(on_line) {}
+
+  void feed(const char* data, std::size_t size) {
+    if (!on_line_) return;
+    while (size > 0) {
+      const auto* newline = static_cast<const char*>(std::memchr(data, '\n', size));
+      const std::size_t take = newline != nullptr ? static_cast<std::size_t>(newline - data) : size;
+      pending_.append(data, take);
+      // Cut only when a byte of the same line is known to follow, so that a
+      // line of exactly kMaxLineBytes stays whole and no empty line appears.
+      while (pending_.size() > kMaxLineBytes) {
+        emit(pending_.substr(0, kMaxLineBytes));
+        pending_.erase(0, kMaxLineBytes);
+      }
+      if (newline == nullptr) return;
+      emit(std::exchange(pending_, std::string()));
+      data += take + 1;
+      size -= take + 1;
+    }
+  }
+
+  // Delivers a final line that had no newline.
+  void finish() {
+    if (on_line_ && !pending_.empty()) emit(std::exchange(pending_, std::string()));
+  }
+
+ private:
+  void emit(std::string text) { on_line_(engine::LogLine{clock_.now(), stream_, std::move(text)}); }
+
+  const char* stream_;
+  const engine::Clock& clock_;
+  const OnLine& on_line_;
+  std::string pending_;
+};
+
+// What the child reports through the exec-status pipe when it cannot become
+// the step. Nothing arrives (EOF at exec) when it can.
+enum class ChildStage : int { kSetProcessGroup = 1, kRedirect, kChangeDir, kExec };
+struct ChildFailure {
+  ChildStage stage;
+  int err;
+};
+
+// Everything the child needs, built before fork(): between fork and exec the
+// child may call only async-signal-safe functions, so it must not allocate.
+struct ChildPlan {
+  std::vector<std::string> env_entries;
+  std::vector<char*> envp;
+  std::vector<char*> argv;
+  const char* work_dir = nullptr;
+  int stdin_fd = -1;
+  int stdout_fd = -1;
+  int stderr_fd = -1;
+  int report_fd = -1;
+};
+
+[[noreturn]] void become_step(const ChildPlan& plan) noexcept {
+  const auto fail = [&plan](ChildStage stage) {
+    const ChildFailure failure{stage, errno};
+    const ssize_t ignored = ::write(plan.report_fd, &failure, sizeof failure);
+    (void)ignored;
+    ::_exit(127);
+  };
+  // Handled signals reset at exec anyway, but ignored ones would stay ignored
+  // (a SIG_IGN'd SIGPIPE would break `yes | head` in a step); the mask the
+  // parent blocked around fork() is cleared so the step starts clean.
+  struct sigaction default_action {};
+  default_action.sa_handler = SIG_DFL;
+  ::sigemptyset(&default_action.sa_mask);
+  for (int signal = 1; signal < NSIG; ++signal) {
+    if (signal != SIGKILL && signal != SIGSTOP) ::sigaction(signal, &default_action, nullptr);
+  }
+  sigset_t empty;
+  ::sigemptyset(&empty);
+  ::sigprocmask(SIG_SETMASK, &empty, nullptr);
+
+  if (::setpgid(0, 0) != 0) fail(ChildStage::kSetProcessGroup);
+  if (::dup2(plan.stdin_fd, STDIN_FILENO) < 0 || ::dup2(plan.stdout_fd, STDOUT_FILENO) < 0 ||
+      ::dup2(plan.stderr_fd, STDERR_FILENO) < 0) {
+    fail(ChildStage::kRedirect);
+  }
+#ifdef CLOSE_RANGE_CLOEXEC
+  // Descriptors the embedding process opened without O_CLOEXEC are no
+  // business of the step; best effort (needs Linux 5.11).
+  ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+#endif
+  if (::chdir(plan.work_dir) != 0) fail(ChildStage::kChangeDir);
+  ::execve("/bin/sh", plan.argv.data(), plan.envp.data());
+  fail(ChildStage::kExec);
+  ::_exit(127);  // not reached; fail() does not return
+}
+
+// Owns the child until it is reaped. If run() leaves early (an error, or
+// on_line threw), the destructor kills the group and reaps so that no step
+// outlives its call and no zombie is left.
+class ChildProcess {
+ public:
+  explicit ChildProcess(pid_t pid) : pid_(pid) {}
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+  ~ChildProcess() {
+    if (reaped_) return;
+    kill_group();
+    ::kill(pid_, SIGKILL);  // in case the group was never formed
+    int status = 0;
+    reap(status);
+  }
+
+  pid_t pid() const { return pid_; }
+
+  // Safe only while the shell is unreaped: its pid (the group id) cannot be
+  // reused before that, so the signal cannot reach a stranger's group.
+  void kill_group() const { ::kill(-pid_, SIGKILL); }
+
+  bool reap(int& status) {
+    while (::waitpid(pid_, &status, 0) < 0) {
+      if (errno != EINTR) return false;
+    }
+    reaped_ = true;
+    return true;
+  }
+
+  // True once the shell has exited; leaves it unreaped (WNOWAIT).
+  bool has_exited() const {
+    siginfo_t info{};
+    return ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+           info.si_pid == pid_;
+  }
+
+ private:
+  pid_t pid_;
+  bool reaped_ = false;
+};
+
+// A pidfd turns "the shell exited" into a poll() event; where the kernel lacks
+// it (before 5.3) the runner falls back to checking every kExitCheckInterval.
+UniqueFd open_pidfd(pid_t pid) {
+#ifdef SYS_pidfd_open
+  return UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+#else
+  (void)pid;
+  return UniqueFd();
+#endif
+}
+
+struct OutputStream {
+  UniqueFd fd;
+  LineSplitter lines;
+};
+
+// Reads what is available; at EOF delivers the partial line and closes.
+bool read_available(OutputStream& stream, std::vector<char>& buffer, std::string& error) {
+  const ssize_t n = ::read(stream.fd.get(), buffer.data(), buffer.size());
+  if (n > 0) {
+    stream.lines.feed(buffer.data(), static_cast<std::size_t>(n));
+  } else if (n == 0) {
+    stream.lines.finish();
+    stream.fd.reset();
+  } else if (errno != EINTR && errno != EAGAIN) {
+    error = "cannot read the step's output: " + errno_message(errno);
+    return false;
+  }
+  return true;
+}
+
+int exit_code_of(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+std::string describe(const ChildFailure& failure, const std::string& work_dir) {
+  const std::string reason = errno_message(failure.err);
+  switch (failure.stage) {
+    case ChildStage::kSetProcessGroup:
+      return "cannot give the step its own process group: " + reason;
+    case ChildStage::kRedirect:
+      return "cannot redirect the step's stdin, stdout and stderr: " + reason;
+    case ChildStage::kChangeDir:
+      return "cannot enter work dir '" + work_dir + "': " + reason;
+    case ChildStage::kExec:
+      return "cannot execute /bin/sh: " + reason;
+  }
+  return "the step could not start: " + reason;
+}
+
+std::optional<std::string> check_request(const engine::StepRequest& request) {
+  if (has_nul(request.command)) return "command contains a NUL byte";
+  if (request.work_dir.empty()) return "work_dir is empty";
+  if (has_nul(request.work_dir)) return "work_dir contains a NUL byte";
+  for (const auto& [name, value] : request.env) {
+    if (name.empty() || name.find('=') != std::string::npos || has_nul(name)) {
+      return "invalid environment variable name '" + name + "'";
+    }
+    if (has_nul(value)) return "environment variable '" + name + "' contains a NUL byte";
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> create_work_dir(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (!ec && !std::filesystem::is_directory(path, ec) && !ec) {
+    ec = std::make_error_code(std::errc::not_a_directory);
+  }
+  if (ec) return "cannot create work dir '" + path + "': " + ec.message();
+  return std::nullopt;
+}
+
+engine::StepOutcome fail_with(std::string error) {
+  engine::StepOutcome outcome;
+  outcome.error = std::move(error);
+  return outcome;
+}
+
+// Forks the step and returns its pid; the caller still holds (and must close)
+// the child's ends of the pipes.
+std::optional<pid_t> spawn(const ChildPlan& plan, std::string& error) {
+  // All signals stay blocked across fork() so that no handler of the
+  // embedding process runs in the child before become_step() resets them.
+  sigset_t all;
+  sigset_t previous;
+  ::sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &previous);
+  const pid_t pid = ::fork();
+  if (pid == 0) become_step(plan);
+  const int fork_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  if (pid < 0) {
+    error = "cannot fork: " + errno_message(fork_errno);
+    return std::nullopt;
+  }
+  // Also set here: whichever of parent and child runs first, the group exists
+  // before the parent may signal it. EACCES (the child already exec'd, having
+  // set it itself) and ESRCH are expected.
+  ::setpgid(pid, pid);
+  return pid;
+}
+
+engine::StepOutcome run_step(const engine::StepRequest& request, const engine::Clock& clock) {
+  if (auto problem = check_request(request)) return fail_with(std::move(*problem));
+  if (auto problem = create_work_dir(request.work_dir)) return fail_with(std::move(*problem));
+
+  std::string error;
+  UniqueFd stdin_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!stdin_fd.valid()) return fail_with("cannot open /dev/null: " + errno_message(errno));
+  if (!lift_above_stdio(stdin_fd, error)) return fail_with(std::move(error));
+  OutputStream out{UniqueFd(), LineSplitter("stdout", clock, request.on_line)};
+  OutputStream err{UniqueFd(), LineSplitter("stderr", clock, request.on_line)};
+  UniqueFd out_write;
+  UniqueFd err_write;
+  UniqueFd report_read;
+  UniqueFd report_write;
+  if (!make_pipe(out.fd, out_write, ReadEnd::kNonBlocking, error) ||
+      !make_pipe(err.fd, err_write, ReadEnd::kNonBlocking, error) ||
+      !make_pipe(report_read, report_write, ReadEnd::kBlocking, error)) {
+    return fail_with(std::move(error));
+  }
+
+  ChildPlan plan;
+  plan.env_entries.reserve(request.env.size());
+  for (const auto& [name, value] : request.env) plan.env_entries.push_back(name + "=" + value);
+  for (auto& entry : plan.env_entries) plan.envp.push_back(entry.data());
+  plan.envp.push_back(nullptr);
+  static char kShellName[] = "sh";
+  static char kCommandFlag[] = "-c";
+  std::string command = request.command;
+  plan.argv = {kShellName, kCommandFlag, command.data(), nullptr};
+  plan.work_dir = request.work_dir.c_str();
+  plan.stdin_fd = stdin_fd.get();
+  plan.stdout_fd = out_write.get();
+  plan.stderr_fd = err_write.get();
+  plan.report_fd = report_write.get();
+
+  const std::optional<pid_t> pid = spawn(plan, error);
+  if (!pid) return fail_with(std::move(error));
+  ChildProcess child(*pid);
+  const auto started = SteadyClock::now();
+  // Only the child may hold the write ends now, or EOF would never come.
+  stdin_fd.reset();
+  out_write.reset();
+  err_write.reset();
+  report_write.reset();
+
+  // Blocks until exec (EOF, since the pipe is O_CLOEXEC) or a failure report.
+  ChildFailure failure{};
+  ssize_t reported = 0;
+  do {
+    reported = ::read(report_read.get(), &failure, sizeof failure);
+  } while (reported < 0 && errno == EINTR);
+  if (reported < 0) return fail_with("cannot learn whether the step started: " + errno_message(errno));
+  if (reported == static_cast<ssize_t>(sizeof failure)) return fail_with(describe(failure, request.work_dir));
+  report_read.reset();
+
+  UniqueFd pidfd = open_pidfd(child.pid());
+  std::optional<SteadyClock::time_point> deadline;
+  if (request.timeout.count() > 0) deadline = started + request.timeout;
+  std::optional<SteadyClock::time_point> drain_until;  // set once the shell is reaped
+  bool timed_out = false;
+  int status = 0;
+  std::vector<char> buffer(kReadBytes);
+
+  // Kills what is left of the group, then reaps the shell (in that order:
+  // see ChildProcess::kill_group).
+  const auto finish_child = [&](SteadyClock::time_point now) {
+    child.kill_group();
+    if (!child.reap(status)) {
+      error = "cannot reap the step's process: " + errno_message(errno);
+      return false;
+    }
+    drain_until = now + kDrainGrace;
+    return true;
+  };
+
+  for (;;) {
+    const bool exited = drain_until.has_value();
+    if (exited && !out.fd.valid() && !err.fd.valid()) break;
+    const auto now = SteadyClock::now();
+    if (exited && now >= *drain_until) break;
+    if (!exited && deadline && now >= *deadline) {
+      timed_out = true;
+      if (!finish_child(now)) return fail_with(std::move(error));
+      continue;
+    }
+
+    int wait_ms = -1;
+    const std::optional<SteadyClock::time_point> limit = exited ? drain_until : deadline;
+    if (limit) {
+      const auto remaining = std::chrono::ceil<std::chrono::milliseconds>(*limit - now).count();
+      wait_ms = static_cast<int>(std::min<std::int64_t>(remaining, std::numeric_limits<int>::max()));
+    }
+    if (!exited && !pidfd.valid()) {
+      const int check_ms = static_cast<int>(kExitCheckInterval.count());
+      wait_ms = wait_ms < 0 ? check_ms : std::min(wait_ms, check_ms);
+    }
+
+    pollfd fds[3];
+    nfds_t count = 0;
+    OutputStream* polled[2] = {nullptr, nullptr};
+    for (OutputStream* stream : {&out, &err}) {
+      if (!stream->fd.valid()) continue;
+      polled[count] = stream;
+      fds[count++] = pollfd{stream->fd.get(), POLLIN, 0};
+    }
+    const nfds_t streams_polled = count;
+    if (!exited && pidfd.valid()) fds[count++] = pollfd{pidfd.get(), POLLIN, 0};
+
+    if (::poll(fds, count, wait_ms) < 0) {
+      if (errno == EINTR) continue;
+      return fail_with("cannot wait for the step's output: " + errno_message(errno));
+    }
+    for (nfds_t i = 0; i < streams_polled; ++i) {
+      if (fds[i].revents != 0 && !read_available(*polled[i], buffer, error)) {
+        return fail_with(std::move(error));
+      }
+    }
+    if (!exited) {
+      const bool shell_exited =
+          pidfd.valid() ? fds[count - 1].revents != 0 : child.has_exited();
+      if (shell_exited && !finish_child(SteadyClock::now())) return fail_with(std::move(error));
+    }
+  }
+  // Streams abandoned at the end of the grace period still deliver their last partial line.
+  out.lines.finish();
+  err.lines.finish();
+
+  engine::StepOutcome outcome;
+  outcome.timed_out = timed_out;
+  outcome.exit_code = timed_out ? -1 : exit_code_of(status);
+  return outcome;
+}
+
+}  // namespace
+
+ProcessStepRunner::ProcessStepRunner(const engine::Clock& clock) : clock_(clock) {}
+
+engine::StepOutcome ProcessStepRunner::run(const engine::StepRequest& request) {
+  const auto started = SteadyClock::now();
+  engine::StepOutcome outcome;
+  try {
+    outcome = run_step(request, clock_);
+  } catch (const std::exception& e) {
+    outcome = fail_with(std::string("step aborted: ") + e.what());
+  } catch (...) {
+    outcome = fail_with("step aborted by an unknown exception");
+  }
+  outcome.duration_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - started).count();
+  return outcome;
+}
+
+}  // namespace cascade::adapters

@@ -1,0 +1,49 @@
+// The StepRunner that runs deploy steps as real processes (POSIX, Linux-first).
+#pragma once
+
+#include "engine/ports.hpp"
+
+namespace cascade::adapters {
+
+// Runs each step as `/bin/sh -c <command>` in its own process group.
+//
+// The step sees exactly request.env as its environment (nothing is inherited:
+// the caller supplies PATH), request.work_dir as its cwd (created like
+// `mkdir -p`), /dev/null as stdin, an empty signal mask and default signal
+// dispositions, and no file descriptors beyond 0, 1 and 2.
+//
+// Thread-safe: one call per thread, many threads at once. REQUIRES: SIGCHLD is
+// not ignored and nothing else in the process reaps children it did not start
+// (waitpid(-1, ...)), since run() reaps its own child.
+class ProcessStepRunner final : public engine::StepRunner {
+ public:
+  // Stamps each output line with clock.now() at the moment it is delivered.
+  // REQUIRES: clock outlives the runner.
+  explicit ProcessStepRunner(const engine::Clock& clock);
+
+  // Runs the step to completion and never throws.
+  //
+  // Output: stdout and stderr are split into lines (without the '\n') and
+  // passed to request.on_line on the calling thread in the order read; a final
+  // line without '\n' is delivered at EOF; a line longer than 64 KiB arrives as
+  // consecutive 64 KiB chunks. An empty on_line discards the output.
+  //
+  // Outcome: exit_code is the shell's exit status, or 128 + the signal number
+  // when it died of a signal (as shells report it). When request.timeout > 0
+  // elapses first (measured on steady_clock), the whole process group is
+  // killed with SIGKILL, timed_out is true and exit_code -1. When the shell
+  // exits first, whatever it left running in its process group is killed too,
+  // so background children cannot hold the output open; output still buffered
+  // is then read to EOF, for at most a short grace period (a process that left
+  // the group, e.g. via setsid, is not waited for). error is non-empty, and
+  // exit_code -1, when the step could not be started: the work dir could not
+  // be created or entered, /bin/sh could not be executed, a string holds a NUL
+  // byte, an env name is empty or holds '=', or a system call failed; it is
+  // also set if on_line throws (the step is then killed).
+  engine::StepOutcome run(const engine::StepRequest& request) override;
+
+ private:
+  const engine::Clock& clock_;
+};
+
+}  // namespace cascade::adapters

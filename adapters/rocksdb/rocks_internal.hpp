@@ -1,0 +1,134 @@
+// Private to adapters/rocksdb: the implementations behind RocksStore and the
+// key encodings they share. The layout is described in event_log.cpp.
+#pragma once
+
+#include "engine/ports.hpp"
+#include "events/event_log.hpp"
+#include "events/result.hpp"
+
+#include <rocksdb/db.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace cascade::adapters::rocks {
+
+inline constexpr char kEventsFamily[] = "events";
+inline constexpr char kStreamsFamily[] = "streams";
+inline constexpr char kEventIdsFamily[] = "event_ids";
+inline constexpr char kCheckpointsFamily[] = "checkpoints";
+inline constexpr char kStepLogsFamily[] = "step_logs";
+
+// Big-endian, so that the bytewise key order is the numeric order.
+std::string encode_u64(std::uint64_t value);
+std::string encode_u32(std::uint32_t value);
+// REQUIRES: bytes.size() == 8.
+std::uint64_t decode_u64(std::string_view bytes);
+
+// A failed RocksDB call as a Result error: kDataLoss for corruption, otherwise
+// kUnavailable (the disk or the database is not usable right now).
+Error from_rocks(const rocksdb::Status& status, std::string_view doing);
+
+// The event log. The column family handles are owned by the caller and must
+// outlive it. Thread-safe.
+class RocksEventLog final : public events::EventLog {
+ public:
+  // Reads where the log ends. kUnavailable when RocksDB cannot be read.
+  static Result<std::unique_ptr<RocksEventLog>> open(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* events,
+                                                     rocksdb::ColumnFamilyHandle* streams,
+                                                     rocksdb::ColumnFamilyHandle* event_ids);
+
+  Result<events::AppendResult> append(const std::string& stream, std::int64_t expected_version,
+                                      std::vector<events::NewEvent> events) override;
+  Result<std::vector<events::RecordedEvent>> read(const std::string& stream, std::int64_t from_version,
+                                                  std::size_t limit) override;
+  Result<std::vector<events::RecordedEvent>> read_all(std::uint64_t from_position, std::size_t limit) override;
+  Result<std::int64_t> stream_version(const std::string& stream) override;
+  std::uint64_t head() const override;
+  std::uint64_t wait_for_events(std::uint64_t after, std::chrono::milliseconds timeout) override;
+
+ private:
+  // What the log knows of one stream, kept for every stream it has touched.
+  struct StreamState {
+    std::int64_t version = 0;  // last visible version; 0: no events
+    std::string last_hash;     // hash of the event at `version`
+    bool busy = false;         // an append to the stream is between its checks and its write's return
+  };
+
+  RocksEventLog(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* events, rocksdb::ColumnFamilyHandle* streams,
+                rocksdb::ColumnFamilyHandle* event_ids, std::uint64_t last_position);
+
+  // The stream's last version and hash as stored. Called without mu_.
+  Result<StreamState> load_stream(const std::string& stream);
+  // Where each id is stored, or 0 when it is not. Called without mu_.
+  Result<std::vector<std::uint64_t>> stored_positions(const std::vector<std::string>& ids);
+  Result<std::vector<events::RecordedEvent>> fetch(const std::vector<std::uint64_t>& positions);
+  // Waits, taking mu_, until head_ >= position or the log has failed; returns
+  // the lower of head_ and position.
+  std::uint64_t wait_visible(std::uint64_t position);
+
+  // The helpers below REQUIRE mu_ held.
+  void advance_head();
+  void fail(const std::string& why);
+  void release(StreamState& state, const std::vector<std::string>& ids);
+  Error failed_error() const;
+
+  rocksdb::DB* db_;
+  rocksdb::ColumnFamilyHandle* events_;
+  rocksdb::ColumnFamilyHandle* streams_;
+  rocksdb::ColumnFamilyHandle* event_ids_;
+
+  mutable std::mutex mu_;
+  // Notified whenever head_ moves, a stream stops being busy, claimed ids are
+  // released or the log fails: what wait_for_events and waiting appenders watch.
+  std::condition_variable changed_;
+  std::unordered_map<std::string, StreamState> stream_states_;
+  // Ids of batches being appended: a second batch with one of them waits for
+  // the first to finish, then finds the id stored.
+  std::unordered_set<std::string> claimed_ids_;
+  // First positions of the batches handed to RocksDB whose write has not returned.
+  std::set<std::uint64_t> in_flight_;
+  std::uint64_t next_position_;
+  std::atomic<std::uint64_t> head_;
+  bool failed_ = false;
+  std::string failure_;
+};
+
+// Reactor checkpoints. Thread-safe.
+class RocksCheckpointStore final : public engine::CheckpointStore {
+ public:
+  RocksCheckpointStore(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family) : db_(db), family_(family) {}
+  Result<std::uint64_t> load(const std::string& reactor) override;
+  Status save(const std::string& reactor, std::uint64_t position) override;
+
+ private:
+  rocksdb::DB* db_;
+  rocksdb::ColumnFamilyHandle* family_;
+};
+
+// Step logs. Thread-safe.
+class RocksStepLogStore final : public engine::StepLogStore {
+ public:
+  RocksStepLogStore(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family) : db_(db), family_(family) {}
+  Status append_line(const engine::StepLogKey& key, const engine::LogLine& line) override;
+  Status flush() override;
+  Result<std::vector<engine::LogLine>> read(const engine::StepLogKey& key) override;
+
+ private:
+  rocksdb::DB* db_;
+  rocksdb::ColumnFamilyHandle* family_;
+  std::mutex mu_;
+  // Next line sequence per step (key prefix), loaded from the database on first use.
+  std::unordered_map<std::string, std::uint64_t> next_sequence_;
+};
+
+}  // namespace cascade::adapters::rocks

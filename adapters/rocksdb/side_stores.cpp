@@ -1,0 +1,117 @@
+// Reactor checkpoints and step logs, beside the event log in the same database
+// (layout: see event_log.cpp).
+
+#include "adapters/rocksdb/rocks_internal.hpp"
+
+#include <limits>
+
+namespace cascade::adapters::rocks {
+
+Result<std::uint64_t> RocksCheckpointStore::load(const std::string& reactor) {
+  std::string value;
+  const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), family_, reactor, &value);
+  if (s.IsNotFound()) return std::uint64_t{0};
+  if (!s.ok()) return from_rocks(s, "loading the checkpoint of " + reactor);
+  if (value.size() != 8) {
+    return make_error(ErrorCode::kDataLoss, "checkpoint of " + reactor + ": malformed value");
+  }
+  return decode_u64(value);
+}
+
+Status RocksCheckpointStore::save(const std::string& reactor, std::uint64_t position) {
+  // Not synced: a checkpoint lost in a crash only sends the reactor back over
+  // events it has handled, and reactions are idempotent.
+  const rocksdb::Status s = db_->Put(rocksdb::WriteOptions(), family_, reactor, encode_u64(position));
+  if (!s.ok()) return from_rocks(s, "saving the checkpoint of " + reactor);
+  return success();
+}
+
+namespace {
+
+// The key prefix shared by the lines of one step, or kInvalidArgument.
+Result<std::string> step_prefix(const engine::StepLogKey& key) {
+  if (key.release_id.find('\0') != std::string::npos || key.stage.find('\0') != std::string::npos ||
+      key.attempt < 0 || key.step_index < 0) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "malformed step log key: release " + key.release_id + " stage " + key.stage + " attempt " +
+                          std::to_string(key.attempt) + " step " + std::to_string(key.step_index));
+  }
+  return key.release_id + '\0' + key.stage + '\0' + encode_u32(static_cast<std::uint32_t>(key.attempt)) + '\0' +
+         encode_u32(static_cast<std::uint32_t>(key.step_index)) + '\0';
+}
+
+}  // namespace
+
+Status RocksStepLogStore::append_line(const engine::StepLogKey& key, const engine::LogLine& line) {
+  CASCADE_TRY(prefix, step_prefix(key));
+  if (line.stream.size() > std::numeric_limits<std::uint8_t>::max()) {
+    return make_error(ErrorCode::kInvalidArgument, "step log stream name longer than 255 bytes");
+  }
+  std::uint64_t sequence = 0;
+  {
+    std::lock_guard<std::mutex> guard(mu_);
+    auto found = next_sequence_.find(prefix);
+    if (found == next_sequence_.end()) {
+      // First line of this step in this process: continue after what is stored.
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), family_));
+      it->SeekForPrev(prefix + std::string(8, '\xff'));
+      std::uint64_t next = 0;
+      if (it->Valid()) {
+        const rocksdb::Slice k = it->key();
+        if (k.size() == prefix.size() + 8 && k.starts_with(prefix)) {
+          next = decode_u64(k.ToStringView().substr(prefix.size())) + 1;
+        }
+      } else if (!it->status().ok()) {
+        return from_rocks(it->status(), "reading a step log");
+      }
+      found = next_sequence_.emplace(prefix, next).first;
+    }
+    sequence = found->second++;
+  }
+  std::string value = encode_u64(static_cast<std::uint64_t>(line.at));
+  value += static_cast<char>(line.stream.size());
+  value += line.stream;
+  value += line.text;
+  // Not synced: flush() makes the lines durable before the step's finishing
+  // event records their digest. Written outside mu_ so that a line waiting in a
+  // group commit behind synced appends does not hold up other steps.
+  const rocksdb::Status s = db_->Put(rocksdb::WriteOptions(), family_, prefix + encode_u64(sequence), value);
+  if (!s.ok()) return from_rocks(s, "appending a step log line");
+  return success();
+}
+
+Status RocksStepLogStore::flush() {
+  const rocksdb::Status s = db_->FlushWAL(/*sync=*/true);
+  if (!s.ok()) return from_rocks(s, "syncing the step logs");
+  return success();
+}
+
+Result<std::vector<engine::LogLine>> RocksStepLogStore::read(const engine::StepLogKey& key) {
+  CASCADE_TRY(prefix, step_prefix(key));
+  // Every prefix ends in '\0', so replacing it by '\1' bounds the step's keys.
+  std::string upper = prefix;
+  upper.back() = '\x01';
+  const rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions options;
+  options.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, family_));
+  std::vector<engine::LogLine> lines;
+  for (it->Seek(prefix); it->Valid(); it->Next()) {
+    const std::string_view value = it->value().ToStringView();
+    if (it->key().size() != prefix.size() + 8 || value.size() < 9 ||
+        value.size() < 9 + std::size_t{static_cast<unsigned char>(value[8])}) {
+      return make_error(ErrorCode::kDataLoss, "step log of release " + key.release_id + " stage " + key.stage +
+                                                  ": malformed line");
+    }
+    const std::size_t stream_size = static_cast<unsigned char>(value[8]);
+    engine::LogLine line;
+    line.at = static_cast<engine::Timestamp>(decode_u64(value.substr(0, 8)));
+    line.stream = std::string(value.substr(9, stream_size));
+    line.text = std::string(value.substr(9 + stream_size));
+    lines.push_back(std::move(line));
+  }
+  if (!it->status().ok()) return from_rocks(it->status(), "reading a step log");
+  return lines;
+}
+
+}  // namespace cascade::adapters::rocks

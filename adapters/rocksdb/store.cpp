@@ -1,0 +1,125 @@
+#include "adapters/rocksdb/store.hpp"
+
+#include "adapters/rocksdb/rocks_internal.hpp"
+
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <system_error>
+
+namespace cascade::adapters {
+
+class RocksStore::Impl {
+ public:
+  ~Impl() {
+    // Handles first: RocksDB requires them gone before the database closes.
+    log_.reset();
+    for (rocksdb::ColumnFamilyHandle* handle : handles_) db_->DestroyColumnFamilyHandle(handle);
+    if (db_ != nullptr) db_->Close().PermitUncheckedError();
+  }
+
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  rocksdb::ColumnFamilyHandle* events_ = nullptr;
+  std::unique_ptr<rocks::RocksEventLog> log_;
+  std::unique_ptr<rocks::RocksCheckpointStore> checkpoints_;
+  std::unique_ptr<rocks::RocksStepLogStore> step_logs_;
+};
+
+Result<std::unique_ptr<RocksStore>> RocksStore::open(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return make_error(ErrorCode::kUnavailable, "cannot create " + dir + ": " + ec.message());
+
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+
+  // Most event-id lookups (one per appended event) are for ids not stored
+  // yet: bloom filters, on the memtable and on the tables, answer those
+  // without searching the skiplist or reading table blocks.
+  rocksdb::ColumnFamilyOptions ids_options;
+  ids_options.memtable_prefix_bloom_size_ratio = 0.05;
+  ids_options.memtable_whole_key_filtering = true;
+  rocksdb::BlockBasedTableOptions ids_table;
+  ids_table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  ids_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(ids_table));
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
+      {rocks::kEventsFamily, rocksdb::ColumnFamilyOptions()},
+      {rocks::kStreamsFamily, rocksdb::ColumnFamilyOptions()},
+      {rocks::kEventIdsFamily, ids_options},
+      {rocks::kCheckpointsFamily, rocksdb::ColumnFamilyOptions()},
+      {rocks::kStepLogsFamily, rocksdb::ColumnFamilyOptions()},
+  };
+  // RocksDB opens a database only with all of its column families named, so
+  // families added by others (a projection sharing the database) come along.
+  std::vector<std::string> existing;
+  if (rocksdb::DB::ListColumnFamilies(options, dir, &existing).ok()) {
+    for (const std::string& name : existing) {
+      const bool known = std::any_of(families.begin(), families.end(),
+                                     [&](const rocksdb::ColumnFamilyDescriptor& d) { return d.name == name; });
+      if (!known) families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    }
+  }
+
+  auto impl = std::make_unique<Impl>();
+  rocksdb::DB* db = nullptr;
+  const rocksdb::Status s = rocksdb::DB::Open(options, dir, families, &impl->handles_, &db);
+  if (!s.ok()) return make_error(ErrorCode::kUnavailable, "cannot open the store in " + dir + ": " + s.ToString());
+  impl->db_.reset(db);
+  // Handles come back in the order of `families`.
+  impl->events_ = impl->handles_[1];
+  CASCADE_TRY(log, rocks::RocksEventLog::open(db, impl->handles_[1], impl->handles_[2], impl->handles_[3]));
+  impl->log_ = std::move(log);
+  impl->checkpoints_ = std::make_unique<rocks::RocksCheckpointStore>(db, impl->handles_[4]);
+  impl->step_logs_ = std::make_unique<rocks::RocksStepLogStore>(db, impl->handles_[5]);
+  return std::unique_ptr<RocksStore>(new RocksStore(std::move(impl)));
+}
+
+RocksStore::RocksStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+RocksStore::~RocksStore() = default;
+
+events::EventLog& RocksStore::log() { return *impl_->log_; }
+engine::CheckpointStore& RocksStore::checkpoints() { return *impl_->checkpoints_; }
+engine::StepLogStore& RocksStore::step_logs() { return *impl_->step_logs_; }
+
+namespace {
+
+Status require_event(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* events, const std::string& key,
+                     std::uint64_t position) {
+  std::string value;
+  const rocksdb::Status s = db->Get(rocksdb::ReadOptions(), events, key, &value);
+  if (s.IsNotFound()) {
+    return make_error(ErrorCode::kNotFound, "no event at log position " + std::to_string(position));
+  }
+  if (!s.ok()) return rocks::from_rocks(s, "reading position " + std::to_string(position));
+  return success();
+}
+
+}  // namespace
+
+Status RocksStore::corrupt_event_for_test(std::uint64_t position, std::string bytes) {
+  const std::string key = rocks::encode_u64(position);
+  CASCADE_TRY(require_event(impl_->db_.get(), impl_->events_, key, position));
+  rocksdb::WriteOptions options;
+  options.sync = true;
+  const rocksdb::Status s = impl_->db_->Put(options, impl_->events_, key, bytes);
+  if (!s.ok()) return rocks::from_rocks(s, "overwriting position " + std::to_string(position));
+  return success();
+}
+
+Status RocksStore::delete_event_for_test(std::uint64_t position) {
+  const std::string key = rocks::encode_u64(position);
+  CASCADE_TRY(require_event(impl_->db_.get(), impl_->events_, key, position));
+  rocksdb::WriteOptions options;
+  options.sync = true;
+  const rocksdb::Status s = impl_->db_->Delete(options, impl_->events_, key);
+  if (!s.ok()) return rocks::from_rocks(s, "deleting position " + std::to_string(position));
+  return success();
+}
+
+}  // namespace cascade::adapters

@@ -1,0 +1,770 @@
+#include "engine/pipeline.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <limits>
+#include <map>
+#include <set>
+#include <utility>
+
+// Validation walks the document once and records a Problem for everything it
+// finds instead of stopping at the first one, so a team fixes a definition in
+// one round trip. The structural pass (fields, types, names) runs in schema
+// order, which is the order people write these documents in; nlohmann::json
+// keeps object keys sorted, so the real document order is lost and an
+// object's unknown fields are reported before its known ones. The semantic
+// pass (duplicates, references, cycles, the release-created entry point) runs
+// afterwards over whatever the structural pass could read.
+
+namespace cascade::engine {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr std::size_t kMaxNameLength = 64;
+constexpr std::int64_t kMinTimeoutSeconds = 1;
+constexpr std::int64_t kMaxTimeoutSeconds = 86400;
+constexpr std::size_t kMaxSuggestionDistance = 2;
+// Variables become environment variables of the steps; the engine sets its
+// own (CASCADE_ARTIFACT_PATH, ...) and a pipeline must not shadow them.
+constexpr std::string_view kReservedVariablePrefix = "CASCADE_";
+constexpr std::string_view kArrow = " \xE2\x86\x92 ";  // " → " (U+2192)
+
+constexpr std::array<std::string_view, 4> kPipelineFields = {"name", "description", "variables", "stages"};
+constexpr std::array<std::string_view, 5> kStageFields = {"name", "trigger", "pre_approval", "variables",
+                                                          "steps"};
+constexpr std::array<std::string_view, 3> kTriggerFields = {"after_release", "after_stages", "manual"};
+constexpr std::array<std::string_view, 1> kApprovalFields = {"approvers"};
+constexpr std::array<std::string_view, 4> kStepFields = {"name", "run", "timeout_s", "env"};
+
+std::string member_path(const std::string& path, std::string_view key) {
+  return path.empty() ? std::string(key) : path + "." + std::string(key);
+}
+
+std::string element_path(const std::string& path, std::size_t index) {
+  return path + "[" + std::to_string(index) + "]";
+}
+
+std::string single_quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
+
+// "found number", "found null"...: the JSON type the author actually wrote.
+std::string expected(std::string_view what, const json& found) {
+  return "expected " + std::string(what) + ", found " + found.type_name();
+}
+
+// Optimal string alignment distance: Levenshtein plus adjacent transpositions,
+// since "stpes" is one slip of the fingers, not two.
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+bool is_letter(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// [A-Za-z0-9][A-Za-z0-9._-]{0,63}: safe in stream names, URLs and file names.
+bool is_valid_name(std::string_view name) {
+  if (name.empty() || name.size() > kMaxNameLength) return false;
+  if (!is_letter(name[0]) && !is_digit(name[0])) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return is_letter(c) || is_digit(c) || c == '.' || c == '_' || c == '-';
+  });
+}
+
+// [A-Za-z_][A-Za-z0-9_]*: what a POSIX shell accepts as a variable name.
+bool is_valid_variable_name(std::string_view name) {
+  if (name.empty() || is_digit(name[0])) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) { return is_letter(c) || is_digit(c) || c == '_'; });
+}
+
+bool is_blank(std::string_view text) {
+  return std::all_of(text.begin(), text.end(),
+                     [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; });
+}
+
+// "'a'", "'a' and 'b'", "'a', 'b' and 'c'".
+std::string join_quoted(const std::vector<std::string_view>& items) {
+  std::string out;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += i + 1 == items.size() ? " and " : ", ";
+    out += single_quoted(items[i]);
+  }
+  return out;
+}
+
+// What the structural pass could read of one stage; the semantic pass works
+// from these so that one broken stage does not hide the others' problems.
+struct StageDraft {
+  std::string path;                    // "stages[2]"
+  std::optional<std::string> name;     // as written, when it is a string (valid or not)
+  std::optional<StageTrigger> trigger;  // when the trigger had no problem at all
+  bool steps_empty = false;            // "steps": [] (reported by the semantic pass)
+  StageDefinition definition;
+};
+
+// The error for a definition with problems: "pipeline 'SampleApp' is
+// invalid: 3 problems", naming the pipeline only when its name is valid.
+Error invalid_pipeline(const json& document, std::vector<Problem> problems) {
+  std::string subject = "pipeline";
+  if (document.is_object()) {
+    const auto name = document.find("name");
+    if (name != document.end() && name->is_string() && is_valid_name(name->get_ref<const std::string&>())) {
+      subject += " " + single_quoted(name->get_ref<const std::string&>());
+    }
+  }
+  const std::size_t count = problems.size();
+  return make_error(ErrorCode::kInvalidArgument,
+                    subject + " is invalid: " + std::to_string(count) + (count == 1 ? " problem" : " problems"),
+                    std::move(problems));
+}
+
+class PipelineParser {
+ public:
+  Result<PipelineDefinition> parse(const json& document) {
+    PipelineDefinition definition;
+    std::vector<StageDraft> drafts;
+    if (!document.is_object()) {
+      add("", expected("an object", document));
+    } else {
+      parse_pipeline_fields(document, definition, drafts);
+      if (!drafts.empty()) check_stages(drafts);
+    }
+    if (!problems_.empty()) return invalid_pipeline(document, std::move(problems_));
+    for (StageDraft& draft : drafts) definition.stages.push_back(std::move(draft.definition));
+    return definition;
+  }
+
+ private:
+  void add(std::string path, std::string message) {
+    problems_.push_back(Problem{std::move(path), std::move(message)});
+  }
+
+  // Reports every key of `object` that is not in `known`, suggesting the
+  // closest known one; returns whether all keys were known.
+  template <std::size_t N>
+  bool check_fields(const json& object, const std::string& path, const std::array<std::string_view, N>& known) {
+    bool all_known = true;
+    for (const auto& item : object.items()) {
+      const std::string& key = item.key();
+      if (std::find(known.begin(), known.end(), key) != known.end()) continue;
+      all_known = false;
+      std::string message = "unknown field " + single_quoted(key);
+      std::string_view best;
+      std::size_t best_distance = kMaxSuggestionDistance + 1;
+      for (std::string_view candidate : known) {
+        // The distance is at least the difference in length; skipping early
+        // keeps a huge key from costing a huge table.
+        const std::size_t length_gap =
+            key.size() > candidate.size() ? key.size() - candidate.size() : candidate.size() - key.size();
+        if (length_gap > kMaxSuggestionDistance) continue;
+        const std::size_t distance = edit_distance(key, candidate);
+        if (distance < best_distance) {
+          best = candidate;
+          best_distance = distance;
+        }
+      }
+      if (!best.empty()) message += " (did you mean " + single_quoted(best) + "?)";
+      add(member_path(path, key), std::move(message));
+    }
+    return all_known;
+  }
+
+  // The member `key` of `object`, or nullptr; a missing required one is reported.
+  const json* find(const json& object, const std::string& path, std::string_view key, bool required) {
+    const auto it = object.find(key);
+    if (it != object.end()) return &*it;
+    if (required) add(member_path(path, key), "missing required field " + single_quoted(key));
+    return nullptr;
+  }
+
+  std::optional<std::string> read_string(const json& value, const std::string& path) {
+    if (!value.is_string()) {
+      add(path, expected("a string", value));
+      return std::nullopt;
+    }
+    return value.get<std::string>();
+  }
+
+  // A pipeline, stage or step name; `kind` names it in the message.
+  std::optional<std::string> read_name(const json& object, const std::string& path, std::string_view kind) {
+    const json* value = find(object, path, "name", true);
+    if (value == nullptr) return std::nullopt;
+    const std::string name_path = member_path(path, "name");
+    std::optional<std::string> name = read_string(*value, name_path);
+    if (name && !is_valid_name(*name)) {
+      add(name_path, "invalid " + std::string(kind) + " name " + single_quoted(*name) + ": use 1 to " +
+                         std::to_string(kMaxNameLength) +
+                         " letters, digits, '.', '_' or '-', starting with a letter or digit");
+    }
+    return name;
+  }
+
+  // An object of string → string whose keys become environment variables.
+  Variables read_variables(const json& value, const std::string& path, std::string_view kind) {
+    Variables variables;
+    if (!value.is_object()) {
+      add(path, expected("an object", value));
+      return variables;
+    }
+    for (const auto& item : value.items()) {
+      const std::string& name = item.key();
+      const std::string item_path = member_path(path, name);
+      if (!is_valid_variable_name(name)) {
+        add(item_path, "invalid " + std::string(kind) + " name " + single_quoted(name) +
+                           ": use letters, digits and '_', not starting with a digit");
+      } else if (name.compare(0, kReservedVariablePrefix.size(), kReservedVariablePrefix) == 0) {
+        add(item_path, std::string(kind) + " name " + single_quoted(name) + " is reserved: names starting with " +
+                           std::string(kReservedVariablePrefix) + " are set by the engine");
+      }
+      std::optional<std::string> text = read_string(item.value(), item_path);
+      if (text && text->find('\0') != std::string::npos) {
+        add(item_path, "contains a NUL character, which an environment variable cannot hold");
+      } else if (text) {
+        variables.emplace(name, std::move(*text));
+      }
+    }
+    return variables;
+  }
+
+  // A non-empty array of distinct, non-empty strings (after_stages, approvers).
+  // `noun` is what one entry is ("stage", "approver"). Returns nullopt when
+  // some entry is not a string.
+  std::optional<std::vector<std::string>> read_name_list(const json& value, const std::string& path,
+                                                         std::string_view field, std::string_view noun,
+                                                         bool allow_empty_strings) {
+    if (!value.is_array()) {
+      add(path, expected("an array", value));
+      return std::nullopt;
+    }
+    if (value.empty()) {
+      add(path, std::string(field) + " is empty: list at least one " + std::string(noun));
+      return std::vector<std::string>{};
+    }
+    std::vector<std::string> list;
+    std::map<std::string, std::size_t> first_index;
+    bool all_strings = true;
+    for (std::size_t i = 0; i < value.size(); ++i) {
+      const std::string item_path = element_path(path, i);
+      std::optional<std::string> entry = read_string(value[i], item_path);
+      if (!entry) {
+        all_strings = false;
+        continue;
+      }
+      if (!allow_empty_strings && is_blank(*entry)) {
+        add(item_path, "expected a non-empty string");
+        continue;
+      }
+      const auto [it, inserted] = first_index.emplace(*entry, i);
+      if (!inserted) {
+        add(item_path, "duplicate " + std::string(noun) + " " + single_quoted(*entry) + " (first listed at " +
+                           element_path(path, it->second) + ")");
+        continue;
+      }
+      list.push_back(std::move(*entry));
+    }
+    if (!all_strings) return std::nullopt;
+    return list;
+  }
+
+  void parse_pipeline_fields(const json& document, PipelineDefinition& definition,
+                             std::vector<StageDraft>& drafts) {
+    check_fields(document, "", kPipelineFields);
+    if (auto name = read_name(document, "", "pipeline")) definition.name = std::move(*name);
+    if (const json* value = find(document, "", "description", false)) {
+      if (auto description = read_string(*value, "description")) definition.description = std::move(*description);
+    }
+    if (const json* value = find(document, "", "variables", false)) {
+      definition.variables = read_variables(*value, "variables", "variable");
+    }
+    const json* stages = find(document, "", "stages", true);
+    if (stages == nullptr) return;
+    if (!stages->is_array()) {
+      add("stages", expected("an array", *stages));
+      return;
+    }
+    if (stages->empty()) {
+      add("stages", "stages is empty: define at least one stage");
+      return;
+    }
+    for (std::size_t i = 0; i < stages->size(); ++i) {
+      drafts.push_back(parse_stage((*stages)[i], element_path("stages", i)));
+    }
+  }
+
+  StageDraft parse_stage(const json& value, const std::string& path) {
+    StageDraft draft;
+    draft.path = path;
+    if (!value.is_object()) {
+      add(path, expected("an object", value));
+      return draft;
+    }
+    check_fields(value, path, kStageFields);
+    StageDefinition& stage = draft.definition;
+    draft.name = read_name(value, path, "stage");
+    if (draft.name) stage.name = *draft.name;
+    if (const json* trigger = find(value, path, "trigger", true)) {
+      draft.trigger = parse_trigger(*trigger, member_path(path, "trigger"));
+      if (draft.trigger) stage.trigger = *draft.trigger;
+    }
+    if (const json* approval = find(value, path, "pre_approval", false)) {
+      stage.pre_approval = parse_approval(*approval, member_path(path, "pre_approval"));
+    }
+    if (const json* variables = find(value, path, "variables", false)) {
+      stage.variables = read_variables(*variables, member_path(path, "variables"), "variable");
+    }
+    if (const json* steps = find(value, path, "steps", true)) {
+      const std::string steps_path = member_path(path, "steps");
+      if (!steps->is_array()) {
+        add(steps_path, expected("an array", *steps));
+      } else if (steps->empty()) {
+        draft.steps_empty = true;
+      } else {
+        std::map<std::string, std::size_t> first_index;
+        for (std::size_t i = 0; i < steps->size(); ++i) {
+          const std::string step_path = element_path(steps_path, i);
+          std::optional<StepDefinition> step = parse_step((*steps)[i], step_path);
+          if (!step) continue;
+          const auto [it, inserted] = first_index.emplace(step->name, i);
+          if (!inserted) {
+            add(member_path(step_path, "name"), "duplicate step " + single_quoted(step->name) + " (first defined at " +
+                                                    element_path(steps_path, it->second) + ")");
+          }
+          stage.steps.push_back(std::move(*step));
+        }
+      }
+    }
+    return draft;
+  }
+
+  // nullopt when the trigger has any problem: the semantic checks then leave
+  // it out rather than report consequences of a mistake already reported.
+  std::optional<StageTrigger> parse_trigger(const json& value, const std::string& path) {
+    if (!value.is_object()) {
+      add(path, expected("an object", value));
+      return std::nullopt;
+    }
+    const std::size_t problems_before = problems_.size();
+    const bool all_known = check_fields(value, path, kTriggerFields);
+    std::vector<std::string_view> kinds;
+    for (std::string_view kind : kTriggerFields) {
+      if (value.contains(kind)) kinds.push_back(kind);
+    }
+    if (kinds.size() > 1) {
+      add(path, "a trigger has exactly one of 'after_release', 'after_stages' or 'manual', found " +
+                    join_quoted(kinds));
+    } else if (kinds.empty() && all_known) {
+      // With an unknown field the "did you mean" above already says what is missing.
+      add(path, "a trigger needs one of \"after_release\": true, \"after_stages\": [...] or \"manual\": true");
+    }
+
+    StageTrigger trigger;
+    if (const json* flag = find(value, path, "after_release", false)) {
+      trigger.kind = TriggerKind::kAfterRelease;
+      read_trigger_flag(*flag, member_path(path, "after_release"), "after_release",
+                        "\"after_stages\": [...] or \"manual\": true");
+    }
+    if (const json* flag = find(value, path, "manual", false)) {
+      trigger.kind = TriggerKind::kManual;
+      read_trigger_flag(*flag, member_path(path, "manual"), "manual",
+                        "\"after_release\": true or \"after_stages\": [...]");
+    }
+    if (const json* stages = find(value, path, "after_stages", false)) {
+      trigger.kind = TriggerKind::kAfterStages;
+      if (auto list = read_name_list(*stages, member_path(path, "after_stages"), "after_stages", "stage", true)) {
+        trigger.after_stages = std::move(*list);
+      }
+    }
+    if (problems_.size() != problems_before || kinds.size() != 1) return std::nullopt;
+    return trigger;
+  }
+
+  // after_release and manual only exist as `true`: `false` would leave the
+  // stage with no trigger at all, so say which trigger to use instead.
+  void read_trigger_flag(const json& value, const std::string& path, std::string_view field,
+                         std::string_view alternatives) {
+    if (!value.is_boolean()) {
+      add(path, expected("a boolean", value));
+    } else if (!value.get<bool>()) {
+      add(path, "\"" + std::string(field) + "\": false is not a trigger; use " + std::string(alternatives));
+    }
+  }
+
+  std::optional<ApprovalPolicy> parse_approval(const json& value, const std::string& path) {
+    if (!value.is_object()) {
+      add(path, expected("an object", value));
+      return std::nullopt;
+    }
+    check_fields(value, path, kApprovalFields);
+    const json* approvers = find(value, path, "approvers", true);
+    if (approvers == nullptr) return std::nullopt;
+    auto list = read_name_list(*approvers, member_path(path, "approvers"), "approvers", "approver", false);
+    if (!list) return std::nullopt;
+    return ApprovalPolicy{std::move(*list)};
+  }
+
+  // nullopt when the step has no usable name (duplicates are checked by name).
+  std::optional<StepDefinition> parse_step(const json& value, const std::string& path) {
+    if (!value.is_object()) {
+      add(path, expected("an object", value));
+      return std::nullopt;
+    }
+    check_fields(value, path, kStepFields);
+    StepDefinition step;
+    std::optional<std::string> name = read_name(value, path, "step");
+    if (const json* run = find(value, path, "run", true)) {
+      const std::string run_path = member_path(path, "run");
+      if (auto command = read_string(*run, run_path)) {
+        if (is_blank(*command)) {
+          add(run_path, "run is empty: give the shell command to run");
+        } else if (command->find('\0') != std::string::npos) {
+          add(run_path, "contains a NUL character, which a shell command cannot hold");
+        } else {
+          step.run = std::move(*command);
+        }
+      }
+    }
+    if (const json* timeout = find(value, path, "timeout_s", false)) {
+      const std::string timeout_path = member_path(path, "timeout_s");
+      if (!timeout->is_number_integer()) {
+        add(timeout_path, timeout->is_number_float() ? "expected an integer, found number " + timeout->dump()
+                                                     : expected("an integer", *timeout));
+      } else {
+        // Unsigned values above int64 are out of range either way.
+        const std::int64_t seconds = timeout->is_number_unsigned() &&
+                                             timeout->get<std::uint64_t>() >
+                                                 static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())
+                                         ? std::numeric_limits<std::int64_t>::max()
+                                         : timeout->get<std::int64_t>();
+        if (seconds < kMinTimeoutSeconds || seconds > kMaxTimeoutSeconds) {
+          add(timeout_path, "timeout_s must be between " + std::to_string(kMinTimeoutSeconds) + " and " +
+                                std::to_string(kMaxTimeoutSeconds) + " seconds, found " + timeout->dump());
+        } else {
+          step.timeout_s = static_cast<int>(seconds);
+        }
+      }
+    }
+    if (const json* env = find(value, path, "env", false)) {
+      step.env = read_variables(*env, member_path(path, "env"), "env variable");
+    }
+    if (!name) return std::nullopt;
+    step.name = std::move(*name);
+    return step;
+  }
+
+  // The checks that need the whole pipeline, in document order of the stages.
+  void check_stages(const std::vector<StageDraft>& drafts) {
+    // A stage name as written, valid or not, so that a reference to a stage
+    // whose name is already reported as invalid is not reported again.
+    std::map<std::string, std::size_t> first_index;
+    for (std::size_t i = 0; i < drafts.size(); ++i) {
+      if (drafts[i].name) first_index.emplace(*drafts[i].name, i);
+    }
+
+    for (std::size_t i = 0; i < drafts.size(); ++i) {
+      const StageDraft& draft = drafts[i];
+      if (draft.name) {
+        const std::size_t first = first_index.at(*draft.name);
+        if (first != i) {
+          add(member_path(draft.path, "name"),
+              "duplicate stage " + single_quoted(*draft.name) + " (first defined at " + drafts[first].path + ")");
+        }
+      }
+      if (draft.trigger && draft.trigger->kind == TriggerKind::kAfterStages) {
+        const std::string list_path = member_path(member_path(draft.path, "trigger"), "after_stages");
+        for (std::size_t j = 0; j < draft.trigger->after_stages.size(); ++j) {
+          const std::string& other = draft.trigger->after_stages[j];
+          if (draft.name && other == *draft.name) {
+            add(element_path(list_path, j), "stage " + single_quoted(other) + " cannot run after itself");
+          } else if (first_index.count(other) == 0) {
+            add(element_path(list_path, j), "unknown stage " + single_quoted(other));
+          }
+        }
+      }
+      if (draft.steps_empty) {
+        add(member_path(draft.path, "steps"),
+            draft.name ? "stage " + single_quoted(*draft.name) + " has no steps" : std::string("stage has no steps"));
+      }
+    }
+
+    check_cycles(drafts, first_index);
+
+    // Only meaningful when every trigger could be read: a broken trigger may
+    // well be the after_release one, and its own problem says so already.
+    const bool all_triggers_read =
+        std::all_of(drafts.begin(), drafts.end(), [](const StageDraft& d) { return d.trigger.has_value(); });
+    const bool has_release_stage = std::any_of(drafts.begin(), drafts.end(), [](const StageDraft& d) {
+      return d.trigger && d.trigger->kind == TriggerKind::kAfterRelease;
+    });
+    if (all_triggers_read && !has_release_stage) {
+      add("stages",
+          "no stage is triggered by release creation (give one stage \"trigger\": {\"after_release\": true})");
+    }
+  }
+
+  // Reports one cycle per strongly connected component of the "runs after"
+  // graph, so a knot of stages yields one problem, not one per rotation. The
+  // cycle starts at the component's stage that comes first in the document
+  // and follows the flow of a release: "a → b" means b runs after a.
+  void check_cycles(const std::vector<StageDraft>& drafts, const std::map<std::string, std::size_t>& first_index) {
+    const std::size_t n = drafts.size();
+    std::vector<std::vector<std::size_t>> downstream(n);
+    std::vector<std::vector<std::size_t>> upstream(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const StageDraft& draft = drafts[i];
+      // Only first definitions: a duplicate's edges would join two stages
+      // under one name, and the duplicate is reported already.
+      if (!draft.name || first_index.at(*draft.name) != i) continue;
+      if (!draft.trigger || draft.trigger->kind != TriggerKind::kAfterStages) continue;
+      for (const std::string& other : draft.trigger->after_stages) {
+        const auto it = first_index.find(other);
+        if (it == first_index.end() || it->second == i) continue;  // unknown or self: reported already
+        downstream[it->second].push_back(i);
+        upstream[i].push_back(it->second);
+      }
+    }
+    // Edges were added in document order of the downstream stage, so the
+    // cycle found below, and hence the message, is deterministic.
+
+    const std::vector<std::size_t> component = strongly_connected_components(downstream, upstream);
+    std::vector<bool> reported(n, false);
+    for (std::size_t start = 0; start < n; ++start) {
+      if (reported[component[start]]) continue;
+      std::vector<std::size_t> cycle = shortest_cycle(start, downstream, component);
+      if (cycle.empty()) continue;
+      reported[component[start]] = true;
+      std::string message = "cycle: ";
+      for (std::size_t stage : cycle) message += *drafts[stage].name + std::string(kArrow);
+      message += *drafts[start].name;
+      add(member_path(drafts[start].path, "trigger"), std::move(message));
+    }
+  }
+
+  // Kosaraju's algorithm with explicit stacks (a generated pipeline may be
+  // deep enough to exhaust the call stack). Returns a component id per node.
+  static std::vector<std::size_t> strongly_connected_components(
+      const std::vector<std::vector<std::size_t>>& downstream, const std::vector<std::vector<std::size_t>>& upstream) {
+    const std::size_t n = downstream.size();
+    std::vector<std::size_t> finish_order;
+    std::vector<bool> visited(n, false);
+    for (std::size_t root = 0; root < n; ++root) {
+      if (visited[root]) continue;
+      std::vector<std::pair<std::size_t, std::size_t>> stack{{root, 0}};
+      visited[root] = true;
+      while (!stack.empty()) {
+        auto& [node, next] = stack.back();
+        if (next < downstream[node].size()) {
+          const std::size_t child = downstream[node][next++];
+          if (!visited[child]) {
+            visited[child] = true;
+            stack.emplace_back(child, 0);
+          }
+        } else {
+          finish_order.push_back(node);
+          stack.pop_back();
+        }
+      }
+    }
+    constexpr std::size_t kUnassigned = std::numeric_limits<std::size_t>::max();
+    std::vector<std::size_t> component(n, kUnassigned);
+    std::size_t next_component = 0;
+    for (auto it = finish_order.rbegin(); it != finish_order.rend(); ++it) {
+      if (component[*it] != kUnassigned) continue;
+      std::vector<std::size_t> stack{*it};
+      component[*it] = next_component;
+      while (!stack.empty()) {
+        const std::size_t node = stack.back();
+        stack.pop_back();
+        for (std::size_t parent : upstream[node]) {
+          if (component[parent] == kUnassigned) {
+            component[parent] = next_component;
+            stack.push_back(parent);
+          }
+        }
+      }
+      ++next_component;
+    }
+    return component;
+  }
+
+  // The stages of the shortest cycle from `start` back to itself within its
+  // component (start first, not repeated at the end); empty when none.
+  static std::vector<std::size_t> shortest_cycle(std::size_t start,
+                                                 const std::vector<std::vector<std::size_t>>& downstream,
+                                                 const std::vector<std::size_t>& component) {
+    constexpr std::size_t kNone = std::numeric_limits<std::size_t>::max();
+    std::vector<std::size_t> parent(downstream.size(), kNone);
+    std::deque<std::size_t> queue{start};
+    while (!queue.empty()) {
+      const std::size_t node = queue.front();
+      queue.pop_front();
+      for (std::size_t child : downstream[node]) {
+        if (component[child] != component[start]) continue;
+        if (child == start) {
+          std::vector<std::size_t> cycle;
+          for (std::size_t at = node; at != start; at = parent[at]) cycle.push_back(at);
+          cycle.push_back(start);
+          std::reverse(cycle.begin(), cycle.end());
+          return cycle;
+        }
+        if (parent[child] == kNone) {
+          parent[child] = node;
+          queue.push_back(child);
+        }
+      }
+    }
+    return {};
+  }
+
+  std::vector<Problem> problems_;
+};
+
+// Records keys written twice in one object: nlohmann keeps only the last, so
+// without this a second "steps" would silently replace the first.
+class DuplicateKeyFinder {
+ public:
+  explicit DuplicateKeyFinder(std::vector<Problem>& problems) : problems_(problems) {}
+
+  bool operator()(int /*depth*/, json::parse_event_t event, json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start: frames_.push_back(Frame{true, {}, {}, 0}); break;
+      case json::parse_event_t::array_start: frames_.push_back(Frame{false, {}, {}, 0}); break;
+      case json::parse_event_t::key: {
+        Frame& frame = frames_.back();
+        frame.key = parsed.get<std::string>();
+        if (!frame.keys.insert(frame.key).second) {
+          problems_.push_back(Problem{current_path(), "duplicate field " + single_quoted(frame.key) +
+                                                          " (only the last one would be kept)"});
+        }
+        break;
+      }
+      case json::parse_event_t::object_end:
+      case json::parse_event_t::array_end:
+        frames_.pop_back();
+        advance();
+        break;
+      case json::parse_event_t::value: advance(); break;
+    }
+    return true;
+  }
+
+ private:
+  struct Frame {
+    bool is_object;
+    std::set<std::string> keys;
+    std::string key;    // objects: the member being read
+    std::size_t index;  // arrays: the element being read
+  };
+
+  void advance() {
+    if (!frames_.empty() && !frames_.back().is_object) ++frames_.back().index;
+  }
+
+  std::string current_path() const {
+    std::string path;
+    for (const Frame& frame : frames_) {
+      path = frame.is_object ? member_path(path, frame.key) : element_path(path, frame.index);
+    }
+    return path;
+  }
+
+  std::vector<Problem>& problems_;
+  std::vector<Frame> frames_;
+};
+
+// 1-based line and column of the byte at `offset` (0-based) in `text`.
+std::pair<std::size_t, std::size_t> line_and_column(std::string_view text, std::size_t offset) {
+  offset = std::min(offset, text.size());
+  std::size_t line = 1;
+  std::size_t line_start = 0;
+  for (std::size_t i = 0; i < offset; ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      line_start = i + 1;
+    }
+  }
+  return {line, offset - line_start + 1};
+}
+
+// nlohmann's what() is "[json.exception.parse_error.101] parse error at line
+// 3, column 5: syntax error while parsing ..."; keep only the explanation,
+// since the position is computed here from the byte offset.
+std::string parse_error_explanation(const json::parse_error& error) {
+  const std::string what = error.what();
+  const std::size_t prefix = what.find("parse error");
+  const std::size_t colon = what.find(": ", prefix == std::string::npos ? 0 : prefix);
+  return colon == std::string::npos ? what : what.substr(colon + 2);
+}
+
+}  // namespace
+
+const StageDefinition* PipelineDefinition::find_stage(std::string_view stage) const {
+  const auto it = std::find_if(stages.begin(), stages.end(), [&](const StageDefinition& s) { return s.name == stage; });
+  return it == stages.end() ? nullptr : &*it;
+}
+
+Result<PipelineDefinition> parse_pipeline(const json& document) { return PipelineParser().parse(document); }
+
+Result<PipelineDefinition> parse_pipeline_text(std::string_view text) {
+  std::vector<Problem> duplicate_keys;
+  json document;
+  try {
+    document = json::parse(text.begin(), text.end(), DuplicateKeyFinder(duplicate_keys));
+  } catch (const json::parse_error& error) {
+    // error.byte is 1-based and may point one past the end of the input.
+    const auto [line, column] = line_and_column(text, error.byte == 0 ? 0 : error.byte - 1);
+    std::string message = "malformed JSON at line " + std::to_string(line) + ", column " +
+                          std::to_string(column) + ": " + parse_error_explanation(error);
+    return make_error(ErrorCode::kInvalidArgument, message, {Problem{"", message}});
+  }
+  Result<PipelineDefinition> parsed = parse_pipeline(document);
+  if (duplicate_keys.empty()) return parsed;
+
+  // Duplicate keys come first: they may explain the problems that follow.
+  std::vector<Problem> problems = std::move(duplicate_keys);
+  if (parsed.has_error()) {
+    const std::vector<Problem>& details = parsed.error().details;
+    problems.insert(problems.end(), details.begin(), details.end());
+  }
+  return invalid_pipeline(document, std::move(problems));
+}
+
+json to_json(const PipelineDefinition& definition) {
+  json stages = json::array();
+  for (const StageDefinition& stage : definition.stages) {
+    json trigger;
+    switch (stage.trigger.kind) {
+      case TriggerKind::kAfterRelease: trigger = {{"after_release", true}}; break;
+      case TriggerKind::kAfterStages: trigger = {{"after_stages", stage.trigger.after_stages}}; break;
+      case TriggerKind::kManual: trigger = {{"manual", true}}; break;
+    }
+    json steps = json::array();
+    for (const StepDefinition& step : stage.steps) {
+      steps.push_back({{"name", step.name}, {"run", step.run}, {"timeout_s", step.timeout_s}, {"env", step.env}});
+    }
+    json out = {{"name", stage.name}, {"trigger", std::move(trigger)}, {"variables", stage.variables},
+                {"steps", std::move(steps)}};
+    if (stage.pre_approval) out["pre_approval"] = {{"approvers", stage.pre_approval->approvers}};
+    stages.push_back(std::move(out));
+  }
+  return {{"name", definition.name},
+          {"description", definition.description},
+          {"variables", definition.variables},
+          {"stages", std::move(stages)}};
+}
+
+}  // namespace cascade::engine

@@ -1,0 +1,110 @@
+// The ports the engine needs from the outside world. Adapters implement them;
+// tests drive ManualClock and scripted runners.
+#pragma once
+
+#include "events/event.hpp"
+#include "events/result.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace cascade::engine {
+
+using events::Timestamp;
+
+// Engine code reads time only through a Clock. Thread-safe.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual Timestamp now() const = 0;
+};
+
+class SystemClock final : public Clock {
+ public:
+  Timestamp now() const override;
+};
+
+// A clock that moves only when told to: for tests and replays.
+class ManualClock final : public Clock {
+ public:
+  explicit ManualClock(Timestamp start = 1'800'000'000'000) : now_(start) {}
+  Timestamp now() const override { return now_.load(); }
+  void set(Timestamp t) { now_.store(t); }
+  void advance(std::chrono::milliseconds by) { now_.fetch_add(by.count()); }
+
+ private:
+  std::atomic<Timestamp> now_;
+};
+
+// One captured line of a step's output.
+struct LogLine {
+  Timestamp at = 0;
+  std::string stream;  // "stdout" or "stderr"
+  std::string text;    // without the trailing newline
+};
+
+// The bytes a step's log digest covers: each line as "<at>\t<stream>\t<text>\n".
+std::string digest_bytes(const LogLine& line);
+
+struct StepRequest {
+  std::string command;                     // run by /bin/sh -c
+  std::map<std::string, std::string> env;  // the whole environment of the step
+  std::string work_dir;                    // created if missing
+  std::chrono::milliseconds timeout{0};    // 0: no limit
+  // Called once per output line, in order, from the calling thread.
+  std::function<void(const LogLine&)> on_line;
+};
+
+struct StepOutcome {
+  int exit_code = -1;         // -1 when the step did not exit on its own
+  bool timed_out = false;     // the whole process group was killed at the timeout
+  std::int64_t duration_ms = 0;
+  std::string error;          // non-empty when the step could not be started
+  bool succeeded() const { return error.empty() && !timed_out && exit_code == 0; }
+};
+
+// Runs one deploy step to completion. Thread-safe: steps of different stages
+// run at the same time on different threads.
+class StepRunner {
+ public:
+  virtual ~StepRunner() = default;
+  virtual StepOutcome run(const StepRequest& request) = 0;
+};
+
+// Where a step's log lives: beside the event log.
+struct StepLogKey {
+  std::string release_id;
+  std::string stage;
+  int attempt = 1;
+  int step_index = 0;
+};
+
+// Thread-safe.
+class StepLogStore {
+ public:
+  virtual ~StepLogStore() = default;
+  // Appends one line; durable only after flush().
+  virtual Status append_line(const StepLogKey& key, const LogLine& line) = 0;
+  // Makes every appended line durable (a step's finishing event, which holds
+  // the digest, is appended only after this).
+  virtual Status flush() = 0;
+  // The lines of one step, in order.
+  virtual Result<std::vector<LogLine>> read(const StepLogKey& key) = 0;
+};
+
+// A reactor's durable position in the log. Thread-safe.
+class CheckpointStore {
+ public:
+  virtual ~CheckpointStore() = default;
+  // 0 when the reactor has never saved one.
+  virtual Result<std::uint64_t> load(const std::string& reactor) = 0;
+  virtual Status save(const std::string& reactor, std::uint64_t position) = 0;
+};
+
+}  // namespace cascade::engine

@@ -1,0 +1,72 @@
+// Reactors follow the log from their own checkpoint and react by issuing
+// commands (never by changing state directly). The Engine runs each on its own
+// thread and can tell when everything has settled.
+#pragma once
+
+#include "events/event_log.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace cascade::engine {
+
+class Reactor {
+ public:
+  virtual ~Reactor() = default;
+  virtual std::string name() const = 0;
+  // The position of the last event whose effects are complete: the runner
+  // resumes after it. Read once, at start.
+  virtual Result<std::uint64_t> resume_position() = 0;
+  // Handles a batch of events in position order and records the reactor's
+  // checkpoint. On error the runner retries the same batch later, so handling
+  // must be idempotent (commands carry keys derived from the causing event).
+  virtual Status handle(const std::vector<events::RecordedEvent>& batch) = 0;
+  // False while the reactor has work of its own in flight (a running step).
+  virtual bool idle() const { return true; }
+};
+
+// Runs reactors on threads and reports when the whole engine is quiescent:
+// every reactor has handled every durable event and none has work in flight.
+class Engine {
+ public:
+  static constexpr std::size_t kBatchSize = 256;
+
+  explicit Engine(events::EventLog& log);
+  ~Engine();  // stops
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // REQUIRES: before start().
+  void add(Reactor& reactor);
+  void start();
+  void stop();
+
+  // Reactors call this when their in-flight work changes, so that a waiter
+  // re-checks quiescence.
+  void notify_progress();
+
+  // Blocks until quiescent or `timeout`; returns whether quiescent.
+  bool wait_until_quiescent(std::chrono::milliseconds timeout);
+
+  // The last error a reactor met (empty when none), for operators.
+  std::string last_error() const;
+
+ private:
+  struct Runner;
+  void run(Runner& runner);
+  bool quiescent() const;
+
+  events::EventLog& log_;
+  std::vector<std::unique_ptr<Runner>> runners_;
+  std::atomic<bool> stopping_{false};
+  mutable std::mutex mutex_;
+  std::condition_variable progress_;
+  std::string last_error_;
+};
+
+}  // namespace cascade::engine

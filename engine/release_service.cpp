@@ -1,0 +1,176 @@
+#include "engine/release_service.hpp"
+
+#include "events/codec.hpp"
+
+namespace cascade::engine {
+
+using events::NewEvent;
+
+namespace {
+
+CommandContext context_for(const Invocation& invocation, Timestamp now) {
+  CommandContext context;
+  context.command_id = invocation.command_id.empty() ? events::random_uuid() : invocation.command_id;
+  context.actor = invocation.actor;
+  context.causation_id = invocation.causation_id.empty() ? context.command_id : invocation.causation_id;
+  context.now = now;
+  return context;
+}
+
+}  // namespace
+
+ReleaseService::ReleaseService(events::EventLog& log, const Clock& clock) : log_(log), clock_(clock) {}
+
+std::vector<NewEvent> ReleaseService::envelope(const std::string& stream, std::vector<events::Event> events,
+                                               const CommandContext& context,
+                                               const std::string& correlation_id) const {
+  std::vector<NewEvent> out;
+  out.reserve(events.size());
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    NewEvent e;
+    // Derived from the command, so a retried command yields the same ids and
+    // the log stores them once.
+    e.event_id = events::uuid_from_seed(stream + "\n" + context.command_id + "\n" + std::to_string(i));
+    e.data = std::move(events[i]);
+    e.recorded_at = context.now;
+    e.actor = context.actor;
+    e.command_id = context.command_id;
+    e.causation_id = context.causation_id;
+    e.correlation_id = correlation_id;
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+Result<StoredPipeline> ReleaseService::load_pipeline(const std::string& name) {
+  const std::string stream = pipeline_stream(name);
+  CASCADE_TRY(version, log_.stream_version(stream));
+  if (version == 0) return make_error(ErrorCode::kNotFound, "no pipeline named '" + name + "'");
+  CASCADE_TRY(events, log_.read(stream, version, 1));
+  if (events.empty()) return make_error(ErrorCode::kNotFound, "no pipeline named '" + name + "'");
+  const auto* defined = std::get_if<events::PipelineDefined>(&events.back().data);
+  if (defined == nullptr) {
+    return make_error(ErrorCode::kDataLoss, "stream " + stream + " holds a " +
+                                                std::string(events::type_name(events.back().data)));
+  }
+  CASCADE_TRY(definition, parse_pipeline(defined->definition));
+  return StoredPipeline{defined->version, std::move(definition)};
+}
+
+Result<std::int64_t> ReleaseService::apply_pipeline(const PipelineDefinition& definition, const std::string& actor) {
+  const std::string stream = pipeline_stream(definition.name);
+  const nlohmann::json canonical = to_json(definition);
+  for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
+    std::int64_t current = 0;
+    if (auto stored = load_pipeline(definition.name)) {
+      if (to_json(stored.value().definition) == canonical) return stored.value().version;
+      current = stored.value().version;
+    } else if (stored.error().code != ErrorCode::kNotFound) {
+      return stored.error();
+    }
+    events::PipelineDefined defined;
+    defined.pipeline = definition.name;
+    defined.version = current + 1;
+    defined.definition = canonical;
+    const CommandContext context = context_for(Invocation{actor, "", ""}, clock_.now());
+    auto appended = log_.append(stream, current, envelope(stream, {defined}, context, stream));
+    if (appended) return defined.version;
+    if (appended.error().code != ErrorCode::kAborted) return appended.error();
+  }
+  return make_error(ErrorCode::kAborted, "pipeline '" + definition.name + "' kept changing under concurrent applies");
+}
+
+Result<std::int64_t> ReleaseService::next_release_number(const std::string& pipeline) {
+  std::int64_t known = 0;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = last_release_number_.find(pipeline);
+    if (it != last_release_number_.end()) known = it->second;
+  }
+  if (known > 0) return known + 1;
+  // Numbers are dense (each is taken by creating its stream with expected
+  // version 0), so the first free one is found by galloping then bisecting.
+  auto taken = [&](std::int64_t n) -> Result<bool> {
+    CASCADE_TRY(version, log_.stream_version(release_stream(pipeline + "-" + std::to_string(n))));
+    return version > 0;
+  };
+  std::int64_t low = 0, high = 1;  // invariant: low is taken (or 0), high is probed next
+  for (;;) {
+    CASCADE_TRY(is_taken, taken(high));
+    if (!is_taken) break;
+    low = high;
+    high *= 2;
+  }
+  while (high - low > 1) {
+    const std::int64_t middle = low + (high - low) / 2;
+    CASCADE_TRY(is_taken, taken(middle));
+    (is_taken ? low : high) = middle;
+  }
+  return high;
+}
+
+Result<std::string> ReleaseService::create_release(const NewRelease& request, const Invocation& invocation) {
+  CASCADE_TRY(pipeline, load_pipeline(request.pipeline));
+  const CommandContext context = context_for(invocation, clock_.now());
+  for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
+    CASCADE_TRY(number, next_release_number(request.pipeline));
+    const std::string release_id = request.pipeline + "-" + std::to_string(number);
+    CreateRelease command;
+    command.release_id = release_id;
+    command.pipeline_version = pipeline.version;
+    command.definition = pipeline.definition;
+    command.artifact = request.artifact;
+    command.variables = request.variables;
+    command.trigger = request.trigger;
+    CASCADE_TRY(events, decide(ReleaseState{}, command, context));
+    const std::string stream = release_stream(release_id);
+    auto appended = log_.append(stream, 0, envelope(stream, std::move(events), context, release_id));
+    std::lock_guard lock(mutex_);
+    auto& last = last_release_number_[request.pipeline];
+    last = std::max(last, number);
+    if (appended) return release_id;
+    if (appended.error().code != ErrorCode::kAborted) return appended.error();
+  }
+  return make_error(ErrorCode::kAborted, "could not allocate a release number for pipeline '" +
+                                             request.pipeline + "' under concurrent creates");
+}
+
+Result<ReleaseState> ReleaseService::catch_up(const std::string& release_id) {
+  ReleaseState state;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = cache_.find(release_id);
+    if (it != cache_.end()) state = it->second;
+  }
+  CASCADE_TRY(events, log_.read(release_stream(release_id), state.version + 1));
+  if (events.empty()) return state;
+  for (const events::RecordedEvent& event : events) evolve(state, event);
+  std::lock_guard lock(mutex_);
+  ReleaseState& cached = cache_[release_id];
+  if (cached.version < state.version) cached = state;
+  return state;
+}
+
+Result<ReleaseState> ReleaseService::load(const std::string& release_id) {
+  CASCADE_TRY(state, catch_up(release_id));
+  if (!state.exists()) return make_error(ErrorCode::kNotFound, "no release '" + release_id + "'");
+  return std::move(state);
+}
+
+Result<ReleaseState> ReleaseService::execute(const std::string& release_id, const Command& command,
+                                             const Invocation& invocation) {
+  const CommandContext context = context_for(invocation, clock_.now());
+  const std::string stream = release_stream(release_id);
+  for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
+    CASCADE_TRY(state, load(release_id));
+    CASCADE_TRY(events, decide(state, command, context));
+    if (events.empty()) return std::move(state);
+    auto appended = log_.append(stream, state.version, envelope(stream, std::move(events), context, release_id));
+    if (appended) return load(release_id);
+    if (appended.error().code != ErrorCode::kAborted) return appended.error();
+  }
+  return make_error(ErrorCode::kAborted, "release " + release_id + " kept changing; gave up after " +
+                                             std::to_string(kMaxConflictRetries) + " attempts");
+}
+
+}  // namespace cascade::engine

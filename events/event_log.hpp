@@ -1,0 +1,58 @@
+// EventLog — the port every writer and reactor goes through. The embedded
+// implementation is adapters/rocksdb; the scale-out one will sit on Kafka.
+#pragma once
+
+#include "events/event.hpp"
+#include "events/result.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace cascade::events {
+
+struct AppendResult {
+  std::int64_t last_version = 0;     // the stream's version after the append
+  std::uint64_t last_position = 0;   // global position of the last appended event
+  bool duplicate = false;            // every event id was already stored: nothing written
+};
+
+// Thread-safe: any number of threads may call any method at once.
+class EventLog {
+ public:
+  virtual ~EventLog() = default;
+
+  // Appends `events` to `stream` as one atomic unit, when the stream's version
+  // is `expected_version` (0: the stream must not exist yet). Assigns versions
+  // expected_version+1…, global positions, prev_hash and hash.
+  // Returns only once the events are durable (WAL synced); concurrent callers
+  // share syncs. Errors: kAborted when the stream has moved (reload and retry);
+  // kInvalidArgument when `events` is empty or only some of its event ids are
+  // stored already. When all of its ids are stored already nothing is written
+  // and the result says duplicate, with the stream's current version.
+  virtual Result<AppendResult> append(const std::string& stream, std::int64_t expected_version,
+                                      std::vector<NewEvent> events) = 0;
+
+  // Events of `stream` with version >= from_version, in version order, at most
+  // `limit`. An unknown stream reads as empty. kDataLoss for an unreadable event.
+  virtual Result<std::vector<RecordedEvent>> read(
+      const std::string& stream, std::int64_t from_version = 1,
+      std::size_t limit = std::numeric_limits<std::size_t>::max()) = 0;
+
+  // Durable events with position >= from_position, in position order, at most `limit`.
+  virtual Result<std::vector<RecordedEvent>> read_all(std::uint64_t from_position, std::size_t limit) = 0;
+
+  // The stream's current version; 0 for a stream that does not exist.
+  virtual Result<std::int64_t> stream_version(const std::string& stream) = 0;
+
+  // Position of the last durable event; 0 for an empty log.
+  virtual std::uint64_t head() const = 0;
+
+  // Blocks (without polling) until head() > after or `timeout` has passed;
+  // returns head().
+  virtual std::uint64_t wait_for_events(std::uint64_t after, std::chrono::milliseconds timeout) = 0;
+};
+
+}  // namespace cascade::events

@@ -1,0 +1,161 @@
+// The real `cascade` program, run as a user would, against a temp data dir.
+#include "tests/support/temp_dir.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <sys/wait.h>
+
+namespace cascade {
+namespace {
+
+struct CommandRun {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+
+CommandRun run(const std::string& arguments) {
+  const std::string command = std::string(CASCADE_BINARY) + " " + arguments + " 2>&1";
+  CommandRun result;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buffer[4096];
+  std::size_t n;
+  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) result.output.append(buffer, n);
+  const int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+const nlohmann::json* find_event(const nlohmann::json& events, const std::string& type, const std::string& stage) {
+  for (const auto& e : events) {
+    if (e["type"] == type && e["data"].value("stage", "") == stage) return &e;
+  }
+  return nullptr;
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  std::string data() const { return "--data " + dir_.path(); }
+  testing::TempDir dir_;
+};
+
+TEST_F(CliTest, DemoRunsTheSampleReleaseEndToEnd) {
+  const CommandRun demo = run("demo " + data());
+  ASSERT_EQ(demo.exit_code, 0) << demo.output;
+  const auto pending = demo.output.find("approval pending: prod (approvers: release-manager)");
+  const auto approved = demo.output.find("prod approved by release-manager");
+  const auto prod_deployed = demo.output.find("prod deployed");
+  ASSERT_NE(pending, std::string::npos) << demo.output;
+  EXPECT_LT(pending, approved);
+  EXPECT_LT(approved, prod_deployed);
+  EXPECT_NE(demo.output.find("status: Succeeded"), std::string::npos) << demo.output;
+
+  const CommandRun listed = run("events SampleApp-1 --json " + data());
+  ASSERT_EQ(listed.exit_code, 0) << listed.output;
+  const nlohmann::json events = nlohmann::json::parse(listed.output);
+  const std::string version = events[0]["data"]["artifact"]["version"];
+  for (const char* site : {"SampleApp-Dev", "SampleApp-Test", "SampleApp-QA", "SampleApp-Prod"}) {
+    EXPECT_NE(read_file(dir_ / ("sites/" + std::string(site) + "/index.html")).find("build " + version),
+              std::string::npos)
+        << site;
+  }
+
+  auto at = [&](const char* type, const char* stage) {
+    const nlohmann::json* e = find_event(events, type, stage);
+    EXPECT_NE(e, nullptr) << type << " " << stage;
+    return e == nullptr ? std::pair<std::int64_t, std::uint64_t>{0, 0}
+                        : std::pair<std::int64_t, std::uint64_t>{(*e)["recorded_at"], (*e)["position"]};
+  };
+  const auto dev_done = at("DeploymentSucceeded", "dev");
+  const auto test_start = at("DeploymentStarted", "test"), test_end = at("DeploymentSucceeded", "test");
+  const auto qa_start = at("DeploymentStarted", "qa"), qa_end = at("DeploymentSucceeded", "qa");
+  // dev finished before test and qa started.
+  EXPECT_LT(dev_done.second, test_start.second);
+  EXPECT_LT(dev_done.second, qa_start.second);
+  EXPECT_LE(dev_done.first, std::min(test_start.first, qa_start.first));
+  // test and qa overlapped in time.
+  EXPECT_LT(test_start.first, qa_end.first);
+  EXPECT_LT(qa_start.first, test_end.first);
+  // prod started only after the approval.
+  EXPECT_GT(at("DeploymentStarted", "prod").second, at("ApprovalGranted", "prod").second);
+  EXPECT_EQ(find_event(events, "ApprovalGranted", "prod")->at("actor"), "release-manager");
+}
+
+TEST_F(CliTest, StepByStepCommandsResumeFromTheLog) {
+  const std::string pipeline = std::string(CASCADE_SOURCE_DIR) + "/tools/examples/sampleapp.json";
+  const CommandRun applied = run("pipeline apply " + pipeline + " " + data());
+  ASSERT_EQ(applied.exit_code, 0) << applied.output;
+  EXPECT_NE(applied.output.find("pipeline SampleApp is at version 1"), std::string::npos);
+  EXPECT_NE(run("pipeline apply " + pipeline + " " + data()).output.find("version 1"), std::string::npos)
+      << "unchanged content, same version";
+
+  const std::string artifact = dir_ / "artifact";
+  std::filesystem::create_directories(artifact);
+  std::ofstream(artifact + "/index.html") << "<h1>SampleApp</h1> build 2.0.0\n";
+  const CommandRun created = run("release create SampleApp --version 2.0.0 --artifact " + artifact + " --var SITES_ROOT=" +
+                          (dir_ / "sites") + " --as alice " + data());
+  ASSERT_EQ(created.exit_code, 0) << created.output;
+  EXPECT_NE(created.output.find("approval pending: prod"), std::string::npos) << created.output;
+  EXPECT_NE(created.output.find("WaitingForApproval"), std::string::npos) << created.output;
+
+  const CommandRun intruder = run("approve SampleApp-1 prod --as mallory " + data());
+  EXPECT_EQ(intruder.exit_code, 5) << intruder.output;
+  EXPECT_NE(intruder.output.find("'mallory' is not an approver of stage 'prod'"), std::string::npos);
+
+  const CommandRun early = run("approve SampleApp-1 dev --as release-manager " + data());
+  EXPECT_EQ(early.exit_code, 4) << early.output;
+  EXPECT_NE(early.output.find("cannot approve stage 'dev' of release SampleApp-1: stage is Succeeded, expected "
+                              "AwaitingPreApproval"),
+            std::string::npos)
+      << early.output;
+
+  const CommandRun approved = run("approve SampleApp-1 prod --as release-manager --comment ship " + data());
+  ASSERT_EQ(approved.exit_code, 0) << approved.output;
+  EXPECT_NE(approved.output.find("prod deployed"), std::string::npos) << approved.output;
+
+  const CommandRun shown = run("release show SampleApp-1 --json " + data());
+  ASSERT_EQ(shown.exit_code, 0) << shown.output;
+  const auto summary = nlohmann::json::parse(shown.output);
+  EXPECT_EQ(summary["status"], "Succeeded");
+  EXPECT_EQ(summary["requested_by"], "alice");
+  EXPECT_EQ(summary["stages"][3]["approvals"][0]["comment"], "ship");
+
+  const CommandRun logs = run("release logs SampleApp-1 prod " + data());
+  EXPECT_EQ(logs.exit_code, 0);
+  EXPECT_NE(logs.output.find("deployed 2.0.0 to SampleApp-Prod"), std::string::npos) << logs.output;
+
+  const CommandRun list = run("release list " + data());
+  EXPECT_NE(list.output.find("SampleApp-1"), std::string::npos) << list.output;
+  EXPECT_NE(list.output.find("Succeeded"), std::string::npos);
+}
+
+TEST_F(CliTest, InvalidPipelineFileListsEveryProblemWithItsPath) {
+  const std::string file = dir_ / "bad.json";
+  std::ofstream(file) << R"({"name": "Bad", "stages": [
+    {"name": "dev", "trigger": {"after_stages": ["prod"]}, "stepz": []},
+    {"name": "prod", "trigger": {"after_stages": ["dev"]}, "steps": [{"name": "x", "run": "true"}]}]})";
+  const CommandRun applied = run("pipeline apply " + file + " " + data());
+  EXPECT_EQ(applied.exit_code, 2);
+  EXPECT_NE(applied.output.find("stages[0].stepz: unknown field 'stepz' (did you mean 'steps'?)"), std::string::npos)
+      << applied.output;
+  EXPECT_NE(applied.output.find("cycle: "), std::string::npos) << applied.output;
+  EXPECT_NE(applied.output.find("no stage is triggered by release creation"), std::string::npos);
+}
+
+TEST_F(CliTest, DemoApprovedBySomeoneNotListedStopsAtTheApproval) {
+  const CommandRun demo = run("demo --approve-as mallory " + data());
+  EXPECT_EQ(demo.exit_code, 5) << demo.output;
+  EXPECT_NE(demo.output.find("'mallory' is not an approver of stage 'prod'"), std::string::npos);
+  EXPECT_EQ(demo.output.find("prod deployed"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cascade

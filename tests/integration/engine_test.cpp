@@ -1,0 +1,316 @@
+// The engine on a real RocksDB store, with a manual clock and a scripted
+// step runner: fork/join, failures, manual stages, restarts, projection.
+#include "adapters/rocksdb/store.hpp"
+#include "engine/executor.hpp"
+#include "engine/orchestrator.hpp"
+#include "engine/release_service.hpp"
+#include "events/codec.hpp"
+#include "projections/release_summary.hpp"
+
+#include "tests/support/release_fixture.hpp"
+#include "tests/support/scripted_runner.hpp"
+#include "tests/support/temp_dir.hpp"
+
+#include <gtest/gtest.h>
+
+namespace cascade::engine {
+namespace {
+
+using events::RecordedEvent;
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = adapters::RocksStore::open(dir_ / "log");
+    ASSERT_TRUE(store) << store.error().message;
+    store_ = std::move(store).value();
+    service_ = std::make_unique<ReleaseService>(store_->log(), clock_);
+    start_engine();
+  }
+
+  void TearDown() override { stop_engine(); }
+
+  void start_engine() {
+    auto summaries = projections::ReleaseSummaryProjection::open(dir_ / "projections", store_->log());
+    ASSERT_TRUE(summaries) << summaries.error().message;
+    summaries_ = std::move(summaries).value();
+    engine_ = std::make_unique<Engine>(store_->log());
+    orchestrator_ = std::make_unique<Orchestrator>(*service_, store_->checkpoints());
+    ExecutorOptions options;
+    options.work_root = dir_ / "work";
+    options.base_env = {{"PATH", "/usr/bin:/bin"}};
+    executor_ = std::make_unique<Executor>(*service_, runner_, store_->step_logs(), store_->checkpoints(), options,
+                                           [this] { engine_->notify_progress(); });
+    engine_->add(*orchestrator_);
+    engine_->add(*executor_);
+    engine_->add(*summaries_);
+    engine_->start();
+  }
+
+  void stop_engine() {
+    if (engine_) engine_->stop();
+    executor_.reset();
+    orchestrator_.reset();
+    engine_.reset();
+    summaries_.reset();
+  }
+
+  void settle() { ASSERT_TRUE(engine_->wait_until_quiescent(std::chrono::seconds(30))) << engine_->last_error(); }
+
+  std::string create_release(const std::string& pipeline_json = testing::kForkJoinPipeline) {
+    auto definition = parse_pipeline_text(pipeline_json);
+    EXPECT_TRUE(definition) << definition.error().message;
+    EXPECT_TRUE(service_->apply_pipeline(definition.value(), "alice"));
+    NewRelease request;
+    request.pipeline = definition.value().name;
+    request.artifact = {"1.0.0", "/artifacts/1.0.0"};
+    request.variables = {{"REGION", "eu"}};
+    auto id = service_->create_release(request, Invocation{"alice", "", ""});
+    EXPECT_TRUE(id) << id.error().message;
+    return id.value();
+  }
+
+  std::vector<RecordedEvent> events_of(const std::string& release_id) {
+    auto events = store_->log().read(release_stream(release_id));
+    EXPECT_TRUE(events);
+    return events.value();
+  }
+
+  // Position of the first event of `type` for `stage` (0 when none).
+  std::uint64_t position_of(const std::vector<RecordedEvent>& events, std::string_view type,
+                            const std::string& stage) {
+    for (const RecordedEvent& e : events) {
+      if (events::type_name(e.data) != type) continue;
+      const bool match = std::visit(
+          [&](const auto& payload) {
+            if constexpr (requires_stage<std::decay_t<decltype(payload)>>) {
+              return payload.stage == stage;
+            } else {
+              return false;
+            }
+          },
+          e.data);
+      if (match) return e.position;
+    }
+    return 0;
+  }
+
+  template <class T>
+  static constexpr bool requires_stage =
+      !std::is_same_v<T, events::PipelineDefined> && !std::is_same_v<T, events::ReleaseCreated>;
+
+  StageState stage_state(const std::string& release_id, const std::string& stage) {
+    auto release = service_->load(release_id);
+    EXPECT_TRUE(release);
+    return release.value().find_stage(stage)->state();
+  }
+
+  testing::TempDir dir_;
+  ManualClock clock_;
+  testing::ScriptedStepRunner runner_;
+  std::unique_ptr<adapters::RocksStore> store_;
+  std::unique_ptr<ReleaseService> service_;
+  std::unique_ptr<projections::ReleaseSummaryProjection> summaries_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<Orchestrator> orchestrator_;
+  std::unique_ptr<Executor> executor_;
+};
+
+TEST_F(EngineTest, ProdIsTriggeredOnlyAfterTestAndQaSucceededAndDeploysOnlyAfterApproval) {
+  const std::string id = create_release();
+  settle();
+  EXPECT_EQ(stage_state(id, "prod"), StageState::kAwaitingPreApproval);
+  auto events = events_of(id);
+  const auto dev_done = position_of(events, "DeploymentSucceeded", "dev");
+  const auto test_done = position_of(events, "DeploymentSucceeded", "test");
+  const auto qa_done = position_of(events, "DeploymentSucceeded", "qa");
+  const auto prod_triggered = position_of(events, "StageTriggered", "prod");
+  ASSERT_GT(dev_done, 0u);
+  EXPECT_GT(position_of(events, "StageTriggered", "test"), dev_done);
+  EXPECT_GT(position_of(events, "StageTriggered", "qa"), dev_done);
+  EXPECT_GT(prod_triggered, test_done);
+  EXPECT_GT(prod_triggered, qa_done);
+  EXPECT_EQ(position_of(events, "DeploymentStarted", "prod"), 0u) << "no deployment before the approval";
+  for (const RecordedEvent& e : events) EXPECT_EQ(e.recorded_at, clock_.now()) << "time comes from the clock";
+
+  clock_.advance(std::chrono::minutes(5));
+  ASSERT_TRUE(service_->execute(id, ApproveStage{"prod", "go"}, Invocation{"release-manager", "", ""}));
+  settle();
+  events = events_of(id);
+  EXPECT_GT(position_of(events, "DeploymentStarted", "prod"), position_of(events, "ApprovalGranted", "prod"));
+  auto release = service_->load(id);
+  EXPECT_EQ(release_status(release.value()), ReleaseStatus::kSucceeded);
+  std::size_t triggers = 0;
+  for (const RecordedEvent& e : events) triggers += std::holds_alternative<events::StageTriggered>(e.data);
+  EXPECT_EQ(triggers, 4u) << "each stage triggered exactly once";
+}
+
+TEST_F(EngineTest, TestAndQaRunAtTheSameTime) {
+  // test's first step cannot finish until qa's has started, and vice versa.
+  runner_.hold_until_started("test", "true", "qa");
+  runner_.hold_until_started("qa", "true", "test");
+  const std::string id = create_release();
+  settle();
+  EXPECT_EQ(stage_state(id, "test"), StageState::kSucceeded);
+  EXPECT_EQ(stage_state(id, "qa"), StageState::kSucceeded);
+}
+
+TEST_F(EngineTest, FailedQaLeavesProdUntriggeredAndFailsTheRelease) {
+  runner_.fail("qa", "false-smoke", 1);
+  const char* pipeline = R"({"name": "Shop", "stages": [
+    {"name": "dev", "trigger": {"after_release": true}, "steps": [{"name": "deploy", "run": "deploy"}]},
+    {"name": "test", "trigger": {"after_stages": ["dev"]}, "steps": [{"name": "deploy", "run": "deploy"}]},
+    {"name": "qa", "trigger": {"after_stages": ["dev"]},
+     "steps": [{"name": "deploy", "run": "deploy"}, {"name": "smoke", "run": "false-smoke"}]},
+    {"name": "prod", "trigger": {"after_stages": ["test", "qa"]}, "steps": [{"name": "deploy", "run": "deploy"}]}]})";
+  const std::string id = create_release(pipeline);
+  settle();
+  EXPECT_EQ(stage_state(id, "test"), StageState::kSucceeded);
+  EXPECT_EQ(stage_state(id, "qa"), StageState::kFailed);
+  EXPECT_EQ(stage_state(id, "prod"), StageState::kNotStarted);
+  auto release = service_->load(id);
+  EXPECT_EQ(release_status(release.value()), ReleaseStatus::kFailed);
+  EXPECT_EQ(release.value().find_stage("qa")->failure_reason, "step 'smoke' failed: exit code 1");
+}
+
+TEST_F(EngineTest, ManualStageWaitsForADeployCommand) {
+  const char* pipeline = R"({"name": "Ops", "stages": [
+    {"name": "build-check", "trigger": {"after_release": true}, "steps": [{"name": "check", "run": "check"}]},
+    {"name": "hotfix", "trigger": {"manual": true}, "steps": [{"name": "deploy", "run": "deploy"}]}]})";
+  const std::string id = create_release(pipeline);
+  settle();
+  EXPECT_EQ(stage_state(id, "build-check"), StageState::kSucceeded);
+  EXPECT_EQ(stage_state(id, "hotfix"), StageState::kNotStarted);
+  ASSERT_TRUE(service_->execute(id, DeployStage{"hotfix"}, Invocation{"bob", "", ""}));
+  settle();
+  EXPECT_EQ(stage_state(id, "hotfix"), StageState::kSucceeded);
+  auto release = service_->load(id);
+  EXPECT_EQ(release.value().find_stage("hotfix")->trigger_reason, "manual deploy by bob");
+}
+
+TEST_F(EngineTest, StepsSeeVariablesAndTheCascadeEnvironment) {
+  const char* pipeline = R"({"name": "Env", "variables": {"A": "pipeline", "B": "pipeline"},
+    "stages": [{"name": "dev", "trigger": {"after_release": true}, "variables": {"B": "stage"},
+                "steps": [{"name": "show", "run": "env", "env": {"C": "step"}}]}]})";
+  const std::string id = create_release(pipeline);
+  settle();
+  auto environments = runner_.environments();
+  ASSERT_EQ(environments.size(), 1u);
+  const auto& env = environments[0];
+  EXPECT_EQ(env.at("A"), "pipeline");
+  EXPECT_EQ(env.at("B"), "stage");
+  EXPECT_EQ(env.at("C"), "step");
+  EXPECT_EQ(env.at("REGION"), "eu");
+  EXPECT_EQ(env.at("PATH"), "/usr/bin:/bin");
+  EXPECT_EQ(env.at("CASCADE_RELEASE_ID"), id);
+  EXPECT_EQ(env.at("CASCADE_RELEASE_NAME"), id);
+  EXPECT_EQ(env.at("CASCADE_STAGE"), "dev");
+  EXPECT_EQ(env.at("CASCADE_ARTIFACT_VERSION"), "1.0.0");
+  EXPECT_EQ(env.at("CASCADE_ARTIFACT_PATH"), "/artifacts/1.0.0");
+}
+
+TEST_F(EngineTest, StepLogDigestInTheEventMatchesTheStoredLines) {
+  const std::string id = create_release();
+  settle();
+  for (const RecordedEvent& e : events_of(id)) {
+    const auto* step = std::get_if<events::StepSucceeded>(&e.data);
+    if (step == nullptr) continue;
+    auto lines = store_->step_logs().read({id, step->stage, step->attempt, step->step_index});
+    ASSERT_TRUE(lines);
+    ASSERT_EQ(lines.value().size(), 1u);
+    events::Sha256 digest;
+    for (const LogLine& line : lines.value()) digest.update(digest_bytes(line));
+    EXPECT_EQ(digest.finish(), step->log_digest);
+  }
+}
+
+TEST_F(EngineTest, RestartedEngineResumesWithoutRepeatingReactions) {
+  const std::string id = create_release();
+  settle();
+  const auto before = events_of(id).size();
+  stop_engine();
+  start_engine();
+  settle();
+  EXPECT_EQ(events_of(id).size(), before) << "nothing is triggered or run twice";
+  auto checkpoint = store_->checkpoints().load("orchestrator");
+  ASSERT_TRUE(checkpoint);
+  EXPECT_EQ(checkpoint.value(), store_->log().head());
+  EXPECT_EQ(runner_.started().size(), 6u) << "dev, test, qa: two steps each";
+}
+
+TEST_F(EngineTest, DeploymentInterruptedByARestartIsFailedNotRerun) {
+  stop_engine();
+  const std::string id = create_release();
+  // As if the engine had started dev and died before its steps finished.
+  ASSERT_TRUE(service_->execute(id, TriggerStage{"dev", "release created"}, Invocation{"cascade/orchestrator", "orchestrator/" + id + "/dev/1", ""}));
+  ASSERT_TRUE(service_->execute(id, StartDeployment{"dev"}, Invocation{"cascade/executor", "", ""}));
+  ASSERT_TRUE(service_->execute(id, RecordStepStarted{"dev", 1, 0}, Invocation{"cascade/executor", "", ""}));
+  start_engine();
+  settle();
+  auto release = service_->load(id);
+  const StageRecord& dev = *release.value().find_stage("dev");
+  EXPECT_EQ(dev.state(), StageState::kFailed);
+  EXPECT_EQ(dev.failure_reason, "interrupted: the engine stopped during the deployment");
+  EXPECT_EQ(dev.steps[0].status, StepStatus::kFailed);
+  EXPECT_TRUE(runner_.started().empty()) << "no step of the interrupted deployment ran again";
+  EXPECT_EQ(stage_state(id, "test"), StageState::kNotStarted);
+}
+
+TEST_F(EngineTest, SummaryProjectionRebuiltFromScratchIsByteIdentical) {
+  const std::string first = create_release();
+  settle();
+  runner_.fail("qa", "true", 2);
+  const std::string second = create_release();
+  settle();
+  ASSERT_TRUE(service_->execute(first, ApproveStage{"prod", "ok"}, Invocation{"release-manager", "", ""}));
+  settle();
+  auto incremental_first = summaries_->summary(first);
+  auto incremental_second = summaries_->summary(second);
+  ASSERT_TRUE(incremental_first && incremental_second);
+  auto summary = nlohmann::json::parse(incremental_first.value());
+  EXPECT_EQ(summary["status"], "Succeeded");
+  EXPECT_EQ(summary["stages"][3]["approvals"][0]["approver"], "release-manager");
+  EXPECT_EQ(nlohmann::json::parse(incremental_second.value())["status"], "Failed");
+  auto listed = summaries_->list(10);
+  ASSERT_TRUE(listed);
+  ASSERT_EQ(listed.value().size(), 2u);
+  EXPECT_EQ(nlohmann::json::parse(listed.value()[0])["id"], second) << "newest first";
+
+  stop_engine();
+  {
+    auto summaries = projections::ReleaseSummaryProjection::open(dir_ / "projections", store_->log());
+    ASSERT_TRUE(summaries) << summaries.error().message;
+    ASSERT_TRUE(summaries.value()->clear());
+    EXPECT_FALSE(summaries.value()->summary(first));
+  }
+  start_engine();
+  settle();
+  EXPECT_EQ(summaries_->summary(first).value(), incremental_first.value());
+  EXPECT_EQ(summaries_->summary(second).value(), incremental_second.value());
+  EXPECT_EQ(summaries_->checkpoint().value(), store_->log().head());
+}
+
+TEST_F(EngineTest, ReleaseNumbersAreDenseAndSurviveARestartOfTheService) {
+  EXPECT_EQ(create_release(), "SampleApp-1");
+  EXPECT_EQ(create_release(), "SampleApp-2");
+  stop_engine();
+  service_ = std::make_unique<ReleaseService>(store_->log(), clock_);  // forgets the numbers it handed out
+  start_engine();
+  EXPECT_EQ(create_release(), "SampleApp-3");
+  settle();
+}
+
+TEST_F(EngineTest, ApplyingAnUnchangedPipelineAppendsNothing) {
+  auto definition = parse_pipeline_text(testing::kForkJoinPipeline);
+  ASSERT_TRUE(definition);
+  EXPECT_EQ(service_->apply_pipeline(definition.value(), "alice").value(), 1);
+  const auto head = store_->log().head();
+  EXPECT_EQ(service_->apply_pipeline(definition.value(), "alice").value(), 1);
+  EXPECT_EQ(store_->log().head(), head);
+  definition.value().description = "changed";
+  EXPECT_EQ(service_->apply_pipeline(definition.value(), "alice").value(), 2);
+  settle();
+}
+
+}  // namespace
+}  // namespace cascade::engine

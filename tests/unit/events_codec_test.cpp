@@ -1,0 +1,156 @@
+#include "events/codec.hpp"
+
+#include "tests/support/sample_events.hpp"
+
+#include <gtest/gtest.h>
+
+#include <regex>
+#include <set>
+
+namespace cascade::events {
+namespace {
+
+RecordedEvent recorded(const Event& data, std::int64_t version, std::string prev_hash) {
+  RecordedEvent e;
+  e.event_id = random_uuid();
+  e.stream = "release-SampleApp-7";
+  e.version = version;
+  e.position = 100 + static_cast<std::uint64_t>(version);
+  e.recorded_at = 1'800'000'000'123;
+  e.actor = "alice";
+  e.command_id = "cmd-1";
+  e.causation_id = "cause-1";
+  e.correlation_id = "SampleApp-7";
+  e.data = data;
+  e.prev_hash = std::move(prev_hash);
+  return e;
+}
+
+std::vector<RecordedEvent> sealed_chain() {
+  std::vector<RecordedEvent> chain;
+  std::string prev;
+  std::int64_t version = 1;
+  for (const Event& data : testing::one_of_each_event()) {
+    RecordedEvent e = recorded(data, version++, prev);
+    seal(e);
+    prev = e.hash;
+    chain.push_back(e);
+  }
+  return chain;
+}
+
+TEST(EventsCodecTest, EveryEventTypeRoundTripsThroughItsStoredBytes) {
+  const auto samples = testing::one_of_each_event();
+  ASSERT_EQ(samples.size(), std::variant_size_v<Event>) << "add the new event type to sample_events.hpp";
+  std::set<std::string_view> types;
+  for (const Event& data : samples) {
+    RecordedEvent original = recorded(data, 1, "");
+    const std::string stored = seal(original);
+    auto decoded = decode(stored, original.position);
+    ASSERT_TRUE(decoded) << decoded.error().message;
+    EXPECT_EQ(decoded.value().data.index(), data.index());
+    EXPECT_EQ(payload_to_json(decoded.value().data), payload_to_json(data)) << type_name(data);
+    EXPECT_EQ(decoded.value().hash, original.hash);
+    EXPECT_EQ(decoded.value().position, original.position);
+    EXPECT_EQ(canonical_bytes(decoded.value()), canonical_bytes(original));
+    EXPECT_EQ(schema_version(data), 1);
+    types.insert(type_name(data));
+  }
+  EXPECT_EQ(types.size(), samples.size()) << "each type has its own name";
+}
+
+TEST(EventsCodecTest, CanonicalBytesAreSortedCompactAndLeaveOutPositionAndHash) {
+  RecordedEvent e = recorded(testing::one_of_each_event()[2], 4, "abc");
+  const std::string bytes = canonical_bytes(e);
+  EXPECT_EQ(bytes.find(' '), bytes.find("after dev succeeded") + 5) << "no whitespace outside strings";
+  EXPECT_EQ(bytes.find("\"position\""), std::string::npos);
+  EXPECT_EQ(bytes.find("\"hash\""), std::string::npos);
+  EXPECT_LT(bytes.find("\"actor\""), bytes.find("\"causation_id\""));
+  EXPECT_LT(bytes.find("\"version\":4"), std::string::npos);
+  RecordedEvent moved = e;
+  moved.position = 999;
+  EXPECT_EQ(compute_hash(moved), compute_hash(e)) << "where an event sits is not what it says";
+  moved.prev_hash = "abd";
+  EXPECT_NE(compute_hash(moved), compute_hash(e)) << "the hash covers prev_hash";
+}
+
+TEST(EventsCodecTest, HashIsSha256OfTheCanonicalBytes) {
+  EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  RecordedEvent e = recorded(testing::one_of_each_event()[0], 1, "");
+  seal(e);
+  EXPECT_EQ(e.hash, sha256_hex(canonical_bytes(e)));
+  Sha256 pieces;
+  pieces.update("a");
+  pieces.update("bc");
+  EXPECT_EQ(pieces.finish(), sha256_hex("abc"));
+}
+
+TEST(EventsCodecTest, IntactChainVerifies) {
+  const auto chain = sealed_chain();
+  EXPECT_TRUE(verify_chain(chain));
+  // A slice verifies from the hash before it.
+  std::vector<RecordedEvent> tail(chain.begin() + 5, chain.end());
+  EXPECT_TRUE(verify_chain(tail, chain[4].hash));
+  EXPECT_FALSE(verify_chain(tail));
+}
+
+TEST(EventsCodecTest, OneChangedByteInAStoredEventIsDetectedAtItsVersion) {
+  auto chain = sealed_chain();
+  RecordedEvent& victim = chain[4];  // ApprovalGranted, version 5
+  std::string stored = seal(victim);
+  const auto at = stored.find("bob");
+  ASSERT_NE(at, std::string::npos);
+  stored[at] = 'B';  // still valid JSON: only the hash can tell
+  auto tampered = decode(stored, victim.position);
+  ASSERT_TRUE(tampered);
+  victim = tampered.value();
+  auto verified = verify_chain(chain);
+  ASSERT_FALSE(verified);
+  EXPECT_EQ(verified.error().code, ErrorCode::kDataLoss);
+  EXPECT_NE(verified.error().message.find("version 5"), std::string::npos) << verified.error().message;
+  EXPECT_NE(verified.error().message.find("content altered"), std::string::npos);
+}
+
+TEST(EventsCodecTest, RemovedEventBreaksTheLinkOfTheNextOne) {
+  auto chain = sealed_chain();
+  chain.erase(chain.begin() + 3);
+  auto verified = verify_chain(chain);
+  ASSERT_FALSE(verified);
+  EXPECT_EQ(verified.error().code, ErrorCode::kDataLoss);
+  EXPECT_NE(verified.error().message.find("version 5: broken link"), std::string::npos) << verified.error().message;
+}
+
+TEST(EventsCodecTest, UnreadableBytesAreDataLossNamingThePosition) {
+  auto broken = decode("{\"event_id\":", 42);
+  ASSERT_FALSE(broken);
+  EXPECT_EQ(broken.error().code, ErrorCode::kDataLoss);
+  EXPECT_NE(broken.error().message.find("position 42"), std::string::npos);
+  RecordedEvent e = recorded(testing::one_of_each_event()[1], 1, "");
+  std::string stored = seal(e);
+  stored.replace(stored.find("ReleaseCreated"), 14, "ReleaseDeleted");
+  auto unknown = decode(stored, 7);
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code, ErrorCode::kDataLoss);
+  EXPECT_NE(unknown.error().message.find("unknown event type 'ReleaseDeleted'"), std::string::npos);
+}
+
+TEST(EventsCodecTest, UnknownSchemaVersionIsRefused) {
+  auto payload = payload_from_json("StageTriggered", 2, {{"stage", "dev"}, {"reason", "r"}, {"attempt", 1}});
+  ASSERT_FALSE(payload);
+  EXPECT_EQ(payload.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(payload.error().message.find("schema version 2"), std::string::npos);
+}
+
+TEST(EventsCodecTest, UuidsAreWellFormedAndSeededOnesAreStable) {
+  const std::regex v4("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
+  const std::regex v8("^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
+  const std::string a = random_uuid(), b = random_uuid();
+  EXPECT_TRUE(std::regex_match(a, v4)) << a;
+  EXPECT_NE(a, b);
+  EXPECT_TRUE(std::regex_match(uuid_from_seed("x"), v8));
+  EXPECT_EQ(uuid_from_seed("release-1\ncmd\n0"), uuid_from_seed("release-1\ncmd\n0"));
+  EXPECT_NE(uuid_from_seed("release-1\ncmd\n0"), uuid_from_seed("release-1\ncmd\n1"));
+}
+
+}  // namespace
+}  // namespace cascade::events

@@ -1,0 +1,313 @@
+#include "adapters/process/process_step_runner.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace cascade::adapters {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr engine::Timestamp kNow = 1'234'567'890;
+
+class ProcessStepRunnerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (fs::path(::testing::TempDir()) / "cascade-process-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    root_ = fs::canonical(pattern);  // pwd reports the physical path
+    clock_.set(kNow);
+  }
+  void TearDown() override {
+    std::error_code ignored;
+    fs::remove_all(root_, ignored);
+  }
+
+  // A request that collects its lines into lines_. PATH is explicit: the step
+  // inherits nothing.
+  engine::StepRequest request(std::string command) {
+    engine::StepRequest request;
+    request.command = std::move(command);
+    request.env = {{"PATH", "/usr/bin:/bin"}};
+    request.work_dir = (root_ / "work").string();
+    request.on_line = [this](const engine::LogLine& line) { lines_.push_back(line); };
+    return request;
+  }
+
+  std::vector<std::string> texts(const std::string& stream) const {
+    std::vector<std::string> result;
+    for (const auto& line : lines_) {
+      if (line.stream == stream) result.push_back(line.text);
+    }
+    return result;
+  }
+
+  static pid_t read_pid(const fs::path& file) {
+    std::ifstream in(file);
+    pid_t pid = 0;
+    in >> pid;
+    return pid;
+  }
+
+  // A killed process may linger as a zombie when the container's init does
+  // not reap orphans, so a zombie counts as dead. Bounded wait: SIGKILL is
+  // delivered asynchronously.
+  static bool dies_soon(pid_t pid) {
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (std::chrono::steady_clock::now() < give_up) {
+      if (::kill(pid, 0) == -1 && errno == ESRCH) return true;
+      std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+      std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+      const auto paren = content.rfind(") ");
+      if (paren != std::string::npos && paren + 2 < content.size() &&
+          (content[paren + 2] == 'Z' || content[paren + 2] == 'X')) {
+        return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+
+  fs::path root_;
+  engine::ManualClock clock_;
+  ProcessStepRunner runner_{clock_};
+  std::vector<engine::LogLine> lines_;
+};
+
+TEST_F(ProcessStepRunnerTest, ZeroExitSucceeds) {
+  const auto outcome = runner_.run(request("true"));
+  EXPECT_EQ(outcome.error, "");
+  EXPECT_EQ(outcome.exit_code, 0);
+  EXPECT_FALSE(outcome.timed_out);
+  EXPECT_TRUE(outcome.succeeded());
+}
+
+TEST_F(ProcessStepRunnerTest, NonZeroExitCodeIsReported) {
+  const auto outcome = runner_.run(request("exit 3"));
+  EXPECT_EQ(outcome.error, "");
+  EXPECT_EQ(outcome.exit_code, 3);
+  EXPECT_FALSE(outcome.succeeded());
+}
+
+TEST_F(ProcessStepRunnerTest, DeathBySignalIs128PlusTheSignal) {
+  const auto outcome = runner_.run(request("kill -TERM $$"));
+  EXPECT_EQ(outcome.error, "");
+  EXPECT_EQ(outcome.exit_code, 128 + SIGTERM);
+  EXPECT_FALSE(outcome.timed_out);
+}
+
+TEST_F(ProcessStepRunnerTest, EnvironmentIsExactlyTheRequestedOne) {
+  ASSERT_EQ(::setenv("CASCADE_LEAK_CHECK", "1", 1), 0);
+  auto req = request("env");
+  req.env["FOO"] = "bar";
+  const auto outcome = runner_.run(req);
+  ::unsetenv("CASCADE_LEAK_CHECK");
+
+  ASSERT_TRUE(outcome.succeeded()) << outcome.error;
+  const auto out = texts("stdout");
+  EXPECT_NE(std::find(out.begin(), out.end(), "FOO=bar"), out.end());
+  EXPECT_NE(std::find(out.begin(), out.end(), "PATH=/usr/bin:/bin"), out.end());
+  for (const auto& line : out) EXPECT_EQ(line.rfind("CASCADE_LEAK_CHECK=", 0), std::string::npos) << line;
+}
+
+TEST_F(ProcessStepRunnerTest, CapturesBothStreamsAsLinesStampedByTheClock) {
+  const auto outcome = runner_.run(request("echo out1; echo err1 >&2; echo out2; printf partial"));
+
+  ASSERT_TRUE(outcome.succeeded()) << outcome.error;
+  EXPECT_EQ(texts("stdout"), (std::vector<std::string>{"out1", "out2", "partial"}));
+  EXPECT_EQ(texts("stderr"), (std::vector<std::string>{"err1"}));
+  EXPECT_EQ(lines_.size(), 4u);
+  for (const auto& line : lines_) EXPECT_EQ(line.at, kNow) << line.text;
+}
+
+TEST_F(ProcessStepRunnerTest, WithoutOnLineOutputIsDiscarded) {
+  auto req = request("echo ignored; echo ignored >&2");
+  req.on_line = nullptr;
+  EXPECT_TRUE(runner_.run(req).succeeded());
+}
+
+TEST_F(ProcessStepRunnerTest, CreatesAMissingNestedWorkDirAndRunsInIt) {
+  auto req = request("pwd");
+  req.work_dir = (root_ / "a" / "b" / "c").string();
+  ASSERT_FALSE(fs::exists(req.work_dir));
+
+  const auto outcome = runner_.run(req);
+
+  ASSERT_TRUE(outcome.succeeded()) << outcome.error;
+  EXPECT_TRUE(fs::is_directory(req.work_dir));
+  EXPECT_EQ(texts("stdout"), (std::vector<std::string>{req.work_dir}));
+}
+
+TEST_F(ProcessStepRunnerTest, WorkDirThatCannotBeCreatedIsAnErrorAndRunsNothing) {
+  std::ofstream(root_ / "file") << "not a directory";
+  auto req = request("echo ran");
+  req.work_dir = (root_ / "file" / "sub").string();
+
+  const auto outcome = runner_.run(req);
+
+  EXPECT_NE(outcome.error.find(req.work_dir), std::string::npos) << outcome.error;
+  EXPECT_EQ(outcome.exit_code, -1);
+  EXPECT_FALSE(outcome.succeeded());
+  EXPECT_TRUE(lines_.empty());
+}
+
+TEST_F(ProcessStepRunnerTest, EmptyWorkDirIsAnError) {
+  auto req = request("true");
+  req.work_dir.clear();
+  EXPECT_NE(runner_.run(req).error, "");
+}
+
+TEST_F(ProcessStepRunnerTest, InvalidEnvironmentNameIsAnError) {
+  auto req = request("true");
+  req.env["A=B"] = "x";
+  const auto outcome = runner_.run(req);
+  EXPECT_NE(outcome.error, "");
+  EXPECT_EQ(outcome.exit_code, -1);
+}
+
+TEST_F(ProcessStepRunnerTest, TimeoutKillsTheWholeProcessGroup) {
+  auto req = request("sleep 60 & echo $! > child.pid; wait");
+  req.timeout = std::chrono::milliseconds(300);
+
+  const auto outcome = runner_.run(req);
+
+  EXPECT_TRUE(outcome.timed_out);
+  EXPECT_EQ(outcome.exit_code, -1);
+  EXPECT_EQ(outcome.error, "");
+  EXPECT_FALSE(outcome.succeeded());
+  EXPECT_GE(outcome.duration_ms, 300);
+  EXPECT_LT(outcome.duration_ms, 10'000);
+  const pid_t grandchild = read_pid(root_ / "work" / "child.pid");
+  ASSERT_GT(grandchild, 0);
+  EXPECT_TRUE(dies_soon(grandchild));
+}
+
+TEST_F(ProcessStepRunnerTest, BackgroundChildLeftByTheShellDoesNotHoldTheStep) {
+  const auto outcome = runner_.run(request("sleep 60 & echo $! > bg.pid; echo done"));
+
+  EXPECT_EQ(outcome.error, "");
+  EXPECT_EQ(outcome.exit_code, 0);
+  EXPECT_FALSE(outcome.timed_out);
+  EXPECT_LT(outcome.duration_ms, 10'000);
+  EXPECT_EQ(texts("stdout"), (std::vector<std::string>{"done"}));
+  const pid_t background = read_pid(root_ / "work" / "bg.pid");
+  ASSERT_GT(background, 0);
+  EXPECT_TRUE(dies_soon(background));
+}
+
+// setsid takes the sleep out of the step's process group, beyond the group
+// kill; it holds the output pipes open, so the runner stops reading after its
+// drain grace (1 s) instead of waiting for it.
+TEST_F(ProcessStepRunnerTest, ProcessThatLeftTheGroupDoesNotHoldTheStepForever) {
+  // The shell waits until the sleeper has left the group, or the group kill
+  // could catch it first.
+  const auto outcome = runner_.run(request(
+      "setsid sh -c 'echo $$ > escaped.pid; exec sleep 30' & "
+      "while [ ! -s escaped.pid ]; do :; done; echo done"));
+
+  const pid_t escaped = read_pid(root_ / "work" / "escaped.pid");
+  if (escaped > 0) ::kill(escaped, SIGKILL);
+  EXPECT_EQ(outcome.error, "");
+  EXPECT_EQ(outcome.exit_code, 0);
+  EXPECT_EQ(texts("stdout"), (std::vector<std::string>{"done"}));
+  EXPECT_GE(outcome.duration_ms, 900);
+  EXPECT_LT(outcome.duration_ms, 10'000);
+}
+
+// Step "long" starts on one thread while step "short" on another is running
+// (short's on_line holds it mid-step until long has printed). Had long's
+// process inherited short's pipe write ends, short would not see EOF until
+// long ended, and would give up only after the runner's drain grace (1 s).
+TEST_F(ProcessStepRunnerTest, ConcurrentRunsKeepTheirOwnOutputAndDoNotBlockEachOther) {
+  std::atomic<bool> short_running{false};
+  std::atomic<bool> long_running{false};
+  std::atomic<bool> long_finished{false};
+  engine::StepOutcome long_outcome;
+  std::vector<std::string> long_lines;
+  std::thread long_thread([&] {
+    while (!short_running.load()) std::this_thread::yield();
+    engine::StepRequest req = request("echo long-started; sleep 2; echo long");
+    req.work_dir = (root_ / "long").string();
+    req.on_line = [&](const engine::LogLine& line) {
+      long_lines.push_back(line.text);
+      long_running.store(true);
+    };
+    long_outcome = runner_.run(req);
+    long_finished.store(true);
+  });
+
+  std::vector<std::string> short_lines;
+  engine::StepRequest req = request("echo short-started; echo short");
+  req.work_dir = (root_ / "short").string();
+  req.on_line = [&](const engine::LogLine& line) {
+    short_lines.push_back(line.text);
+    short_running.store(true);
+    while (!long_running.load() && !long_finished.load()) std::this_thread::yield();
+  };
+  const auto short_outcome = runner_.run(req);
+  const bool long_still_running = !long_finished.load();
+  long_thread.join();
+
+  EXPECT_TRUE(short_outcome.succeeded()) << short_outcome.error;
+  EXPECT_EQ(short_lines, (std::vector<std::string>{"short-started", "short"}));
+  EXPECT_TRUE(long_outcome.succeeded()) << long_outcome.error;
+  EXPECT_EQ(long_lines, (std::vector<std::string>{"long-started", "long"}));
+  EXPECT_TRUE(long_still_running);
+  EXPECT_LT(short_outcome.duration_ms, 800);
+}
+
+// A descriptor the embedding process left inheritable (no O_CLOEXEC) must not
+// reach the step; the step's shell holds exactly stdin, stdout and stderr.
+TEST_F(ProcessStepRunnerTest, StepInheritsNoDescriptorBeyondStdio) {
+  const int stray = ::open("/dev/null", O_RDONLY);
+  ASSERT_GE(stray, 0);
+  const auto outcome = runner_.run(request("ls /proc/$$/fd; true"));
+  ::close(stray);
+
+  ASSERT_TRUE(outcome.succeeded()) << outcome.error;
+  EXPECT_EQ(texts("stdout"), (std::vector<std::string>{"0", "1", "2"}));
+}
+
+TEST_F(ProcessStepRunnerTest, LongLineArrivesInChunksOf64KiB) {
+  constexpr std::size_t kLength = 200'000;
+  const auto outcome = runner_.run(request("head -c 200000 /dev/zero | tr '\\0' x; echo; echo next"));
+
+  ASSERT_TRUE(outcome.succeeded()) << outcome.error;
+  auto out = texts("stdout");
+  ASSERT_EQ(out.size(), 5u);  // 3 x 64 KiB + the rest, then "next"
+  EXPECT_EQ(out.back(), "next");
+  out.pop_back();
+  std::string joined;
+  for (const auto& chunk : out) {
+    EXPECT_LE(chunk.size(), 64u * 1024u);
+    joined += chunk;
+  }
+  EXPECT_EQ(joined, std::string(kLength, 'x'));
+}
+
+TEST_F(ProcessStepRunnerTest, LineOfExactly64KiBStaysWhole) {
+  const auto outcome = runner_.run(request("head -c 65536 /dev/zero | tr '\\0' y; echo; echo next"));
+
+  ASSERT_TRUE(outcome.succeeded()) << outcome.error;
+  EXPECT_EQ(texts("stdout"), (std::vector<std::string>{std::string(64 * 1024, 'y'), "next"}));
+}
+
+}  // namespace
+}  // namespace cascade::adapters

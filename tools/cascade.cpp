@@ -1,0 +1,378 @@
+// The `cascade` command line. It parses arguments, wires a Runtime, issues
+// commands through ReleaseService and prints; all decisions live in engine/.
+#include "tools/format.hpp"
+#include "tools/runtime.hpp"
+#include "tools/sample_pipeline.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+namespace cascade::tools {
+namespace {
+
+struct Common {
+  std::string data_dir;
+  bool json = false;
+  std::string actor;
+};
+
+std::string default_data_dir() {
+  const char* env = std::getenv("CASCADE_DATA");
+  return env != nullptr ? env : "var/cascade";
+}
+
+std::string default_actor() {
+  const char* user = std::getenv("USER");
+  return user != nullptr && *user != '\0' ? user : "cli";
+}
+
+int exit_code_for(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kInvalidArgument: return 2;
+    case ErrorCode::kNotFound: return 3;
+    case ErrorCode::kFailedPrecondition: return 4;
+    case ErrorCode::kPermissionDenied: return 5;
+    case ErrorCode::kAborted: return 6;
+    default: return 1;
+  }
+}
+
+int report(const Error& error, bool json) {
+  if (json) {
+    nlohmann::json details = nlohmann::json::array();
+    for (const Problem& p : error.details) details.push_back({{"path", p.path}, {"message", p.message}});
+    std::cout << nlohmann::json{{"error", {{"code", to_string(error.code)}, {"message", error.message}, {"details", details}}}}.dump(2)
+              << "\n";
+  } else {
+    std::cerr << "cascade: error: " << error.message << "\n";
+    for (const Problem& p : error.details) std::cerr << "  " << (p.path.empty() ? "(document)" : p.path) << ": " << p.message << "\n";
+  }
+  return exit_code_for(error.code);
+}
+
+// Opens the data directory and starts the engine, printing the timeline of
+// what happens from now on unless the output is JSON.
+class Session {
+ public:
+  static Result<std::unique_ptr<Session>> start(const Common& common) {
+    CASCADE_TRY(runtime, Runtime::open(common.data_dir));
+    std::unique_ptr<Session> session(new Session(std::move(runtime)));
+    if (!common.json) {
+      session->printer_ = std::make_unique<TimelinePrinter>(std::cout, session->runtime_->log().head());
+      session->runtime_->add_observer(*session->printer_);
+    }
+    session->runtime_->start();
+    return session;
+  }
+  Runtime& runtime() { return *runtime_; }
+  ~Session() { runtime_->stop(); }
+
+ private:
+  explicit Session(std::unique_ptr<Runtime> runtime) : runtime_(std::move(runtime)) {}
+  std::unique_ptr<TimelinePrinter> printer_;  // outlived by runtime_, which runs it
+  std::unique_ptr<Runtime> runtime_;
+};
+
+Result<nlohmann::json> settled_summary(Runtime& runtime, const std::string& release_id) {
+  runtime.settle();
+  CASCADE_TRY(text, runtime.summaries().summary(release_id));
+  return nlohmann::json::parse(text);
+}
+
+int print_release(Runtime& runtime, const std::string& release_id, const Common& common) {
+  auto summary = settled_summary(runtime, release_id);
+  if (!summary) return report(summary.error(), common.json);
+  if (common.json) {
+    std::cout << summary.value().dump(2) << "\n";
+  } else {
+    std::cout << "\n";
+    print_summary(std::cout, summary.value());
+  }
+  return 0;
+}
+
+Result<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_error(ErrorCode::kInvalidArgument, "cannot read " + path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+Result<events::Variables> parse_variables(const std::vector<std::string>& assignments) {
+  events::Variables variables;
+  for (const std::string& assignment : assignments) {
+    const auto equals = assignment.find('=');
+    if (equals == std::string::npos || equals == 0) {
+      return make_error(ErrorCode::kInvalidArgument, "--var '" + assignment + "': expected NAME=VALUE");
+    }
+    variables[assignment.substr(0, equals)] = assignment.substr(equals + 1);
+  }
+  return variables;
+}
+
+int apply_pipeline(const Common& common, const std::string& file) {
+  auto text = read_file(file);
+  if (!text) return report(text.error(), common.json);
+  auto definition = engine::parse_pipeline_text(text.value());
+  if (!definition) return report(definition.error(), common.json);
+  auto session = Session::start(common);
+  if (!session) return report(session.error(), common.json);
+  auto version = session.value()->runtime().service().apply_pipeline(definition.value(), common.actor);
+  if (!version) return report(version.error(), common.json);
+  session.value()->runtime().settle();
+  if (common.json) {
+    std::cout << nlohmann::json{{"pipeline", definition.value().name}, {"version", version.value()}}.dump(2) << "\n";
+  } else {
+    std::cout << "pipeline " << definition.value().name << " is at version " << version.value() << "\n";
+  }
+  return 0;
+}
+
+int create_release(const Common& common, const std::string& pipeline, const std::string& version,
+                   const std::string& artifact, const std::vector<std::string>& assignments) {
+  auto variables = parse_variables(assignments);
+  if (!variables) return report(variables.error(), common.json);
+  auto session = Session::start(common);
+  if (!session) return report(session.error(), common.json);
+  Runtime& runtime = session.value()->runtime();
+  engine::NewRelease request;
+  request.pipeline = pipeline;
+  request.artifact = {version, std::filesystem::absolute(artifact).lexically_normal().string()};
+  request.variables = variables.value();
+  auto id = runtime.service().create_release(request, engine::Invocation{common.actor, "", ""});
+  if (!id) return report(id.error(), common.json);
+  return print_release(runtime, id.value(), common);
+}
+
+int release_command(const Common& common, const std::string& release_id, const engine::Command& command) {
+  auto session = Session::start(common);
+  if (!session) return report(session.error(), common.json);
+  Runtime& runtime = session.value()->runtime();
+  runtime.settle();  // finish what an earlier command left before deciding
+  auto done = runtime.service().execute(release_id, command, engine::Invocation{common.actor, "", ""});
+  if (!done) return report(done.error(), common.json);
+  return print_release(runtime, release_id, common);
+}
+
+int list_releases(const Common& common, std::size_t limit) {
+  auto session = Session::start(common);
+  if (!session) return report(session.error(), common.json);
+  Runtime& runtime = session.value()->runtime();
+  runtime.settle();
+  auto summaries = runtime.summaries().list(limit);
+  if (!summaries) return report(summaries.error(), common.json);
+  nlohmann::json list = nlohmann::json::array();
+  for (const std::string& text : summaries.value()) list.push_back(nlohmann::json::parse(text));
+  if (common.json) {
+    std::cout << list.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << std::left << std::setw(20) << "RELEASE" << std::setw(16) << "PIPELINE" << std::setw(24) << "ARTIFACT"
+            << std::setw(20) << "STATUS" << "CREATED\n";
+  for (const auto& release : list) {
+    std::cout << std::left << std::setw(20) << release["id"].get<std::string>() << std::setw(16)
+              << release["pipeline"].get<std::string>() << std::setw(24)
+              << release["artifact"]["version"].get<std::string>() << std::setw(20)
+              << release["status"].get<std::string>() << iso_time(release["created_at"].get<events::Timestamp>())
+              << "\n";
+  }
+  return 0;
+}
+
+int show_release(const Common& common, const std::string& release_id) {
+  auto session = Session::start(common);
+  if (!session) return report(session.error(), common.json);
+  return print_release(session.value()->runtime(), release_id, common);
+}
+
+int show_logs(const Common& common, const std::string& release_id, const std::string& stage_name, int attempt) {
+  auto session = Session::start(common);
+  if (!session) return report(session.error(), common.json);
+  Runtime& runtime = session.value()->runtime();
+  runtime.settle();
+  auto release = runtime.service().load(release_id);
+  if (!release) return report(release.error(), common.json);
+  const engine::StageRecord* stage = release.value().find_stage(stage_name);
+  if (stage == nullptr) {
+    return report(make_error(ErrorCode::kNotFound, "release " + release_id + " has no stage '" + stage_name + "'"),
+                  common.json);
+  }
+  if (attempt == 0) attempt = stage->attempt;
+  nlohmann::json lines = nlohmann::json::array();
+  const engine::StageDefinition* definition = release.value().definition.find_stage(stage_name);
+  for (std::size_t i = 0; definition != nullptr && i < definition->steps.size(); ++i) {
+    auto step_lines = runtime.step_logs().read({release_id, stage_name, attempt, static_cast<int>(i)});
+    if (!step_lines) return report(step_lines.error(), common.json);
+    for (const engine::LogLine& line : step_lines.value()) {
+      if (common.json) {
+        lines.push_back({{"step", definition->steps[i].name}, {"at", line.at}, {"stream", line.stream}, {"text", line.text}});
+      } else {
+        std::cout << clock_time(line.at) << "  " << std::left << std::setw(20) << definition->steps[i].name
+                  << (line.stream == "stderr" ? "! " : "  ") << line.text << "\n";
+      }
+    }
+  }
+  if (common.json) std::cout << lines.dump(2) << "\n";
+  return 0;
+}
+
+int show_events(const Common& common, const std::string& release_id) {
+  auto session = Session::start(Common{common.data_dir, true, common.actor});  // no live timeline
+  if (!session) return report(session.error(), common.json);
+  Runtime& runtime = session.value()->runtime();
+  runtime.settle();
+  auto stream = runtime.log().read(engine::release_stream(release_id));
+  if (!stream) return report(stream.error(), common.json);
+  if (stream.value().empty()) return report(make_error(ErrorCode::kNotFound, "no release '" + release_id + "'"), common.json);
+  nlohmann::json list = nlohmann::json::array();
+  for (const events::RecordedEvent& event : stream.value()) {
+    if (common.json) {
+      list.push_back(event_json(event));
+    } else {
+      std::cout << std::right << std::setw(4) << event.version << "  " << iso_time(event.recorded_at) << "  "
+                << std::left << std::setw(22) << event.actor << std::setw(20) << events::type_name(event.data)
+                << describe(event) << "\n";
+    }
+  }
+  if (common.json) std::cout << list.dump(2) << "\n";
+  return 0;
+}
+
+// The sample scenario: SampleApp goes dev → test and qa in parallel →
+// approval → prod, each deploying a freshly built site into its own folder.
+int demo(const Common& common, const std::string& approver) {
+  auto definition = engine::parse_pipeline_text(kSamplePipeline);
+  if (!definition) return report(definition.error(), false);
+  auto session = Session::start(common);
+  if (!session) return report(session.error(), false);
+  Runtime& runtime = session.value()->runtime();
+  engine::SystemClock clock;
+
+  auto version = runtime.service().apply_pipeline(definition.value(), common.actor);
+  if (!version) return report(version.error(), false);
+
+  // The build: an index.html stamped with the build version.
+  const events::Timestamp now = clock.now();
+  const std::string build_version = "1.0.0+" + iso_time(now).substr(0, 19);
+  std::string safe_version = build_version;
+  for (char& c : safe_version) c = (std::isalnum(static_cast<unsigned char>(c)) || c == '.') ? c : '-';
+  const std::string artifact_dir = runtime.data_dir() + "/artifacts/SampleApp-" + safe_version + "-" + std::to_string(now % 1000);
+  std::filesystem::create_directories(artifact_dir);
+  std::ofstream(artifact_dir + "/index.html")
+      << "<!doctype html>\n<html><head><title>SampleApp</title></head>\n<body><h1>SampleApp</h1>\n<p>build "
+      << build_version << "</p></body></html>\n";
+  std::cout << "built SampleApp " << build_version << " into " << artifact_dir << "\n";
+
+  engine::NewRelease request;
+  request.pipeline = "SampleApp";
+  request.artifact = {build_version, artifact_dir};
+  request.variables = {{"SITES_ROOT", runtime.data_dir() + "/sites"}};
+  auto release_id = runtime.service().create_release(request, engine::Invocation{common.actor, "", ""});
+  if (!release_id) return report(release_id.error(), false);
+  runtime.settle();
+
+  auto waiting = runtime.service().load(release_id.value());
+  if (!waiting) return report(waiting.error(), false);
+  const engine::StageRecord* prod = waiting.value().find_stage("prod");
+  if (prod == nullptr || prod->state() != engine::StageState::kAwaitingPreApproval) {
+    std::cerr << "cascade: demo: prod is not awaiting approval; the release stopped early\n";
+    print_release(runtime, release_id.value(), common);
+    return 1;
+  }
+  std::cout << "\n" << approver << " approves prod\n";
+  auto approved = runtime.service().execute(release_id.value(), engine::ApproveStage{"prod", "demo: looks good"},
+                                            engine::Invocation{approver, "", ""});
+  if (!approved) return report(approved.error(), false);
+  int shown = print_release(runtime, release_id.value(), common);
+  if (shown != 0) return shown;
+  auto final_state = runtime.service().load(release_id.value());
+  std::cout << "\nsites: " << runtime.data_dir() << "/sites/SampleApp-{Dev,Test,QA,Prod}/index.html\n";
+  return final_state && engine::release_status(final_state.value()) == engine::ReleaseStatus::kSucceeded ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace cascade::tools
+
+int main(int argc, char** argv) {
+  using namespace cascade::tools;
+  CLI::App app{"Cascade — a multi-stage continuous-deployment release engine"};
+  app.require_subcommand(1);
+  Common common;
+  common.data_dir = default_data_dir();
+  common.actor = default_actor();
+  auto with_common = [&](CLI::App* command, bool actor_required = false) {
+    command->add_option("--data", common.data_dir, "data directory (default $CASCADE_DATA or var/cascade)");
+    command->add_flag("--json", common.json, "print JSON for scripts");
+    auto* as = command->add_option("--as", common.actor, "who is acting (default $USER)");
+    if (actor_required) as->required();
+  };
+  int result = 0;
+
+  std::string approver = "release-manager";
+  auto* demo_command = app.add_subcommand("demo", "run the SampleApp release end to end");
+  demo_command->add_option("--data", common.data_dir, "data directory")->default_val("var/demo");
+  demo_command->add_option("--approve-as", approver, "who approves prod")->capture_default_str();
+  demo_command->callback([&] { result = demo(common, approver); });
+
+  auto* pipeline = app.add_subcommand("pipeline", "pipeline definitions")->require_subcommand(1);
+  std::string file;
+  auto* apply = pipeline->add_subcommand("apply", "validate a definition file and store it as the next version");
+  apply->add_option("FILE", file, "the pipeline JSON")->required();
+  with_common(apply);
+  apply->callback([&] { result = apply_pipeline(common, file); });
+
+  auto* release = app.add_subcommand("release", "releases")->require_subcommand(1);
+  std::string pipeline_name, version, artifact, release_id, stage, comment;
+  std::vector<std::string> variables;
+  std::size_t limit = 50;
+  int attempt = 0;
+  auto* create = release->add_subcommand("create", "create a release of a pipeline from an artifact");
+  create->add_option("PIPELINE", pipeline_name)->required();
+  create->add_option("--version", version, "the artifact's version")->required();
+  create->add_option("--artifact", artifact, "path of the artifact")->required();
+  create->add_option("--var", variables, "release variable NAME=VALUE (repeatable)");
+  with_common(create);
+  create->callback([&] { result = create_release(common, pipeline_name, version, artifact, variables); });
+
+  auto* list = release->add_subcommand("list", "releases, newest first");
+  list->add_option("--limit", limit)->capture_default_str();
+  with_common(list);
+  list->callback([&] { result = list_releases(common, limit); });
+
+  auto* show = release->add_subcommand("show", "a release's summary");
+  show->add_option("ID", release_id)->required();
+  with_common(show);
+  show->callback([&] { result = show_release(common, release_id); });
+
+  auto* logs = release->add_subcommand("logs", "the step logs of a stage");
+  logs->add_option("ID", release_id)->required();
+  logs->add_option("STAGE", stage)->required();
+  logs->add_option("--attempt", attempt, "attempt (default: the latest)");
+  with_common(logs);
+  logs->callback([&] { result = show_logs(common, release_id, stage, attempt); });
+
+  auto stage_command = [&](const char* name, const char* help, auto make_command, bool with_comment) {
+    auto* command = app.add_subcommand(name, help);
+    command->add_option("ID", release_id)->required();
+    command->add_option("STAGE", stage)->required();
+    if (with_comment) command->add_option("--comment", comment);
+    with_common(command, /*actor_required=*/true);
+    command->callback([&, make_command] { result = release_command(common, release_id, make_command()); });
+  };
+  stage_command("approve", "approve a stage's pending deployment", [&] { return cascade::engine::Command{cascade::engine::ApproveStage{stage, comment}}; }, true);
+  stage_command("reject", "reject a stage's pending deployment", [&] { return cascade::engine::Command{cascade::engine::RejectStage{stage, comment}}; }, true);
+  stage_command("deploy", "deploy a manual stage, or redeploy a finished one", [&] { return cascade::engine::Command{cascade::engine::DeployStage{stage}}; }, false);
+
+  auto* events_command = app.add_subcommand("events", "a release's events, oldest first");
+  events_command->add_option("ID", release_id)->required();
+  with_common(events_command);
+  events_command->callback([&] { result = show_events(common, release_id); });
+
+  CLI11_PARSE(app, argc, argv);
+  return result;
+}

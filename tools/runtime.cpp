@@ -1,0 +1,63 @@
+#include "tools/runtime.hpp"
+
+#include <cstdlib>
+#include <filesystem>
+
+namespace cascade::tools {
+
+namespace {
+
+// What a step inherits from the process that runs the engine; nothing else
+// of its environment (tokens, credentials) leaks into steps.
+std::map<std::string, std::string> inherited_environment() {
+  std::map<std::string, std::string> env;
+  for (const char* name : {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER"}) {
+    if (const char* value = std::getenv(name)) env[name] = value;
+  }
+  if (env.count("PATH") == 0) env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
+  return env;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Runtime>> Runtime::open(const std::string& data_dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(data_dir, ec);
+  if (ec) return make_error(ErrorCode::kInvalidArgument, "cannot create data directory " + data_dir + ": " + ec.message());
+  std::unique_ptr<Runtime> runtime(new Runtime());
+  runtime->data_dir_ = std::filesystem::absolute(data_dir).lexically_normal().string();
+  CASCADE_TRY(store, adapters::RocksStore::open(runtime->data_dir_ + "/log"));
+  runtime->store_ = std::move(store);
+  CASCADE_TRY(summaries, projections::ReleaseSummaryProjection::open(runtime->data_dir_ + "/projections",
+                                                                     runtime->store_->log()));
+  runtime->summaries_ = std::move(summaries);
+  runtime->runner_ = std::make_unique<adapters::ProcessStepRunner>(runtime->clock_);
+  runtime->service_ = std::make_unique<engine::ReleaseService>(runtime->store_->log(), runtime->clock_);
+  runtime->engine_ = std::make_unique<engine::Engine>(runtime->store_->log());
+  runtime->orchestrator_ =
+      std::make_unique<engine::Orchestrator>(*runtime->service_, runtime->store_->checkpoints());
+  engine::ExecutorOptions options;
+  options.work_root = runtime->data_dir_ + "/work";
+  options.base_env = inherited_environment();
+  engine::Engine* engine = runtime->engine_.get();
+  runtime->executor_ = std::make_unique<engine::Executor>(
+      *runtime->service_, *runtime->runner_, runtime->store_->step_logs(), runtime->store_->checkpoints(),
+      std::move(options), [engine] { engine->notify_progress(); });
+  runtime->engine_->add(*runtime->orchestrator_);
+  runtime->engine_->add(*runtime->executor_);
+  runtime->engine_->add(*runtime->summaries_);
+  return runtime;
+}
+
+Runtime::~Runtime() { stop(); }
+
+void Runtime::settle() {
+  while (!engine_->wait_until_quiescent(std::chrono::hours(1))) {
+  }
+}
+
+void Runtime::stop() {
+  if (engine_) engine_->stop();
+}
+
+}  // namespace cascade::tools

@@ -1,0 +1,54 @@
+// Wires one data directory into a running engine: the RocksDB store, the
+// command service, the summary projection and the reactors. Composition only.
+//
+// Data directory layout: log/ (events, checkpoints, step logs), projections/,
+// work/<release>/<stage>/<attempt>/ (steps' working directories).
+#pragma once
+
+#include "adapters/process/process_step_runner.hpp"
+#include "adapters/rocksdb/store.hpp"
+#include "engine/executor.hpp"
+#include "engine/orchestrator.hpp"
+#include "engine/reactor.hpp"
+#include "engine/release_service.hpp"
+#include "projections/release_summary.hpp"
+
+#include <memory>
+#include <string>
+
+namespace cascade::tools {
+
+class Runtime {
+ public:
+  static Result<std::unique_ptr<Runtime>> open(const std::string& data_dir);
+  ~Runtime();
+
+  events::EventLog& log() { return store_->log(); }
+  engine::StepLogStore& step_logs() { return store_->step_logs(); }
+  engine::ReleaseService& service() { return *service_; }
+  projections::ReleaseSummaryProjection& summaries() { return *summaries_; }
+  const std::string& data_dir() const { return data_dir_; }
+
+  // REQUIRES: before start(). An observer that prints, for instance.
+  void add_observer(engine::Reactor& reactor) { engine_->add(reactor); }
+  void start() { engine_->start(); }
+  // Runs until every reactor has handled every event and no step runs: the
+  // release is done or waits for a person.
+  void settle();
+  void stop();
+
+ private:
+  Runtime() = default;
+
+  std::string data_dir_;
+  engine::SystemClock clock_;
+  std::unique_ptr<adapters::RocksStore> store_;
+  std::unique_ptr<adapters::ProcessStepRunner> runner_;
+  std::unique_ptr<engine::ReleaseService> service_;
+  std::unique_ptr<projections::ReleaseSummaryProjection> summaries_;
+  std::unique_ptr<engine::Engine> engine_;
+  std::unique_ptr<engine::Orchestrator> orchestrator_;
+  std::unique_ptr<engine::Executor> executor_;
+};
+
+}  // namespace cascade::tools
