@@ -19,28 +19,50 @@ std::string failure_reason(const StepOutcome& outcome, const StepDefinition& ste
   return "exit code " + std::to_string(outcome.exit_code);
 }
 
+std::string masked(std::string text, const std::vector<std::string>& secrets) {
+  for (const std::string& secret : secrets) {
+    if (secret.empty()) continue;
+    for (std::size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at + 3)) {
+      text.replace(at, secret.size(), Executor::kMask);
+    }
+  }
+  return text;
+}
+
+
 }  // namespace
 
-Executor::Executor(ReleaseService& service, StepRunner& runner, StepLogStore& logs, CheckpointStore& checkpoints,
-                   ExecutorOptions options, std::function<void()> on_idle_change)
+Executor::Executor(ReleaseService& service, StepRunner& runner, StepLogStore& logs, SecretStore& secrets,
+                   CheckpointStore& checkpoints, const Clock& clock, ExecutorOptions options,
+                   std::function<void()> on_idle_change)
     : service_(service),
       runner_(runner),
       logs_(logs),
+      secrets_(secrets),
       checkpoints_(checkpoints),
+      clock_(clock),
       options_(std::move(options)),
       on_idle_change_(std::move(on_idle_change)) {}
 
-Executor::~Executor() {
+Executor::~Executor() { on_stop(); }
+
+void Executor::on_stop() {
+  // Stopping the engine stops its deployments; after a restart they are
+  // found interrupted and failed (see handle).
+  stopping_ = true;
   std::vector<std::thread> threads;
   {
     std::lock_guard lock(mutex_);
     for (auto& [key, running] : running_) {
+      running.cancel->store(true);
       if (running.thread.joinable()) threads.push_back(std::move(running.thread));
     }
     for (auto& thread : finished_threads_) threads.push_back(std::move(thread));
     finished_threads_.clear();
   }
-  for (auto& thread : threads) thread.join();
+  for (auto& thread : threads) {
+    if (thread.joinable()) thread.join();
+  }
 }
 
 Result<std::uint64_t> Executor::resume_position() { return checkpoints_.load(name()); }
@@ -56,61 +78,168 @@ void Executor::reap_finished() {
     std::lock_guard lock(mutex_);
     threads.swap(finished_threads_);
   }
-  for (auto& thread : threads) thread.join();
+  for (auto& thread : threads) {
+    if (thread.joinable()) thread.join();
+  }
 }
 
 Status Executor::handle(const std::vector<events::RecordedEvent>& batch) {
   reap_finished();
+  std::set<QueueKey> touched_queues;
   for (const auto& [release_id, position] : releases_touched(batch)) {
     CASCADE_TRY(release, service_.load(release_id));
-    for (const StageRecord& stage : release.stages) {
-      const DeploymentKey key{release_id, stage.name, stage.attempt};
-      {
-        std::lock_guard lock(mutex_);
-        if (running_.count(key) != 0) continue;
-      }
-      const std::string prefix = "executor/" + key_text(key);
-      const Invocation invocation{kActor, "", "position-" + std::to_string(position)};
-      if (stage.state() == StageState::kDeploying) {
-        // Deploying, yet not run by this process: the engine stopped under it.
-        // Its steps may have half-run, so it fails rather than silently re-running.
-        Invocation abort = invocation;
-        abort.command_id = prefix + "/abort";
-        auto done = service_.execute(
-            release_id, AbortDeployment{stage.name, stage.attempt, "interrupted: the engine stopped during the deployment"},
-            abort);
-        if (!done && !is_superseded(done.error())) return done.error();
-        continue;
-      }
-      events::DeploymentStarted probe;
-      probe.stage = stage.name;
-      if (!stage.machine.would_accept(probe)) continue;
-      Invocation start = invocation;
-      start.command_id = prefix + "/start";
-      auto started = service_.execute(release_id, StartDeployment{stage.name}, start);
-      if (!started) {
-        if (is_superseded(started.error())) continue;
-        return started.error();
-      }
-      std::lock_guard lock(mutex_);
-      Running& running = running_[key];
-      running.cause_position = position;
-      running.thread = std::thread([this, key] { run_deployment(key); });
+    CASCADE_TRY(track(release, position));
+    for (const StageRecord& stage : release.stages) touched_queues.insert({release.pipeline, stage.name});
+  }
+  {
+    // A finished deployment frees capacity in its queue too.
+    std::lock_guard lock(mutex_);
+    for (const auto& [key, queue] : queues_) {
+      if (!queue.waiting.empty()) touched_queues.insert(key);
     }
   }
-  // The checkpoint stays before the event that started any deployment still
-  // running, so after a crash that deployment is seen again and failed.
+  for (const QueueKey& key : touched_queues) {
+    CASCADE_TRY(supersede_older(key));
+    CASCADE_TRY(start_ready(key));
+  }
+  // The checkpoint stays before the first event of any stage still waiting
+  // or deploying, so after a crash the queue is rebuilt and an interrupted
+  // deployment is seen again and failed.
   std::uint64_t checkpoint = batch.back().position;
   {
     std::lock_guard lock(mutex_);
     for (const auto& [key, running] : running_) checkpoint = std::min(checkpoint, running.cause_position - 1);
+    for (const auto& [key, queue] : queues_) {
+      for (const auto& [number, waiting] : queue.waiting) checkpoint = std::min(checkpoint, waiting.cause_position - 1);
+    }
   }
   return checkpoints_.save(name(), checkpoint);
 }
 
-void Executor::run_deployment(const DeploymentKey& key) {
-  Status done = run_steps(key);
-  if (!done) {
+Status Executor::track(const ReleaseState& release, std::uint64_t position) {
+  for (const StageRecord& stage : release.stages) {
+    const StageDefinition* definition = release.definition.find_stage(stage.name);
+    if (definition == nullptr) continue;
+    const QueueKey queue_key{release.pipeline, stage.name};
+    bool orphaned = false;
+    {
+      std::lock_guard lock(mutex_);
+      // A deployment whose stage was canceled (or moved to a newer attempt)
+      // is stopped; its own success or failure is not a reason to.
+      for (auto& [key, running] : running_) {
+        if (std::get<0>(key) != release.id || std::get<1>(key) != stage.name) continue;
+        if (stage.state() == StageState::kCanceled || stage.attempt != std::get<2>(key)) running.cancel->store(true);
+      }
+      Queue& queue = queues_[queue_key];
+      queue.max_parallel = definition->max_parallel;
+      queue.on_new_release = definition->on_new_release;
+      if (is_waiting(stage.state())) {
+        Waiting& waiting = queue.waiting[release.number];
+        if (waiting.attempt != stage.attempt) waiting.cause_position = position;
+        waiting.release_id = release.id;
+        waiting.attempt = stage.attempt;
+        events::DeploymentStarted probe;
+        probe.stage = stage.name;
+        waiting.ready = stage.machine.would_accept(probe);
+      } else {
+        queue.waiting.erase(release.number);
+      }
+      orphaned = stage.state() == StageState::kDeploying &&
+                 running_.count(DeploymentKey{release.id, stage.name, stage.attempt}) == 0;
+    }
+    if (orphaned) {
+      // Deploying, yet not run by this process: the engine stopped under it.
+      // Its steps may have half-run, so it fails rather than silently re-running.
+      const Invocation abort{kActor, "executor/" + release.id + "/" + stage.name + "/" + std::to_string(stage.attempt) + "/abort",
+                             "position-" + std::to_string(position)};
+      auto done = service_.execute(
+          release.id, AbortDeployment{stage.name, stage.attempt, "interrupted: the engine stopped during the deployment"},
+          abort);
+      if (!done && !is_superseded(done.error())) return done.error();
+    }
+  }
+  return success();
+}
+
+Status Executor::supersede_older(const QueueKey& key) {
+  std::vector<std::pair<std::string, int>> older;
+  std::string newest_id;
+  {
+    std::lock_guard lock(mutex_);
+    const Queue& queue = queues_[key];
+    if (queue.on_new_release != OnNewRelease::kDeployLatest) return success();
+    std::int64_t newest = queue.waiting.empty() ? 0 : queue.waiting.rbegin()->first;
+    if (newest > 0) newest_id = queue.waiting.rbegin()->second.release_id;
+    for (const auto& [deployment, running] : running_) {
+      if (running.queue == key && running.number > newest) {
+        newest = running.number;
+        newest_id = std::get<0>(deployment);
+      }
+    }
+    for (const auto& [number, waiting] : queue.waiting) {
+      if (number < newest) older.emplace_back(waiting.release_id, waiting.attempt);
+    }
+  }
+  for (const auto& [release_id, attempt] : older) {
+    const Invocation invocation{kActor, "executor/supersede/" + release_id + "/" + key.second + "/" + std::to_string(attempt), ""};
+    auto done = service_.execute(release_id, SupersedeStage{key.second, newest_id}, invocation);
+    if (!done && !is_superseded(done.error())) return done.error();
+  }
+  return success();
+}
+
+Status Executor::start_ready(const QueueKey& key) {
+  // Chosen entries move from the queue to running_ under the lock, before
+  // their StartDeployment is appended, so two callers (the runner and a
+  // finishing deployment) never start the same deployment or overfill a queue.
+  std::vector<std::pair<std::int64_t, Waiting>> chosen;
+  {
+    std::lock_guard lock(mutex_);
+    Queue& queue = queues_[key];
+    int running = 0;
+    for (const auto& [deployment, r] : running_) running += r.queue == key ? 1 : 0;
+    for (auto it = queue.waiting.begin(); it != queue.waiting.end();) {
+      if (queue.max_parallel > 0 && running >= queue.max_parallel) break;
+      if (!it->second.ready) {
+        // A limited queue deploys releases in order: a release waiting for
+        // its approval holds back the newer ones behind it.
+        if (queue.max_parallel > 0) break;
+        ++it;
+        continue;
+      }
+      Running& reserved = running_[DeploymentKey{it->second.release_id, key.second, it->second.attempt}];
+      reserved.cause_position = it->second.cause_position;
+      reserved.number = it->first;
+      reserved.queue = key;
+      chosen.emplace_back(it->first, it->second);
+      it = queue.waiting.erase(it);
+      ++running;
+    }
+  }
+  Status status = success();
+  for (const auto& [number, waiting] : chosen) {
+    const DeploymentKey deployment{waiting.release_id, key.second, waiting.attempt};
+    const Invocation start{kActor, "executor/" + key_text(deployment) + "/start", ""};
+    auto started = status ? service_.execute(waiting.release_id, StartDeployment{key.second}, start)
+                          : Result<ReleaseState>(status.error());
+    std::lock_guard lock(mutex_);
+    if (!started) {
+      running_.erase(deployment);
+      if (!is_superseded(started.error())) {
+        queues_[key].waiting[number] = waiting;  // tried again on the next event
+        status = started.error();
+      }
+      continue;
+    }
+    Running& running = running_[deployment];
+    running.thread = std::thread([this, deployment, cancel = running.cancel] { run_deployment(deployment, cancel); });
+  }
+  return status;
+}
+
+void Executor::run_deployment(const DeploymentKey& key, std::shared_ptr<std::atomic<bool>> cancel) {
+  Status done = run_steps(key, *cancel);
+  if (!done && !cancel->load()) {
     std::cerr << "cascade: deployment " << key_text(key) << " stopped: " << done.error().message << "\n";
     Invocation abort{kActor, "executor/" + key_text(key) + "/abort", ""};
     auto aborted = service_.execute(std::get<0>(key), AbortDeployment{std::get<1>(key), std::get<2>(key),
@@ -121,27 +250,56 @@ void Executor::run_deployment(const DeploymentKey& key) {
                 << aborted.error().message << "\n";
     }
   }
+  QueueKey queue;
   {
     std::lock_guard lock(mutex_);
     auto it = running_.find(key);
     if (it != running_.end()) {
-      finished_threads_.push_back(std::move(it->second.thread));
+      queue = it->second.queue;
+      // on_stop may have taken the thread already, to join it itself.
+      if (it->second.thread.joinable()) finished_threads_.push_back(std::move(it->second.thread));
       running_.erase(it);
     }
+  }
+  // The capacity this deployment held may let a queued one start now; no
+  // new event would otherwise ask.
+  if (!stopping_ && !queue.first.empty()) {
+    Status started = start_ready(queue);
+    if (!started) std::cerr << "cascade: starting queued deployments: " << started.error().message << "\n";
   }
   if (on_idle_change_) on_idle_change_();
 }
 
-std::map<std::string, std::string> Executor::step_environment(const ReleaseState& release,
-                                                              const StageDefinition& stage,
-                                                              const StepDefinition& step) const {
+Result<std::map<std::string, std::string>> Executor::step_environment(const ReleaseState& release,
+                                                                      const StageDefinition& stage,
+                                                                      const StepDefinition& step,
+                                                                      std::vector<std::string>* secrets) const {
   std::map<std::string, std::string> env = options_.base_env;
-  for (const auto& [k, v] : release.definition.variables) env[k] = v;
-  for (const auto& [k, v] : stage.variables) env[k] = v;
-  for (const auto& [k, v] : release.variables) env[k] = v;
-  for (const auto& [k, v] : step.env) env[k] = v;
+  auto lay = [&](const std::string& name, const std::string& value, bool secret) {
+    env[name] = value;
+    if (secret && secrets != nullptr) secrets->push_back(value);
+  };
+  auto lay_variables = [&](const VariableMap& variables) -> Status {
+    for (const auto& [name, variable] : variables) {
+      if (!variable.secret) {
+        lay(name, variable.value, false);
+        continue;
+      }
+      CASCADE_TRY(value, secrets_.get(variable.secret_digest));
+      lay(name, value, true);
+    }
+    return success();
+  };
+  CASCADE_TRY(lay_variables(release.definition.variables));
+  CASCADE_TRY(lay_variables(stage.variables));
+  for (const auto& [name, value] : release.variables) lay(name, value, false);
+  for (const auto& [name, digest] : release.secret_variables) {
+    CASCADE_TRY(value, secrets_.get(digest));
+    lay(name, value, true);
+  }
+  for (const auto& [name, value] : step.env) lay(name, value, false);
   env["CASCADE_RELEASE_ID"] = release.id;
-  env["CASCADE_RELEASE_NAME"] = release.id;
+  env["CASCADE_RELEASE_NAME"] = release.name;
   env["CASCADE_PIPELINE"] = release.pipeline;
   env["CASCADE_STAGE"] = stage.name;
   env["CASCADE_ARTIFACT_VERSION"] = release.artifact.version;
@@ -149,50 +307,87 @@ std::map<std::string, std::string> Executor::step_environment(const ReleaseState
   return env;
 }
 
-Status Executor::run_steps(const DeploymentKey& key) {
+Status Executor::run_steps(const DeploymentKey& key, const std::atomic<bool>& cancel) {
   const auto& [release_id, stage_name, attempt] = key;
-  CASCADE_TRY(release, service_.load(release_id));
-  const StageDefinition* stage = release.definition.find_stage(stage_name);
-  if (stage == nullptr) return make_error(ErrorCode::kNotFound, "stage '" + stage_name + "' is not defined");
   const std::string work_dir =
       options_.work_root + "/" + release_id + "/" + stage_name + "/" + std::to_string(attempt);
   const std::string prefix = "executor/" + key_text(key) + "/step/";
+  const Invocation as_executor{kActor, "", ""};
+  auto command_key = [&](std::size_t index, const std::string& what) {
+    Invocation invocation = as_executor;
+    invocation.command_id = prefix + std::to_string(index) + "/" + what;
+    return invocation;
+  };
+
+  CASCADE_TRY(snapshot, service_.load(release_id));
+  const StageDefinition* stage = snapshot.definition.find_stage(stage_name);
+  if (stage == nullptr) return make_error(ErrorCode::kNotFound, "stage '" + stage_name + "' is not defined");
 
   for (std::size_t i = 0; i < stage->steps.size(); ++i) {
     const StepDefinition& step = stage->steps[i];
     const int index = static_cast<int>(i);
-    CASCADE_TRY(service_.execute(release_id, RecordStepStarted{stage_name, attempt, index},
-                                 Invocation{kActor, prefix + std::to_string(i) + "/start", ""}));
+    for (int try_number = 1;; ++try_number) {
+      if (cancel) return success();
+      CASCADE_TRY(release, service_.load(release_id));
+      const StageRecord* record = release.find_stage(stage_name);
+      if (record == nullptr || record->attempt != attempt || record->state() != StageState::kDeploying) {
+        return success();  // canceled or aborted by someone else
+      }
+      if (!step_should_run(release, *record, index)) {
+        const std::string reason = step.condition == StepCondition::kFailed ? "runs only after a failure"
+                                                                             : "an earlier step failed";
+        auto skipped = service_.execute(release_id, RecordStepSkipped{stage_name, attempt, index, reason},
+                                        command_key(i, "skip"));
+        if (!skipped) return is_superseded(skipped.error()) ? Status(success()) : Status(skipped.error());
+        break;
+      }
+      auto started = service_.execute(release_id, RecordStepStarted{stage_name, attempt, index},
+                                      command_key(i, "start/" + std::to_string(try_number)));
+      if (!started) return is_superseded(started.error()) ? Status(success()) : Status(started.error());
 
-    const StepLogKey log_key{release_id, stage_name, attempt, index};
-    events::Sha256 digest;
-    Status log_status = success();
-    StepRequest request;
-    request.command = step.run;
-    request.env = step_environment(release, *stage, step);
-    request.work_dir = work_dir;
-    request.timeout = std::chrono::seconds(step.timeout_s);
-    request.on_line = [&](const LogLine& line) {
-      digest.update(digest_bytes(line));
-      if (log_status) log_status = logs_.append_line(log_key, line);
-    };
-    const StepOutcome outcome = runner_.run(request);
-    CASCADE_TRY(log_status);
-    // The digest's event is appended only once the lines it covers are durable.
-    CASCADE_TRY(logs_.flush());
+      std::vector<std::string> secret_values;
+      CASCADE_TRY(env, step_environment(release, *stage, step, &secret_values));
+      const StepLogKey log_key{release_id, stage_name, attempt, index};
+      events::Sha256 digest;
+      Status log_status = success();
+      StepRequest request;
+      request.command = expand_variables(step.run, env);
+      request.env = std::move(env);
+      request.work_dir = work_dir;
+      request.timeout = std::chrono::seconds(step.timeout_s);
+      request.cancel = std::shared_ptr<const std::atomic<bool>>(std::shared_ptr<const void>(), &cancel);
+      request.on_line = [&](const LogLine& captured) {
+        LogLine line = captured;
+        line.text = masked(std::move(line.text), secret_values);
+        digest.update(digest_bytes(line));
+        if (log_status) log_status = logs_.append_line(log_key, line);
+      };
+      const StepOutcome outcome = runner_.run(request);
+      CASCADE_TRY(log_status);
+      // The digest's event is appended only once the lines it covers are durable.
+      CASCADE_TRY(logs_.flush());
+      if (outcome.canceled) return success();  // the cancel command recorded the outcome
 
-    RecordStepFinished finished;
-    finished.stage = stage_name;
-    finished.attempt = attempt;
-    finished.step_index = index;
-    finished.succeeded = outcome.succeeded();
-    finished.exit_code = outcome.exit_code;
-    finished.duration_ms = outcome.duration_ms;
-    finished.log_digest = digest.finish();
-    if (!finished.succeeded) finished.reason = failure_reason(outcome, step);
-    CASCADE_TRY(service_.execute(release_id, finished, Invocation{kActor, prefix + std::to_string(i) + "/finish", ""}));
-    if (!finished.succeeded) break;
+      RecordStepFinished finished;
+      finished.stage = stage_name;
+      finished.attempt = attempt;
+      finished.step_index = index;
+      finished.succeeded = outcome.succeeded();
+      finished.exit_code = outcome.exit_code;
+      finished.duration_ms = outcome.duration_ms;
+      finished.log_digest = digest.finish();
+      finished.will_retry = !finished.succeeded && try_number <= step.retries;
+      if (!finished.succeeded) finished.reason = failure_reason(outcome, step);
+      auto recorded = service_.execute(release_id, finished, command_key(i, "finish/" + std::to_string(try_number)));
+      if (!recorded) return is_superseded(recorded.error()) ? Status(success()) : Status(recorded.error());
+      if (!finished.will_retry) break;
+      const Timestamp retry_at = clock_.now() + step.retry_delay_s * 1000LL;
+      while (!cancel && clock_.now() < retry_at) clock_.wait_until(retry_at, std::chrono::milliseconds(100));
+    }
   }
+  auto finished = service_.execute(release_id, FinishDeployment{stage_name, attempt},
+                                   Invocation{kActor, "executor/" + key_text(key) + "/finish", ""});
+  if (!finished && !is_superseded(finished.error())) return finished.error();
   return success();
 }
 

@@ -1,7 +1,13 @@
-// The executor: starts the deployment of every stage that is ready to deploy
-// and runs its steps, in order, through the StepRunner — each deployment on
-// its own thread, so stages triggered together really run at the same time.
-// Every step's start and end goes through ReleaseService as a command.
+// The executor: owns the deployment queue and runs deployments.
+//
+// It starts the deployment of every stage that is ready (triggered, or
+// approved and no longer deferred) as the stage's queue policy allows —
+// max_parallel deployments of a stage across releases, in release order when
+// limited; under deploy_latest, older releases waiting for the stage are
+// superseded by the newest — and runs its steps through the StepRunner, each
+// deployment on its own thread, so stages triggered together really run at
+// the same time. Every step's start and end goes through ReleaseService as a
+// command; a canceled stage has its process group killed.
 #pragma once
 
 #include "engine/ports.hpp"
@@ -9,7 +15,6 @@
 #include "engine/release_service.hpp"
 
 #include <functional>
-#include <list>
 #include <map>
 #include <set>
 #include <tuple>
@@ -28,41 +33,69 @@ struct ExecutorOptions {
 class Executor final : public Reactor {
  public:
   static constexpr const char* kActor = "cascade/executor";
+  static constexpr const char* kMask = "***";
 
   // `on_idle_change` is called whenever a deployment finishes (Engine::notify_progress).
-  Executor(ReleaseService& service, StepRunner& runner, StepLogStore& logs, CheckpointStore& checkpoints,
-           ExecutorOptions options, std::function<void()> on_idle_change = {});
-  ~Executor() override;  // waits for running deployments
+  Executor(ReleaseService& service, StepRunner& runner, StepLogStore& logs, SecretStore& secrets,
+           CheckpointStore& checkpoints, const Clock& clock, ExecutorOptions options,
+           std::function<void()> on_idle_change = {});
+  ~Executor() override;  // cancels and waits for running deployments
 
   std::string name() const override { return "executor"; }
   Result<std::uint64_t> resume_position() override;
   Status handle(const std::vector<events::RecordedEvent>& batch) override;
   bool idle() const override;
+  void on_start() override { stopping_ = false; }
+  void on_stop() override;
 
-  // The environment of one step of a release's stage.
-  std::map<std::string, std::string> step_environment(const ReleaseState& release, const StageDefinition& stage,
-                                                      const StepDefinition& step) const;
+  // The environment of one step, with secrets resolved; `secrets` receives
+  // their values (for masking).
+  Result<std::map<std::string, std::string>> step_environment(const ReleaseState& release,
+                                                              const StageDefinition& stage,
+                                                              const StepDefinition& step,
+                                                              std::vector<std::string>* secrets) const;
 
  private:
   using DeploymentKey = std::tuple<std::string, std::string, int>;  // release, stage, attempt
+  using QueueKey = std::pair<std::string, std::string>;             // pipeline, stage
   struct Running {
     std::uint64_t cause_position = 0;  // the checkpoint may not pass it while the deployment runs
+    std::int64_t number = 0;
+    QueueKey queue;
+    std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
     std::thread thread;
-    bool finished = false;
+  };
+  struct Waiting {
+    std::string release_id;
+    int attempt = 0;
+    bool ready = false;  // may start now (not awaiting an approval or a deferral)
+    std::uint64_t cause_position = 0;
+  };
+  struct Queue {
+    int max_parallel = 0;
+    OnNewRelease on_new_release = OnNewRelease::kQueueAll;
+    std::map<std::int64_t, Waiting> waiting;  // by release number
   };
 
-  void run_deployment(const DeploymentKey& key);
-  Status run_steps(const DeploymentKey& key);
+  Status track(const ReleaseState& release, std::uint64_t position);
+  Status supersede_older(const QueueKey& key);
+  Status start_ready(const QueueKey& key);
+  void run_deployment(const DeploymentKey& key, std::shared_ptr<std::atomic<bool>> cancel);
+  Status run_steps(const DeploymentKey& key, const std::atomic<bool>& cancel);
   void reap_finished();
 
   ReleaseService& service_;
   StepRunner& runner_;
   StepLogStore& logs_;
+  SecretStore& secrets_;
   CheckpointStore& checkpoints_;
+  const Clock& clock_;
   ExecutorOptions options_;
   std::function<void()> on_idle_change_;
+  std::atomic<bool> stopping_{false};
   mutable std::mutex mutex_;
   std::map<DeploymentKey, Running> running_;
+  std::map<QueueKey, Queue> queues_;
   std::vector<std::thread> finished_threads_;
 };
 

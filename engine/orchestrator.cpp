@@ -24,26 +24,6 @@ bool is_superseded(const Error& error) {
   return error.code == ErrorCode::kFailedPrecondition || error.code == ErrorCode::kAlreadyExists;
 }
 
-std::optional<std::string> automatic_trigger_reason(const ReleaseState& release, const StageRecord& stage) {
-  if (stage.attempt != 0) return std::nullopt;
-  const StageDefinition* definition = release.definition.find_stage(stage.name);
-  if (definition == nullptr) return std::nullopt;
-  switch (definition->trigger.kind) {
-    case TriggerKind::kManual: return std::nullopt;
-    case TriggerKind::kAfterRelease: return std::string("release created");
-    case TriggerKind::kAfterStages: {
-      std::string names;
-      for (const std::string& upstream : definition->trigger.after_stages) {
-        const StageRecord* record = release.find_stage(upstream);
-        if (record == nullptr || record->state() != StageState::kSucceeded) return std::nullopt;
-        names += (names.empty() ? "" : ", ") + upstream;
-      }
-      return "after " + names + " succeeded";
-    }
-  }
-  return std::nullopt;
-}
-
 Orchestrator::Orchestrator(ReleaseService& service, CheckpointStore& checkpoints)
     : service_(service), checkpoints_(checkpoints) {}
 
@@ -53,17 +33,45 @@ Status Orchestrator::handle(const std::vector<events::RecordedEvent>& batch) {
   for (const auto& [release_id, position] : releases_touched(batch)) {
     CASCADE_TRY(release, service_.load(release_id));
     for (const StageRecord& stage : release.stages) {
-      auto reason = automatic_trigger_reason(release, stage);
-      if (!reason) continue;
-      // One key per stage and first attempt: triggered exactly once, however
-      // often this release's events are handled again.
-      Invocation invocation{kActor, "orchestrator/" + release_id + "/" + stage.name + "/1",
-                            "position-" + std::to_string(position)};
-      auto done = service_.execute(release_id, TriggerStage{stage.name, *reason}, invocation);
-      if (!done && !is_superseded(done.error())) return done.error();
+      if (auto reason = automatic_trigger_reason(release, stage)) {
+        // One key per stage and first attempt: triggered exactly once, however
+        // often this release's events are handled again.
+        Invocation invocation{kActor, "orchestrator/" + release_id + "/" + stage.name + "/1",
+                              "position-" + std::to_string(position)};
+        auto done = service_.execute(release_id, TriggerStage{stage.name, *reason}, invocation);
+        if (!done && !is_superseded(done.error())) return done.error();
+      }
+      const StageDefinition* definition = release.definition.find_stage(stage.name);
+      if (stage.state() == StageState::kFailed && definition != nullptr &&
+          definition->on_failure == OnFailure::kRedeployLastGood) {
+        CASCADE_TRY(redeploy_last_good(release, stage, position));
+      }
     }
   }
   return checkpoints_.save(name(), batch.back().position);
+}
+
+Status Orchestrator::redeploy_last_good(const ReleaseState& failed, const StageRecord& stage, std::uint64_t position) {
+  // Release numbers are dense, so the older releases are found by number.
+  for (std::int64_t n = failed.number - 1; n >= 1 && n >= failed.number - kLastGoodSearchDepth; --n) {
+    const std::string candidate = failed.pipeline + "-" + std::to_string(n);
+    auto older = service_.load(candidate);
+    if (!older) {
+      if (older.error().code == ErrorCode::kNotFound) continue;
+      return older.error();
+    }
+    const StageRecord* there = older.value().find_stage(stage.name);
+    if (there == nullptr || older.value().abandoned || there->state() != StageState::kSucceeded) continue;
+    Invocation invocation{kActor,
+                          "orchestrator/redeploy-last-good/" + failed.id + "/" + stage.name + "/" +
+                              std::to_string(stage.attempt),
+                          "position-" + std::to_string(position)};
+    auto done = service_.execute(
+        candidate, RedeployStage{stage.name, "auto-redeploy: " + failed.id + " failed at " + stage.name}, invocation);
+    if (!done && !is_superseded(done.error())) return done.error();
+    return success();
+  }
+  return success();
 }
 
 }  // namespace cascade::engine

@@ -1,6 +1,8 @@
 // The orchestrator: triggers stages whose trigger condition holds — after
 // release creation, or once every stage of an after_stages join has
-// succeeded. Manual stages wait for a person's DeployStage.
+// succeeded — and, for a stage with on_failure redeploy_last_good, redeploys
+// the last release that succeeded there when a newer one fails. Manual
+// stages wait for a person.
 #pragma once
 
 #include "engine/reactor.hpp"
@@ -8,13 +10,11 @@
 
 namespace cascade::engine {
 
-// Why `stage` should be triggered now, or nullopt. Only a stage that has
-// never been triggered qualifies: redeploys are people's decisions.
-std::optional<std::string> automatic_trigger_reason(const ReleaseState& release, const StageRecord& stage);
-
 class Orchestrator final : public Reactor {
  public:
   static constexpr const char* kActor = "cascade/orchestrator";
+  // How far back redeploy_last_good looks for a release that succeeded.
+  static constexpr int kLastGoodSearchDepth = 1000;
 
   Orchestrator(ReleaseService& service, CheckpointStore& checkpoints);
   std::string name() const override { return "orchestrator"; }
@@ -22,6 +22,8 @@ class Orchestrator final : public Reactor {
   Status handle(const std::vector<events::RecordedEvent>& batch) override;
 
  private:
+  Status redeploy_last_good(const ReleaseState& failed, const StageRecord& stage, std::uint64_t position);
+
   ReleaseService& service_;
   CheckpointStore& checkpoints_;
 };

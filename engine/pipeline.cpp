@@ -28,18 +28,44 @@ namespace {
 constexpr std::size_t kMaxNameLength = 64;
 constexpr std::int64_t kMinTimeoutSeconds = 1;
 constexpr std::int64_t kMaxTimeoutSeconds = 86400;
+constexpr std::int64_t kMaxRetries = 10;
+constexpr std::int64_t kMaxRetryDelaySeconds = 3600;
+constexpr std::int64_t kMillisecondsPerMinute = 60 * 1000;
+constexpr std::int64_t kMinutesPerHour = 60;
+constexpr std::int64_t kMinutesPerDay = 24 * 60;
+constexpr std::size_t kDigestLength = 64;  // a SHA-256, in lowercase hex
 constexpr std::size_t kMaxSuggestionDistance = 2;
 // Variables become environment variables of the steps; the engine sets its
 // own (CASCADE_ARTIFACT_PATH, ...) and a pipeline must not shadow them.
 constexpr std::string_view kReservedVariablePrefix = "CASCADE_";
 constexpr std::string_view kArrow = " \xE2\x86\x92 ";  // " → " (U+2192)
+// The token that numbers releases; a name format must contain it so that
+// every release of a pipeline gets its own name.
+constexpr std::string_view kRevisionToken = "$(rev:r)";
 
-constexpr std::array<std::string_view, 4> kPipelineFields = {"name", "description", "variables", "stages"};
-constexpr std::array<std::string_view, 5> kStageFields = {"name", "trigger", "pre_approval", "variables",
-                                                          "steps"};
-constexpr std::array<std::string_view, 3> kTriggerFields = {"after_release", "after_stages", "manual"};
-constexpr std::array<std::string_view, 1> kApprovalFields = {"approvers"};
-constexpr std::array<std::string_view, 4> kStepFields = {"name", "run", "timeout_s", "env"};
+// Known fields in schema order, which is also the order their problems are reported in.
+constexpr std::array<std::string_view, 6> kPipelineFields = {"name",      "description", "release_name_format",
+                                                             "variables", "groups",      "stages"};
+constexpr std::array<std::string_view, 9> kStageFields = {"name",         "trigger",      "pre_approval",
+                                                          "post_approval", "variables",   "steps",
+                                                          "max_parallel", "on_new_release", "on_failure"};
+constexpr std::array<std::string_view, 4> kTriggerFields = {"after_release", "after_stages", "manual",
+                                                            "on_partial_success"};
+constexpr std::array<std::string_view, 3> kTriggerKinds = {"after_release", "after_stages", "manual"};
+constexpr std::array<std::string_view, 6> kApprovalFields = {"approvers", "required", "order", "timeout",
+                                                             "requester_cannot_approve",
+                                                             "skip_if_approved_earlier"};
+constexpr std::array<std::string_view, 7> kStepFields = {"name", "run", "timeout_s", "env", "continue_on_error",
+                                                         "retries", "condition"};
+constexpr std::array<std::string_view, 3> kVariableFields = {"value", "secret", "digest"};
+constexpr std::array<std::string_view, 2> kRetryFields = {"count", "delay_s"};
+
+// The words of the enumerations, indexed by their enumerators.
+constexpr std::array<std::string_view, 2> kApprovalOrders = {"any", "sequential"};
+constexpr std::array<std::string_view, 2> kOnNewReleaseChoices = {"queue_all", "deploy_latest"};
+constexpr std::array<std::string_view, 3> kStepConditions = {"succeeded", "failed", "always"};
+// OnFailure::kNothing has no word: it is the absence of "on_failure".
+constexpr std::array<std::string_view, 1> kOnFailureChoices = {"redeploy_last_good"};
 
 std::string member_path(const std::string& path, std::string_view key) {
   return path.empty() ? std::string(key) : path + "." + std::string(key);
@@ -105,6 +131,107 @@ std::string join_quoted(const std::vector<std::string_view>& items) {
     out += single_quoted(items[i]);
   }
   return out;
+}
+
+// "\"a\"", "\"a\" or \"b\"", "\"a\", \"b\" or \"c\"": the words a choice field accepts.
+template <std::size_t N>
+std::string join_choices(const std::array<std::string_view, N>& choices) {
+  std::string out;
+  for (std::size_t i = 0; i < N; ++i) {
+    if (i > 0) out += i + 1 == N ? " or " : ", ";
+    out += "\"" + std::string(choices[i]) + "\"";
+  }
+  return out;
+}
+
+// 64 lowercase hex digits: how the secret store names a secret.
+bool is_digest(std::string_view text) {
+  return text.size() == kDigestLength &&
+         std::all_of(text.begin(), text.end(), [](char c) { return is_digit(c) || (c >= 'a' && c <= 'f'); });
+}
+
+// An approval timeout as written: a whole number followed by m, h or d
+// ("45m", "12h", "30d"), in minutes; nullopt when the text is not of that
+// form. Numbers far beyond the maximum saturate, so that they are reported as
+// too long rather than overflowing.
+std::optional<std::int64_t> parse_duration_minutes(std::string_view text) {
+  if (text.size() < 2) return std::nullopt;
+  std::int64_t unit_minutes = 0;
+  switch (text.back()) {
+    case 'm': unit_minutes = 1; break;
+    case 'h': unit_minutes = kMinutesPerHour; break;
+    case 'd': unit_minutes = kMinutesPerDay; break;
+    default: return std::nullopt;
+  }
+  constexpr std::int64_t kSaturated = ApprovalPolicy::kMaxTimeoutMs / kMillisecondsPerMinute + 1;
+  std::int64_t count = 0;
+  for (char c : text.substr(0, text.size() - 1)) {
+    if (!is_digit(c)) return std::nullopt;
+    count = std::min(count * 10 + (c - '0'), kSaturated);
+  }
+  return count * unit_minutes;
+}
+
+// The canonical text of a timeout: the largest unit among d, h and m that
+// divides it exactly ("30d", "36h", "90m"). Parsed timeouts are whole minutes;
+// one set in code that is not is rounded up to the next minute, never down,
+// so that the canonical form still parses and never waits less.
+std::string format_duration(std::int64_t milliseconds) {
+  const std::int64_t minutes = (milliseconds + kMillisecondsPerMinute - 1) / kMillisecondsPerMinute;
+  if (minutes != 0 && minutes % kMinutesPerDay == 0) return std::to_string(minutes / kMinutesPerDay) + "d";
+  if (minutes != 0 && minutes % kMinutesPerHour == 0) return std::to_string(minutes / kMinutesPerHour) + "h";
+  return std::to_string(minutes) + "m";
+}
+
+// $(date:<pattern>): a pattern of y, M and d with '-', '.' or '_' between, e.g. yyyyMMdd or yyyy-MM-dd.
+bool is_date_pattern(std::string_view pattern) {
+  const auto is_field = [](char c) { return c == 'y' || c == 'M' || c == 'd'; };
+  return std::any_of(pattern.begin(), pattern.end(), is_field) &&
+         std::all_of(pattern.begin(), pattern.end(),
+                     [&](char c) { return is_field(c) || c == '-' || c == '.' || c == '_'; });
+}
+
+// Every problem of a release name format, in the order of the text. Names
+// end up in stream names, URLs and directory names, so outside of tokens the
+// format uses the characters of a name and starts like one.
+std::vector<std::string> release_name_format_problems(std::string_view format) {
+  std::vector<std::string> problems;
+  bool has_revision = false;
+  bool reported_character = false;
+  for (std::size_t i = 0; i < format.size();) {
+    if (format.compare(i, 2, "$(") == 0) {
+      const std::size_t close = format.find(')', i + 2);
+      if (close == std::string_view::npos) {
+        problems.push_back("unterminated token " + single_quoted(format.substr(i)));
+        break;
+      }
+      const std::string_view token = format.substr(i, close + 1 - i);
+      const std::string_view inside = token.substr(2, token.size() - 3);
+      if (token == kRevisionToken) {
+        has_revision = true;
+      } else if (inside != "build" &&
+                 !(inside.compare(0, 5, "date:") == 0 && is_date_pattern(inside.substr(5)))) {
+        problems.push_back("unknown token " + single_quoted(token) +
+                           ": use $(rev:r), $(build) or $(date:yyyyMMdd)");
+      }
+      i = close + 1;
+      continue;
+    }
+    const char c = format[i];
+    const bool name_character = is_letter(c) || is_digit(c) || c == '.' || c == '_' || c == '-';
+    if (!reported_character && (!name_character || (i == 0 && !is_letter(c) && !is_digit(c)))) {
+      reported_character = true;
+      problems.push_back(name_character
+                             ? "release_name_format must start with a letter, a digit or a token"
+                             : "character " + single_quoted(std::string_view(&format[i], 1)) +
+                                   " is not allowed: outside of tokens use letters, digits, '.', '_' or '-'");
+    }
+    ++i;
+  }
+  if (!has_revision) {
+    problems.push_back("release_name_format must contain $(rev:r), so that every release gets its own name");
+  }
+  return problems;
 }
 
 // What the structural pass could read of one stage; the semantic pass works
@@ -214,31 +341,158 @@ class PipelineParser {
     return name;
   }
 
-  // An object of string → string whose keys become environment variables.
-  Variables read_variables(const json& value, const std::string& path, std::string_view kind) {
-    Variables variables;
+  // Reports a name that cannot be an environment variable or is the engine's.
+  void check_variable_name(const std::string& name, const std::string& path, std::string_view kind) {
+    if (!is_valid_variable_name(name)) {
+      add(path, "invalid " + std::string(kind) + " name " + single_quoted(name) +
+                    ": use letters, digits and '_', not starting with a digit");
+    } else if (name.compare(0, kReservedVariablePrefix.size(), kReservedVariablePrefix) == 0) {
+      add(path, std::string(kind) + " name " + single_quoted(name) + " is reserved: names starting with " +
+                    std::string(kReservedVariablePrefix) + " are set by the engine");
+    }
+  }
+
+  // A string that becomes (part of) an environment variable's value.
+  std::optional<std::string> read_variable_text(const json& value, const std::string& path) {
+    std::optional<std::string> text = read_string(value, path);
+    if (text && text->find('\0') != std::string::npos) {
+      add(path, "contains a NUL character, which an environment variable cannot hold");
+      return std::nullopt;
+    }
+    return text;
+  }
+
+  // A step's env: an object of string → string whose keys become environment variables.
+  std::map<std::string, std::string> read_env(const json& value, const std::string& path) {
+    std::map<std::string, std::string> env;
+    if (!value.is_object()) {
+      add(path, expected("an object", value));
+      return env;
+    }
+    for (const auto& item : value.items()) {
+      const std::string item_path = member_path(path, item.key());
+      check_variable_name(item.key(), item_path, "env variable");
+      if (auto text = read_variable_text(item.value(), item_path)) env.emplace(item.key(), std::move(*text));
+    }
+    return env;
+  }
+
+  // Pipeline or stage variables: name → "text", {"value": "text", "secret": bool},
+  // or a secret's stored form {"secret": true, "digest": "<64 hex>"}.
+  VariableMap read_variables(const json& value, const std::string& path) {
+    VariableMap variables;
     if (!value.is_object()) {
       add(path, expected("an object", value));
       return variables;
     }
     for (const auto& item : value.items()) {
-      const std::string& name = item.key();
-      const std::string item_path = member_path(path, name);
-      if (!is_valid_variable_name(name)) {
-        add(item_path, "invalid " + std::string(kind) + " name " + single_quoted(name) +
-                           ": use letters, digits and '_', not starting with a digit");
-      } else if (name.compare(0, kReservedVariablePrefix.size(), kReservedVariablePrefix) == 0) {
-        add(item_path, std::string(kind) + " name " + single_quoted(name) + " is reserved: names starting with " +
-                           std::string(kReservedVariablePrefix) + " are set by the engine");
-      }
-      std::optional<std::string> text = read_string(item.value(), item_path);
-      if (text && text->find('\0') != std::string::npos) {
-        add(item_path, "contains a NUL character, which an environment variable cannot hold");
-      } else if (text) {
-        variables.emplace(name, std::move(*text));
-      }
+      const std::string item_path = member_path(path, item.key());
+      check_variable_name(item.key(), item_path, "variable");
+      if (auto variable = read_variable(item.value(), item_path)) variables.emplace(item.key(), std::move(*variable));
     }
     return variables;
+  }
+
+  // Problems never quote a value: it may be a secret's.
+  std::optional<VariableValue> read_variable(const json& value, const std::string& path) {
+    if (value.is_string()) {
+      std::optional<std::string> text = read_variable_text(value, path);
+      if (!text) return std::nullopt;
+      return VariableValue{std::move(*text), false, ""};
+    }
+    if (!value.is_object()) {
+      add(path, expected("a string or an object", value));
+      return std::nullopt;
+    }
+    const std::size_t problems_before = problems_.size();
+    check_fields(value, path, kVariableFields);
+    VariableValue variable;
+    if (const json* secret = find(value, path, "secret", false)) {
+      const std::optional<bool> flag = read_bool(*secret, member_path(path, "secret"));
+      // Whether the rest is right depends on what was meant: leave it at the type error.
+      if (!flag) return std::nullopt;
+      variable.secret = *flag;
+    }
+    const json* text = find(value, path, "value", false);
+    if (text != nullptr) {
+      if (auto read = read_variable_text(*text, member_path(path, "value"))) {
+        // An empty secret could not be stored under a digest (ReleaseService
+        // stores non-empty values only), and there is nothing in it to keep secret.
+        if (variable.secret && read->empty()) add(member_path(path, "value"), "a secret's value is empty");
+        variable.value = std::move(*read);
+      }
+    }
+    const json* digest = find(value, path, "digest", false);
+    if (digest != nullptr) {
+      const std::string digest_path = member_path(path, "digest");
+      if (!variable.secret) {
+        add(digest_path, "digest applies to secrets only");
+      } else if (text != nullptr) {
+        add(digest_path, "a secret has either 'value' or 'digest', not both");
+      } else if (auto read = read_string(*digest, digest_path)) {
+        if (is_digest(*read)) {
+          variable.secret_digest = std::move(*read);
+        } else {
+          add(digest_path, "expected 64 lowercase hex digits");
+        }
+      }
+    }
+    // A secret in its stored form has its digest instead of its value.
+    if (text == nullptr && (digest == nullptr || !variable.secret)) {
+      find(value, path, "value", true);
+    }
+    if (problems_.size() != problems_before) return std::nullopt;
+    return variable;
+  }
+
+  std::optional<bool> read_bool(const json& value, const std::string& path) {
+    if (!value.is_boolean()) {
+      add(path, expected("a boolean", value));
+      return std::nullopt;
+    }
+    return value.get<bool>();
+  }
+
+  // An integer, saturated to int64 (a value beyond it is out of any range
+  // here); nullopt when `value` is not an integer.
+  std::optional<std::int64_t> read_integer(const json& value, const std::string& path) {
+    if (!value.is_number_integer()) {
+      add(path, value.is_number_float() ? "expected an integer, found number " + value.dump()
+                                        : expected("an integer", value));
+      return std::nullopt;
+    }
+    if (value.is_number_unsigned() &&
+        value.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+      return std::numeric_limits<std::int64_t>::max();
+    }
+    return value.get<std::int64_t>();
+  }
+
+  // An integer in [min, max]: "<field> must be between <min> and <max><unit>, found <value>".
+  std::optional<int> read_bounded(const json& value, const std::string& path, std::string_view field,
+                                  std::int64_t min, std::int64_t max, std::string_view unit = "") {
+    const std::optional<std::int64_t> number = read_integer(value, path);
+    if (!number) return std::nullopt;
+    if (*number < min || *number > max) {
+      add(path, std::string(field) + " must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                    std::string(unit) + ", found " + value.dump());
+      return std::nullopt;
+    }
+    return static_cast<int>(*number);
+  }
+
+  // One of `choices`; returns its index, which is the enumerator's value.
+  template <std::size_t N>
+  std::optional<std::size_t> read_choice(const json& value, const std::string& path,
+                                         const std::array<std::string_view, N>& choices) {
+    const std::optional<std::string> word = read_string(value, path);
+    if (!word) return std::nullopt;
+    const auto it = std::find(choices.begin(), choices.end(), *word);
+    if (it == choices.end()) {
+      add(path, "expected " + join_choices(choices) + ", found " + value.dump());
+      return std::nullopt;
+    }
+    return static_cast<std::size_t>(it - choices.begin());
   }
 
   // A non-empty array of distinct, non-empty strings (after_stages, approvers).
@@ -288,9 +542,18 @@ class PipelineParser {
     if (const json* value = find(document, "", "description", false)) {
       if (auto description = read_string(*value, "description")) definition.description = std::move(*description);
     }
-    if (const json* value = find(document, "", "variables", false)) {
-      definition.variables = read_variables(*value, "variables", "variable");
+    if (const json* value = find(document, "", "release_name_format", false)) {
+      if (auto format = read_string(*value, "release_name_format")) {
+        for (std::string& problem : release_name_format_problems(*format)) {
+          add("release_name_format", std::move(problem));
+        }
+        definition.release_name_format = std::move(*format);
+      }
     }
+    if (const json* value = find(document, "", "variables", false)) {
+      definition.variables = read_variables(*value, "variables");
+    }
+    if (const json* value = find(document, "", "groups", false)) definition.groups = read_groups(*value, "groups");
     const json* stages = find(document, "", "stages", true);
     if (stages == nullptr) return;
     if (!stages->is_array()) {
@@ -304,6 +567,26 @@ class PipelineParser {
     for (std::size_t i = 0; i < stages->size(); ++i) {
       drafts.push_back(parse_stage((*stages)[i], element_path("stages", i)));
     }
+  }
+
+  // Group name → its members, user names. Groups do not nest: a member is a user.
+  std::map<std::string, std::vector<std::string>> read_groups(const json& value, const std::string& path) {
+    std::map<std::string, std::vector<std::string>> groups;
+    if (!value.is_object()) {
+      add(path, expected("an object", value));
+      return groups;
+    }
+    for (const auto& item : value.items()) {
+      const std::string& name = item.key();
+      const std::string group_path = member_path(path, name);
+      if (!is_valid_name(name)) {
+        add(group_path, "invalid group name " + single_quoted(name) + ": use 1 to " + std::to_string(kMaxNameLength) +
+                            " letters, digits, '.', '_' or '-', starting with a letter or digit");
+      }
+      auto members = read_name_list(item.value(), group_path, "group " + single_quoted(name), "member", false);
+      if (members) groups.emplace(name, std::move(*members));
+    }
+    return groups;
   }
 
   StageDraft parse_stage(const json& value, const std::string& path) {
@@ -322,10 +605,13 @@ class PipelineParser {
       if (draft.trigger) stage.trigger = *draft.trigger;
     }
     if (const json* approval = find(value, path, "pre_approval", false)) {
-      stage.pre_approval = parse_approval(*approval, member_path(path, "pre_approval"));
+      stage.pre_approval = parse_approval(*approval, member_path(path, "pre_approval"), true);
+    }
+    if (const json* approval = find(value, path, "post_approval", false)) {
+      stage.post_approval = parse_approval(*approval, member_path(path, "post_approval"), false);
     }
     if (const json* variables = find(value, path, "variables", false)) {
-      stage.variables = read_variables(*variables, member_path(path, "variables"), "variable");
+      stage.variables = read_variables(*variables, member_path(path, "variables"));
     }
     if (const json* steps = find(value, path, "steps", true)) {
       const std::string steps_path = member_path(path, "steps");
@@ -348,6 +634,30 @@ class PipelineParser {
         }
       }
     }
+    if (const json* limit = find(value, path, "max_parallel", false)) {
+      // 0 is what the canonical form writes for "unlimited", so it is read back as such.
+      const std::string limit_path = member_path(path, "max_parallel");
+      if (const std::optional<std::int64_t> number = read_integer(*limit, limit_path)) {
+        if (*number < 0) {
+          add(limit_path, "max_parallel must be at least 1 (0 or absent: unlimited), found " + limit->dump());
+        } else if (*number > std::numeric_limits<int>::max()) {
+          add(limit_path, "max_parallel must be at most " + std::to_string(std::numeric_limits<int>::max()) +
+                              ", found " + limit->dump());
+        } else {
+          stage.max_parallel = static_cast<int>(*number);
+        }
+      }
+    }
+    if (const json* policy = find(value, path, "on_new_release", false)) {
+      if (auto choice = read_choice(*policy, member_path(path, "on_new_release"), kOnNewReleaseChoices)) {
+        stage.on_new_release = static_cast<OnNewRelease>(*choice);
+      }
+    }
+    if (const json* policy = find(value, path, "on_failure", false)) {
+      if (read_choice(*policy, member_path(path, "on_failure"), kOnFailureChoices)) {
+        stage.on_failure = OnFailure::kRedeployLastGood;
+      }
+    }
     return draft;
   }
 
@@ -361,7 +671,7 @@ class PipelineParser {
     const std::size_t problems_before = problems_.size();
     const bool all_known = check_fields(value, path, kTriggerFields);
     std::vector<std::string_view> kinds;
-    for (std::string_view kind : kTriggerFields) {
+    for (std::string_view kind : kTriggerKinds) {
       if (value.contains(kind)) kinds.push_back(kind);
     }
     if (kinds.size() > 1) {
@@ -389,6 +699,16 @@ class PipelineParser {
         trigger.after_stages = std::move(*list);
       }
     }
+    if (const json* flag = find(value, path, "on_partial_success", false)) {
+      const std::string flag_path = member_path(path, "on_partial_success");
+      if (auto partial = read_bool(*flag, flag_path)) {
+        if (value.contains("after_stages")) {
+          trigger.on_partial_success = *partial;
+        } else {
+          add(flag_path, "on_partial_success applies to after_stages only");
+        }
+      }
+    }
     if (problems_.size() != problems_before || kinds.size() != 1) return std::nullopt;
     return trigger;
   }
@@ -404,17 +724,95 @@ class PipelineParser {
     }
   }
 
-  std::optional<ApprovalPolicy> parse_approval(const json& value, const std::string& path) {
+  // `pre` tells a pre_approval from a post_approval. Approvers are users or
+  // names of the pipeline's groups; a user name cannot be checked, so neither is checked.
+  std::optional<ApprovalPolicy> parse_approval(const json& value, const std::string& path, bool pre) {
     if (!value.is_object()) {
       add(path, expected("an object", value));
       return std::nullopt;
     }
     check_fields(value, path, kApprovalFields);
-    const json* approvers = find(value, path, "approvers", true);
-    if (approvers == nullptr) return std::nullopt;
-    auto list = read_name_list(*approvers, member_path(path, "approvers"), "approvers", "approver", false);
-    if (!list) return std::nullopt;
-    return ApprovalPolicy{std::move(*list)};
+    ApprovalPolicy policy;
+    std::optional<std::vector<std::string>> approvers;
+    if (const json* list = find(value, path, "approvers", true)) {
+      approvers = read_name_list(*list, member_path(path, "approvers"), "approvers", "approver", false);
+    }
+    if (const json* required = find(value, path, "required", false)) {
+      read_required(*required, member_path(path, "required"), approvers, policy);
+    }
+    if (const json* order = find(value, path, "order", false)) {
+      if (auto choice = read_choice(*order, member_path(path, "order"), kApprovalOrders)) {
+        policy.order = static_cast<ApprovalOrder>(*choice);
+      }
+    }
+    if (const json* timeout = find(value, path, "timeout", false)) {
+      if (auto milliseconds = read_timeout(*timeout, member_path(path, "timeout"))) policy.timeout_ms = *milliseconds;
+    }
+    if (const json* flag = find(value, path, "requester_cannot_approve", false)) {
+      policy.requester_cannot_approve = read_bool(*flag, member_path(path, "requester_cannot_approve")).value_or(false);
+    }
+    if (const json* flag = find(value, path, "skip_if_approved_earlier", false)) {
+      const std::string flag_path = member_path(path, "skip_if_approved_earlier");
+      if (!pre) {
+        add(flag_path, "skip_if_approved_earlier applies to pre_approval only");
+      } else {
+        policy.skip_if_approved_earlier = read_bool(*flag, flag_path).value_or(false);
+      }
+    }
+    if (!approvers) return std::nullopt;
+    policy.approvers = std::move(*approvers);
+    return policy;
+  }
+
+  // An integer from 1 to the number of approvers, or "all" (stored as 0).
+  void read_required(const json& value, const std::string& path,
+                     const std::optional<std::vector<std::string>>& approvers, ApprovalPolicy& policy) {
+    if (value.is_string()) {
+      if (value.get_ref<const std::string&>() == "all") {
+        policy.required = 0;
+      } else {
+        add(path, "expected an integer or \"all\", found " + value.dump());
+      }
+      return;
+    }
+    if (!value.is_number_integer()) {
+      add(path, value.is_number_float() ? "expected an integer or \"all\", found number " + value.dump()
+                                        : expected("an integer or \"all\"", value));
+      return;
+    }
+    const std::optional<std::int64_t> count = read_integer(value, path);
+    if (!count) return;
+    if (*count < 1) {
+      add(path, "required must be at least 1, found " + value.dump());
+    } else if (approvers && !approvers->empty() && *count > static_cast<std::int64_t>(approvers->size())) {
+      // An empty or unreadable list is reported already.
+      add(path, "required is " + value.dump() + " but only " + std::to_string(approvers->size()) +
+                    (approvers->size() == 1 ? " approver is" : " approvers are") + " listed");
+    } else {
+      policy.required = static_cast<int>(std::min<std::int64_t>(*count, std::numeric_limits<int>::max()));
+    }
+  }
+
+  // "45m", "12h", "30d": more than zero and at most 365 days.
+  std::optional<std::int64_t> read_timeout(const json& value, const std::string& path) {
+    const std::optional<std::string> text = read_string(value, path);
+    if (!text) return std::nullopt;
+    const std::optional<std::int64_t> minutes = parse_duration_minutes(*text);
+    if (!minutes) {
+      add(path, "invalid timeout " + single_quoted(*text) +
+                    ": use a whole number followed by m, h or d, e.g. \"45m\", \"12h\" or \"30d\"");
+      return std::nullopt;
+    }
+    const std::int64_t milliseconds = *minutes * kMillisecondsPerMinute;
+    if (milliseconds <= 0) {
+      add(path, "timeout must be more than 0");
+      return std::nullopt;
+    }
+    if (milliseconds > ApprovalPolicy::kMaxTimeoutMs) {
+      add(path, "timeout must be at most " + format_duration(ApprovalPolicy::kMaxTimeoutMs));
+      return std::nullopt;
+    }
+    return milliseconds;
   }
 
   // nullopt when the step has no usable name (duplicates are checked by name).
@@ -439,31 +837,46 @@ class PipelineParser {
       }
     }
     if (const json* timeout = find(value, path, "timeout_s", false)) {
-      const std::string timeout_path = member_path(path, "timeout_s");
-      if (!timeout->is_number_integer()) {
-        add(timeout_path, timeout->is_number_float() ? "expected an integer, found number " + timeout->dump()
-                                                     : expected("an integer", *timeout));
-      } else {
-        // Unsigned values above int64 are out of range either way.
-        const std::int64_t seconds = timeout->is_number_unsigned() &&
-                                             timeout->get<std::uint64_t>() >
-                                                 static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())
-                                         ? std::numeric_limits<std::int64_t>::max()
-                                         : timeout->get<std::int64_t>();
-        if (seconds < kMinTimeoutSeconds || seconds > kMaxTimeoutSeconds) {
-          add(timeout_path, "timeout_s must be between " + std::to_string(kMinTimeoutSeconds) + " and " +
-                                std::to_string(kMaxTimeoutSeconds) + " seconds, found " + timeout->dump());
-        } else {
-          step.timeout_s = static_cast<int>(seconds);
-        }
+      if (auto seconds = read_bounded(*timeout, member_path(path, "timeout_s"), "timeout_s", kMinTimeoutSeconds,
+                                      kMaxTimeoutSeconds, " seconds")) {
+        step.timeout_s = *seconds;
       }
     }
-    if (const json* env = find(value, path, "env", false)) {
-      step.env = read_variables(*env, member_path(path, "env"), "env variable");
+    if (const json* env = find(value, path, "env", false)) step.env = read_env(*env, member_path(path, "env"));
+    if (const json* flag = find(value, path, "continue_on_error", false)) {
+      step.continue_on_error = read_bool(*flag, member_path(path, "continue_on_error")).value_or(false);
+    }
+    if (const json* retries = find(value, path, "retries", false)) {
+      read_retries(*retries, member_path(path, "retries"), step);
+    }
+    if (const json* condition = find(value, path, "condition", false)) {
+      if (auto choice = read_choice(*condition, member_path(path, "condition"), kStepConditions)) {
+        step.condition = static_cast<StepCondition>(*choice);
+      }
     }
     if (!name) return std::nullopt;
     step.name = std::move(*name);
     return step;
+  }
+
+  // A count (0-10), or {"count": 0-10, "delay_s": 0-3600}.
+  void read_retries(const json& value, const std::string& path, StepDefinition& step) {
+    if (value.is_object()) {
+      check_fields(value, path, kRetryFields);
+      if (const json* count = find(value, path, "count", true)) {
+        step.retries = read_bounded(*count, member_path(path, "count"), "count", 0, kMaxRetries).value_or(0);
+      }
+      if (const json* delay = find(value, path, "delay_s", false)) {
+        step.retry_delay_s = read_bounded(*delay, member_path(path, "delay_s"), "delay_s", 0, kMaxRetryDelaySeconds,
+                                          " seconds")
+                                 .value_or(0);
+      }
+    } else if (value.is_number_integer()) {
+      step.retries = read_bounded(value, path, "retries", 0, kMaxRetries).value_or(0);
+    } else {
+      add(path, value.is_number_float() ? "expected an integer or an object, found number " + value.dump()
+                                        : expected("an integer or an object", value));
+    }
   }
 
   // The checks that need the whole pipeline, in document order of the stages.
@@ -717,6 +1130,17 @@ const StageDefinition* PipelineDefinition::find_stage(std::string_view stage) co
   return it == stages.end() ? nullptr : &*it;
 }
 
+bool operator==(const VariableValue& a, const VariableValue& b) {
+  return a.value == b.value && a.secret == b.secret && a.secret_digest == b.secret_digest;
+}
+
+bool PipelineDefinition::acts_for(std::string_view user, std::string_view entry) const {
+  if (user.empty()) return false;
+  if (user == entry) return true;
+  const auto group = groups.find(std::string(entry));
+  return group != groups.end() && std::find(group->second.begin(), group->second.end(), user) != group->second.end();
+}
+
 Result<PipelineDefinition> parse_pipeline(const json& document) { return PipelineParser().parse(document); }
 
 Result<PipelineDefinition> parse_pipeline_text(std::string_view text) {
@@ -743,28 +1167,114 @@ Result<PipelineDefinition> parse_pipeline_text(std::string_view text) {
   return invalid_pipeline(document, std::move(problems));
 }
 
+namespace {
+
+// A non-secret as its text; a secret as {"secret": true, "digest": …} and
+// never with its value. ReleaseService stores every secret and sets its digest
+// before writing a definition; a secret without one (a definition straight
+// from the user's file) is written with an empty digest, which does not
+// parse back, rather than with its value.
+json variables_to_json(const VariableMap& variables) {
+  json out = json::object();
+  for (const auto& [name, variable] : variables) {
+    if (variable.secret) {
+      out[name] = {{"secret", true}, {"digest", variable.secret_digest}};
+    } else {
+      out[name] = variable.value;
+    }
+  }
+  return out;
+}
+
+json approval_to_json(const ApprovalPolicy& policy, bool pre) {
+  json out = {{"approvers", policy.approvers},
+              {"order", std::string(kApprovalOrders[static_cast<std::size_t>(policy.order)])},
+              {"timeout", format_duration(policy.timeout_ms)},
+              {"requester_cannot_approve", policy.requester_cannot_approve}};
+  out["required"] = policy.required == 0 ? json("all") : json(policy.required);
+  if (pre) out["skip_if_approved_earlier"] = policy.skip_if_approved_earlier;
+  return out;
+}
+
+json trigger_to_json(const StageTrigger& trigger) {
+  switch (trigger.kind) {
+    case TriggerKind::kAfterRelease: return {{"after_release", true}};
+    case TriggerKind::kAfterStages:
+      return {{"after_stages", trigger.after_stages}, {"on_partial_success", trigger.on_partial_success}};
+    case TriggerKind::kManual: return {{"manual", true}};
+  }
+  return {{"after_release", true}};  // unreachable: every kind is handled above
+}
+
+json step_to_json(const StepDefinition& step) {
+  return {{"name", step.name},
+          {"run", step.run},
+          {"timeout_s", step.timeout_s},
+          {"env", json(step.env)},
+          {"continue_on_error", step.continue_on_error},
+          {"retries", {{"count", step.retries}, {"delay_s", step.retry_delay_s}}},
+          {"condition", std::string(kStepConditions[static_cast<std::size_t>(step.condition)])}};
+}
+
+json stage_to_json(const StageDefinition& stage) {
+  json steps = json::array();
+  for (const StepDefinition& step : stage.steps) steps.push_back(step_to_json(step));
+  json out = {{"name", stage.name},
+              {"trigger", trigger_to_json(stage.trigger)},
+              {"variables", variables_to_json(stage.variables)},
+              {"steps", std::move(steps)},
+              {"max_parallel", stage.max_parallel},
+              {"on_new_release", std::string(kOnNewReleaseChoices[static_cast<std::size_t>(stage.on_new_release)])}};
+  if (stage.pre_approval) out["pre_approval"] = approval_to_json(*stage.pre_approval, true);
+  if (stage.post_approval) out["post_approval"] = approval_to_json(*stage.post_approval, false);
+  if (stage.on_failure == OnFailure::kRedeployLastGood) out["on_failure"] = std::string(kOnFailureChoices[0]);
+  return out;
+}
+
+}  // namespace
+
 json to_json(const PipelineDefinition& definition) {
   json stages = json::array();
-  for (const StageDefinition& stage : definition.stages) {
-    json trigger;
-    switch (stage.trigger.kind) {
-      case TriggerKind::kAfterRelease: trigger = {{"after_release", true}}; break;
-      case TriggerKind::kAfterStages: trigger = {{"after_stages", stage.trigger.after_stages}}; break;
-      case TriggerKind::kManual: trigger = {{"manual", true}}; break;
-    }
-    json steps = json::array();
-    for (const StepDefinition& step : stage.steps) {
-      steps.push_back({{"name", step.name}, {"run", step.run}, {"timeout_s", step.timeout_s}, {"env", step.env}});
-    }
-    json out = {{"name", stage.name}, {"trigger", std::move(trigger)}, {"variables", stage.variables},
-                {"steps", std::move(steps)}};
-    if (stage.pre_approval) out["pre_approval"] = {{"approvers", stage.pre_approval->approvers}};
-    stages.push_back(std::move(out));
-  }
+  for (const StageDefinition& stage : definition.stages) stages.push_back(stage_to_json(stage));
+  json groups = json::object();
+  for (const auto& [name, members] : definition.groups) groups[name] = members;
   return {{"name", definition.name},
           {"description", definition.description},
-          {"variables", definition.variables},
+          {"release_name_format", definition.release_name_format},
+          {"variables", variables_to_json(definition.variables)},
+          {"groups", std::move(groups)},
           {"stages", std::move(stages)}};
+}
+
+std::string expand_variables(std::string_view text, const std::map<std::string, std::string>& variables) {
+  std::string out;
+  out.reserve(text.size());
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const std::size_t open = text.find("$(", i);
+    if (open == std::string_view::npos) break;
+    out.append(text.substr(i, open - i));
+    const std::size_t name_start = open + 2;
+    std::size_t name_end = name_start;
+    while (name_end < text.size() && (is_letter(text[name_end]) || is_digit(text[name_end]) || text[name_end] == '_')) {
+      ++name_end;
+    }
+    const std::string_view name = text.substr(name_start, name_end - name_start);
+    const auto it = name_end < text.size() && text[name_end] == ')' && is_valid_variable_name(name)
+                        ? variables.find(std::string(name))
+                        : variables.end();
+    if (it != variables.end()) {
+      out += it->second;  // copied as is: a value is never expanded again
+      i = name_end + 1;
+    } else {
+      // Unknown or malformed: keep the "$(" and read on after it, so that a
+      // token inside ("$($(A))") is still found.
+      out += "$(";
+      i = name_start;
+    }
+  }
+  out.append(text.substr(std::min(i, text.size())));
+  return out;
 }
 
 }  // namespace cascade::engine

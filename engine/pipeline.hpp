@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,43 +15,88 @@
 
 namespace cascade::engine {
 
-using events::Variables;
+using events::Timestamp;
+
+// A variable's value, or — for a secret — only the digest under which the
+// secret store keeps it. A definition read from a user's file holds secret
+// values in `value`; ReleaseService moves them into the secret store and
+// clears `value` before anything is written to the log.
+struct VariableValue {
+  std::string value;
+  bool secret = false;
+  std::string secret_digest;  // set once the value is in the secret store
+};
+bool operator==(const VariableValue& a, const VariableValue& b);
+using VariableMap = std::map<std::string, VariableValue>;
 
 enum class TriggerKind { kAfterRelease, kAfterStages, kManual };
 
 struct StageTrigger {
   TriggerKind kind = TriggerKind::kAfterRelease;
   std::vector<std::string> after_stages;  // kAfterStages: every one must have succeeded (the join)
+  bool on_partial_success = false;        // a PartiallySucceeded upstream counts as succeeded
 };
 
+enum class ApprovalOrder { kAny, kSequential };
+
 struct ApprovalPolicy {
+  static constexpr std::int64_t kDefaultTimeoutMs = 30LL * 24 * 3600 * 1000;
+  static constexpr std::int64_t kMaxTimeoutMs = 365LL * 24 * 3600 * 1000;
+  // Users, or names of the pipeline's groups (any member acts for the group).
   std::vector<std::string> approvers;
+  // How many of `approvers` must approve; 0 means all of them ("all").
+  int required = 1;
+  ApprovalOrder order = ApprovalOrder::kAny;
+  std::int64_t timeout_ms = kDefaultTimeoutMs;
+  bool requester_cannot_approve = false;
+  bool skip_if_approved_earlier = false;  // pre-deployment only
+
+  // The number of approvals needed, resolving "all".
+  int required_count() const { return required == 0 ? static_cast<int>(approvers.size()) : required; }
 };
+
+enum class StepCondition { kSucceeded, kFailed, kAlways };
 
 struct StepDefinition {
   static constexpr int kDefaultTimeoutSeconds = 3600;
   std::string name;
-  std::string run;  // a shell command, run by /bin/sh -c
+  std::string run;  // a shell command, run by /bin/sh -c, after $(name) expansion
   int timeout_s = kDefaultTimeoutSeconds;
-  Variables env;
+  std::map<std::string, std::string> env;
+  bool continue_on_error = false;  // a failure makes the stage PartiallySucceeded instead of Failed
+  int retries = 0;                 // further tries after a failure
+  int retry_delay_s = 0;
+  StepCondition condition = StepCondition::kSucceeded;
 };
+
+enum class OnNewRelease { kQueueAll, kDeployLatest };
+enum class OnFailure { kNothing, kRedeployLastGood };
 
 struct StageDefinition {
   std::string name;
   StageTrigger trigger;
   std::optional<ApprovalPolicy> pre_approval;
+  std::optional<ApprovalPolicy> post_approval;
   std::vector<StepDefinition> steps;
-  Variables variables;
+  VariableMap variables;
+  int max_parallel = 0;  // deployments of this stage across releases at once; 0: unlimited
+  OnNewRelease on_new_release = OnNewRelease::kQueueAll;
+  OnFailure on_failure = OnFailure::kNothing;
 };
 
 struct PipelineDefinition {
+  static constexpr const char* kDefaultReleaseNameFormat = "Release-$(rev:r)";
   std::string name;
   std::string description;
-  Variables variables;
+  std::string release_name_format = kDefaultReleaseNameFormat;
+  VariableMap variables;
+  std::map<std::string, std::vector<std::string>> groups;  // group name → members
   std::vector<StageDefinition> stages;
 
   // nullptr when there is no such stage.
   const StageDefinition* find_stage(std::string_view stage) const;
+  // Whether `user` may act for approver entry `entry` (the user, or a member of the group).
+  bool acts_for(std::string_view user, std::string_view entry) const;
 };
 
 // Parses and validates a definition, reporting every problem at once: the
@@ -65,7 +111,12 @@ Result<PipelineDefinition> parse_pipeline_text(std::string_view text);
 
 // The canonical form: every field explicit (defaults filled in), stages in
 // their written order. Two definitions with the same meaning have the same
-// canonical JSON, which is what PipelineDefined stores and compares.
+// canonical JSON, which is what PipelineDefined stores and compares. Secret
+// variables are written as {"secret": true, "digest": …} and never with their
+// value. REQUIRES: every secret has its digest set (ReleaseService does this).
 nlohmann::json to_json(const PipelineDefinition& definition);
+
+// Expands $(name) in `text` from `variables`; unknown names stay as written.
+std::string expand_variables(std::string_view text, const std::map<std::string, std::string>& variables);
 
 }  // namespace cascade::engine

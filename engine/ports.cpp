@@ -1,11 +1,41 @@
 #include "engine/ports.hpp"
 
+#include <algorithm>
+#include <thread>
+
 namespace cascade::engine {
 
 Timestamp SystemClock::now() const {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+void SystemClock::wait_until(Timestamp due, std::chrono::milliseconds max_wait) const {
+  const Timestamp left = due - now();
+  if (left <= 0) return;
+  std::this_thread::sleep_for(std::min(max_wait, std::chrono::milliseconds(left)));
+}
+
+void ManualClock::wait_until(Timestamp due, std::chrono::milliseconds max_wait) const {
+  std::unique_lock lock(mutex_);
+  moved_.wait_for(lock, max_wait, [&] { return now_.load() >= due; });
+}
+
+void ManualClock::set(Timestamp t) {
+  {
+    std::lock_guard lock(mutex_);
+    now_.store(t);
+  }
+  moved_.notify_all();
+}
+
+void ManualClock::advance(std::chrono::milliseconds by) {
+  {
+    std::lock_guard lock(mutex_);
+    now_.fetch_add(by.count());
+  }
+  moved_.notify_all();
 }
 
 std::string digest_bytes(const LogLine& line) {

@@ -7,9 +7,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -23,23 +25,31 @@ class Clock {
  public:
   virtual ~Clock() = default;
   virtual Timestamp now() const = 0;
+  // Blocks until now() >= due, or until `max_wait` of real time has passed,
+  // whichever comes first — so a waiter can also notice that it should stop.
+  virtual void wait_until(Timestamp due, std::chrono::milliseconds max_wait) const = 0;
 };
 
 class SystemClock final : public Clock {
  public:
   Timestamp now() const override;
+  void wait_until(Timestamp due, std::chrono::milliseconds max_wait) const override;
 };
 
-// A clock that moves only when told to: for tests and replays.
+// A clock that moves only when told to: for tests and replays. Waiters wake
+// as soon as it is moved past their time.
 class ManualClock final : public Clock {
  public:
   explicit ManualClock(Timestamp start = 1'800'000'000'000) : now_(start) {}
   Timestamp now() const override { return now_.load(); }
-  void set(Timestamp t) { now_.store(t); }
-  void advance(std::chrono::milliseconds by) { now_.fetch_add(by.count()); }
+  void wait_until(Timestamp due, std::chrono::milliseconds max_wait) const override;
+  void set(Timestamp t);
+  void advance(std::chrono::milliseconds by);
 
  private:
   std::atomic<Timestamp> now_;
+  mutable std::mutex mutex_;
+  mutable std::condition_variable moved_;
 };
 
 // One captured line of a step's output.
@@ -59,14 +69,18 @@ struct StepRequest {
   std::chrono::milliseconds timeout{0};    // 0: no limit
   // Called once per output line, in order, from the calling thread.
   std::function<void(const LogLine&)> on_line;
+  // When set and it turns true, the runner kills the step's whole process
+  // group promptly (within ~100 ms) and reports the step canceled.
+  std::shared_ptr<const std::atomic<bool>> cancel;
 };
 
 struct StepOutcome {
   int exit_code = -1;         // -1 when the step did not exit on its own
   bool timed_out = false;     // the whole process group was killed at the timeout
+  bool canceled = false;      // the whole process group was killed because `cancel` turned true
   std::int64_t duration_ms = 0;
   std::string error;          // non-empty when the step could not be started
-  bool succeeded() const { return error.empty() && !timed_out && exit_code == 0; }
+  bool succeeded() const { return error.empty() && !timed_out && !canceled && exit_code == 0; }
 };
 
 // Runs one deploy step to completion. Thread-safe: steps of different stages
@@ -96,6 +110,19 @@ class StepLogStore {
   virtual Status flush() = 0;
   // The lines of one step, in order.
   virtual Result<std::vector<LogLine>> read(const StepLogKey& key) = 0;
+};
+
+// Keeps secret values out of the event log, the projections and the logs:
+// values are stored encrypted and referred to by a keyed digest. Thread-safe.
+class SecretStore {
+ public:
+  virtual ~SecretStore() = default;
+  // Stores `value` durably and returns its digest: hex HMAC-SHA256 under the
+  // store's own key, so the same value gives the same digest and the digest
+  // cannot be brute-forced without the key.
+  virtual Result<std::string> put(std::string_view value) = 0;
+  // kNotFound for a digest the store does not hold.
+  virtual Result<std::string> get(const std::string& digest) = 0;
 };
 
 // A reactor's durable position in the log. Thread-safe.

@@ -21,6 +21,7 @@ void Engine::add(Reactor& reactor) { runners_.push_back(std::make_unique<Runner>
 void Engine::start() {
   stopping_ = false;
   for (auto& runner : runners_) {
+    runner->reactor.on_start();
     runner->thread = std::thread([this, r = runner.get()] { run(*r); });
   }
 }
@@ -28,7 +29,9 @@ void Engine::start() {
 void Engine::stop() {
   stopping_ = true;
   for (auto& runner : runners_) {
-    if (runner->thread.joinable()) runner->thread.join();
+    if (!runner->thread.joinable()) continue;
+    runner->thread.join();
+    runner->reactor.on_stop();
   }
 }
 

@@ -26,8 +26,13 @@ class Reactor {
   // checkpoint. On error the runner retries the same batch later, so handling
   // must be idempotent (commands carry keys derived from the causing event).
   virtual Status handle(const std::vector<events::RecordedEvent>& batch) = 0;
-  // False while the reactor has work of its own in flight (a running step).
+  // False while the reactor has work of its own in flight (a running step,
+  // a timer that is due).
   virtual bool idle() const { return true; }
+  // Called by Engine::start before the reactor's runner starts, and by
+  // Engine::stop after it has stopped: for reactors with threads of their own.
+  virtual void on_start() {}
+  virtual void on_stop() {}
 };
 
 // Runs reactors on threads and reports when the whole engine is quiescent:

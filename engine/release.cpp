@@ -30,25 +30,44 @@ bool contains(const std::vector<std::string>& items, std::string_view item) {
 StageRecord* stage_of(ReleaseState& state, const Event& event) {
   return std::visit(
       [&state](const auto& payload) -> StageRecord* {
-        using Payload = std::decay_t<decltype(payload)>;
-        if constexpr (std::is_same_v<Payload, PipelineDefined> || std::is_same_v<Payload, ReleaseCreated>) {
-          return nullptr;
-        } else {
+        if constexpr (kIsStageEvent<std::decay_t<decltype(payload)>>) {
           return state.find_stage(payload.stage);
+        } else {
+          return nullptr;
         }
       },
       event);
 }
 
-void start_attempt(const ReleaseState& release, StageRecord& stage, const StageTriggered& triggered,
-                   Timestamp at) {
+const ApprovalPolicy* policy_for(const ReleaseState& release, const StageRecord& stage, const std::string& phase) {
+  const StageDefinition* definition = release.definition.find_stage(stage.name);
+  if (definition == nullptr) return nullptr;
+  const auto& policy = phase == "post" ? definition->post_approval : definition->pre_approval;
+  return policy ? &*policy : nullptr;
+}
+
+StepRecord* step_at(StageRecord& stage, int index) {
+  if (index < 0 || static_cast<std::size_t>(index) >= stage.steps.size()) return nullptr;
+  return &stage.steps[static_cast<std::size_t>(index)];
+}
+
+bool hard_failure(const StepRecord& step) {
+  return step.status == StepStatus::kFailed && !step.continued && !step.will_retry;
+}
+
+bool step_done(const StepRecord& step) {
+  return step.status != StepStatus::kPending && step.status != StepStatus::kRunning && !step.will_retry;
+}
+
+void start_attempt(const ReleaseState& release, StageRecord& stage, const StageTriggered& triggered, Timestamp at) {
   stage.attempt = triggered.attempt;
   stage.trigger_reason = triggered.reason;
   stage.triggered_at = at;
   stage.started_at = 0;
   stage.finished_at = 0;
+  stage.defer_until = 0;
   stage.failure_reason.clear();
-  stage.approvers.clear();
+  stage.approval = PendingApproval{};
   stage.steps.clear();
   if (const StageDefinition* definition = release.definition.find_stage(stage.name)) {
     for (const StepDefinition& step : definition->steps) {
@@ -59,16 +78,25 @@ void start_attempt(const ReleaseState& release, StageRecord& stage, const StageT
   }
 }
 
-void finish_step(StageRecord& stage, int index, StepStatus status, int exit_code, std::int64_t duration_ms,
-                 const std::string& digest, const std::string& reason, Timestamp at) {
-  if (index < 0 || static_cast<std::size_t>(index) >= stage.steps.size()) return;
-  StepRecord& step = stage.steps[static_cast<std::size_t>(index)];
-  step.status = status;
-  step.exit_code = exit_code;
-  step.duration_ms = duration_ms;
-  step.log_digest = digest;
-  step.reason = reason;
-  step.finished_at = at;
+void end_steps(StageRecord& stage, StepStatus unfinished) {
+  for (StepRecord& step : stage.steps) {
+    if (step.status == StepStatus::kPending || step.status == StepStatus::kRunning || step.will_retry) {
+      step.status = unfinished;
+      step.will_retry = false;
+    }
+  }
+}
+
+ApprovalRecord decision(const std::string& phase, const std::string& approver, const std::string& on_behalf_of,
+                        const std::string& what, const std::string& comment, Timestamp at) {
+  ApprovalRecord record;
+  record.phase = phase;
+  record.approver = approver;
+  record.on_behalf_of = on_behalf_of;
+  record.decision = what;
+  record.comment = comment;
+  record.at = at;
+  return record;
 }
 
 }  // namespace
@@ -80,6 +108,7 @@ std::string_view to_string(StepStatus status) {
     case StepStatus::kSucceeded: return "Succeeded";
     case StepStatus::kFailed: return "Failed";
     case StepStatus::kSkipped: return "Skipped";
+    case StepStatus::kCanceled: return "Canceled";
   }
   return "Unknown";
 }
@@ -89,8 +118,11 @@ std::string_view to_string(ReleaseStatus status) {
     case ReleaseStatus::kInProgress: return "InProgress";
     case ReleaseStatus::kWaitingForApproval: return "WaitingForApproval";
     case ReleaseStatus::kSucceeded: return "Succeeded";
+    case ReleaseStatus::kPartiallySucceeded: return "PartiallySucceeded";
     case ReleaseStatus::kFailed: return "Failed";
     case ReleaseStatus::kRejected: return "Rejected";
+    case ReleaseStatus::kCanceled: return "Canceled";
+    case ReleaseStatus::kAbandoned: return "Abandoned";
   }
   return "Unknown";
 }
@@ -107,35 +139,72 @@ StageRecord* ReleaseState::find_stage(std::string_view name) {
   return const_cast<StageRecord*>(std::as_const(*this).find_stage(name));
 }
 
+std::optional<std::string> automatic_trigger_reason(const ReleaseState& release, const StageRecord& stage) {
+  if (stage.attempt != 0 || release.abandoned) return std::nullopt;
+  const StageDefinition* definition = release.definition.find_stage(stage.name);
+  if (definition == nullptr) return std::nullopt;
+  switch (definition->trigger.kind) {
+    case TriggerKind::kManual: return std::nullopt;
+    case TriggerKind::kAfterRelease: return std::string("release created");
+    case TriggerKind::kAfterStages: {
+      for (const std::string& upstream : definition->trigger.after_stages) {
+        const StageRecord* record = release.find_stage(upstream);
+        const StageState state = record == nullptr ? StageState::kNotStarted : record->state();
+        const bool done = state == StageState::kSucceeded ||
+                          (state == StageState::kPartiallySucceeded && definition->trigger.on_partial_success);
+        if (!done) return std::nullopt;
+      }
+      return "after " + join(definition->trigger.after_stages, ", ") + " succeeded";
+    }
+  }
+  return std::nullopt;
+}
+
+bool step_should_run(const ReleaseState& release, const StageRecord& stage, int index) {
+  const StageDefinition* definition = release.definition.find_stage(stage.name);
+  if (definition == nullptr || index < 0 || static_cast<std::size_t>(index) >= definition->steps.size()) return false;
+  bool failed = false;
+  for (int i = 0; i < index && static_cast<std::size_t>(i) < stage.steps.size(); ++i) {
+    failed = failed || hard_failure(stage.steps[static_cast<std::size_t>(i)]);
+  }
+  switch (definition->steps[static_cast<std::size_t>(index)].condition) {
+    case StepCondition::kSucceeded: return !failed;
+    case StepCondition::kFailed: return failed;
+    case StepCondition::kAlways: return true;
+  }
+  return false;
+}
+
+bool all_steps_done(const StageRecord& stage) {
+  return std::all_of(stage.steps.begin(), stage.steps.end(), step_done);
+}
+
 ReleaseStatus release_status(const ReleaseState& state) {
-  bool running = false, awaiting = false, failed = false, rejected = false, succeeded = false;
+  if (state.abandoned) return ReleaseStatus::kAbandoned;
+  bool running = false, awaiting = false, failed = false, rejected = false, canceled = false, partial = false,
+       succeeded = false;
   for (const StageRecord& stage : state.stages) {
     switch (stage.state()) {
       case StageState::kTriggered:
+      case StageState::kDeferred:
       case StageState::kApproved:
       case StageState::kDeploying: running = true; break;
-      case StageState::kAwaitingPreApproval: awaiting = true; break;
+      case StageState::kAwaitingPreApproval:
+      case StageState::kAwaitingPostApproval: awaiting = true; break;
       case StageState::kFailed: failed = true; break;
       case StageState::kRejected: rejected = true; break;
+      case StageState::kCanceled: canceled = true; break;
+      case StageState::kPartiallySucceeded: partial = true; break;
       case StageState::kSucceeded: succeeded = true; break;
-      case StageState::kNotStarted: {
-        // A stage whose trigger already holds is about to start.
-        const StageDefinition* definition = state.definition.find_stage(stage.name);
-        if (definition == nullptr || definition->trigger.kind == TriggerKind::kManual) break;
-        bool ready = true;
-        for (const std::string& upstream : definition->trigger.after_stages) {
-          const StageRecord* record = state.find_stage(upstream);
-          ready = ready && record != nullptr && record->state() == StageState::kSucceeded;
-        }
-        running = running || ready;
-        break;
-      }
+      case StageState::kNotStarted: running = running || automatic_trigger_reason(state, stage).has_value(); break;
     }
   }
   if (running) return ReleaseStatus::kInProgress;
   if (awaiting) return ReleaseStatus::kWaitingForApproval;
   if (failed) return ReleaseStatus::kFailed;
   if (rejected) return ReleaseStatus::kRejected;
+  if (canceled) return ReleaseStatus::kCanceled;
+  if (partial) return ReleaseStatus::kPartiallySucceeded;
   return succeeded ? ReleaseStatus::kSucceeded : ReleaseStatus::kInProgress;
 }
 
@@ -146,10 +215,16 @@ void evolve(ReleaseState& state, const RecordedEvent& event) {
 
   if (const auto* created = std::get_if<ReleaseCreated>(&event.data)) {
     state.id = created->release_id;
+    state.name = created->name;
     state.pipeline = created->pipeline;
+    const std::string prefix = created->pipeline + "-";
+    if (state.id.compare(0, prefix.size(), prefix) == 0) {
+      state.number = std::strtoll(state.id.c_str() + prefix.size(), nullptr, 10);
+    }
     state.pipeline_version = created->pipeline_version;
     state.artifact = created->artifact;
     state.variables = created->variables;
+    state.secret_variables = created->secret_variables;
     state.trigger = created->trigger;
     state.requested_by = created->requested_by;
     state.created_at = event.recorded_at;
@@ -163,6 +238,11 @@ void evolve(ReleaseState& state, const RecordedEvent& event) {
     }
     return;
   }
+  if (const auto* abandoned = std::get_if<ReleaseAbandoned>(&event.data)) {
+    state.abandoned = true;
+    state.abandon_reason = abandoned->reason;
+    return;
+  }
 
   StageRecord* stage = stage_of(state, event.data);
   if (stage == nullptr || !stage->machine.accept(event.data)) return;  // not part of a valid history
@@ -170,38 +250,89 @@ void evolve(ReleaseState& state, const RecordedEvent& event) {
   std::visit(Overloaded{
                  [](const PipelineDefined&) {},
                  [](const ReleaseCreated&) {},
+                 [](const ReleaseAbandoned&) {},
                  [&](const StageTriggered& e) { start_attempt(state, *stage, e, at); },
-                 [&](const ApprovalRequested& e) { stage->approvers = e.approvers; },
+                 [&](const ApprovalRequested& e) {
+                   stage->approval = PendingApproval{e.phase, e.approvers, e.required, e.order, e.deadline, {}, {}};
+                 },
                  [&](const ApprovalGranted& e) {
-                   stage->approvals.push_back({e.phase, e.approver, "approved", e.comment, at});
+                   stage->approval.satisfied.push_back(e.on_behalf_of);
+                   stage->approval.approved_by.push_back(e.approver);
+                   ApprovalRecord record = decision(e.phase, e.approver, e.on_behalf_of, "approved", e.comment, at);
+                   record.defer_until = e.defer_until;
+                   stage->approvals.push_back(record);
+                   stage->defer_until = std::max(stage->defer_until, e.defer_until);
                  },
                  [&](const ApprovalRejected& e) {
-                   stage->approvals.push_back({e.phase, e.approver, "rejected", e.comment, at});
+                   stage->approvals.push_back(decision(e.phase, e.approver, e.on_behalf_of, "rejected", e.comment, at));
                    stage->finished_at = at;
                    stage->failure_reason = "rejected by " + e.approver;
                  },
+                 [&](const ApprovalTimedOut& e) {
+                   stage->approvals.push_back(decision(e.phase, "", "", "timed out", "", at));
+                   stage->finished_at = at;
+                   stage->failure_reason = e.phase + "-deployment approval timed out";
+                 },
+                 [&](const ApprovalSkipped& e) {
+                   stage->approvals.push_back(decision(e.phase, "", "", "skipped", e.reason, at));
+                 },
+                 [](const DeferralElapsed&) {},
                  [&](const DeploymentStarted&) { stage->started_at = at; },
                  [&](const StepStarted& e) {
-                   if (e.step_index < 0 || static_cast<std::size_t>(e.step_index) >= stage->steps.size()) return;
-                   StepRecord& step = stage->steps[static_cast<std::size_t>(e.step_index)];
-                   step.status = StepStatus::kRunning;
-                   step.started_at = at;
+                   if (StepRecord* step = step_at(*stage, e.step_index)) {
+                     step->status = StepStatus::kRunning;
+                     step->tries = e.try_number;
+                     step->will_retry = false;
+                     step->started_at = at;
+                   }
                  },
                  [&](const StepSucceeded& e) {
-                   finish_step(*stage, e.step_index, StepStatus::kSucceeded, e.exit_code, e.duration_ms,
-                               e.log_digest, "", at);
+                   if (StepRecord* step = step_at(*stage, e.step_index)) {
+                     step->status = StepStatus::kSucceeded;
+                     step->exit_code = e.exit_code;
+                     step->duration_ms = e.duration_ms;
+                     step->log_digest = e.log_digest;
+                     step->reason.clear();
+                     step->finished_at = at;
+                   }
                  },
                  [&](const StepFailed& e) {
-                   finish_step(*stage, e.step_index, StepStatus::kFailed, e.exit_code, e.duration_ms,
-                               e.log_digest, e.reason, at);
+                   if (StepRecord* step = step_at(*stage, e.step_index)) {
+                     step->status = StepStatus::kFailed;
+                     step->exit_code = e.exit_code;
+                     step->duration_ms = e.duration_ms;
+                     step->log_digest = e.log_digest;
+                     step->reason = e.reason;
+                     step->will_retry = e.will_retry;
+                     step->continued = e.continued;
+                     step->finished_at = at;
+                   }
+                 },
+                 [&](const StepSkipped& e) {
+                   if (StepRecord* step = step_at(*stage, e.step_index)) {
+                     step->status = StepStatus::kSkipped;
+                     step->reason = e.reason;
+                   }
                  },
                  [&](const DeploymentSucceeded&) { stage->finished_at = at; },
                  [&](const DeploymentFailed& e) {
                    stage->finished_at = at;
                    stage->failure_reason = e.reason;
-                   for (StepRecord& step : stage->steps) {
-                     if (step.status == StepStatus::kPending) step.status = StepStatus::kSkipped;
+                   end_steps(*stage, StepStatus::kSkipped);
+                 },
+                 [&](const DeploymentCanceled& e) {
+                   stage->finished_at = at;
+                   stage->failure_reason = e.reason;
+                   end_steps(*stage, StepStatus::kCanceled);
+                 },
+                 [&](const StageCanceled& e) {
+                   if (!stage->approval.phase.empty() && stage->approvals.size() < 1000) {
+                     const bool pending = stage->approval.satisfied.size() <
+                                          static_cast<std::size_t>(std::max(stage->approval.required, 0));
+                     if (pending) stage->approvals.push_back(decision(stage->approval.phase, "", "", "closed", e.reason, at));
                    }
+                   stage->finished_at = at;
+                   stage->failure_reason = e.reason;
                  },
              },
              event.data);
@@ -216,19 +347,33 @@ class StageDecision {
   StageDecision(const ReleaseState& release, const StageRecord& stage, std::string verb)
       : release_(release), stage_(stage), machine_(stage.machine), verb_(std::move(verb)) {}
 
+  // Whether the machine, in its state so far, would take `event`.
+  Status check(const Event& event) const {
+    if (machine_.would_accept(event)) return success();
+    return refusal({std::string(type_name(event))});
+  }
+
   Status propose(Event event) {
-    if (!machine_.accept(event)) {
-      std::vector<std::string> expected;
-      for (StageState s : StageMachine::states_accepting(type_name(event))) expected.emplace_back(to_string(s));
-      return make_error(ErrorCode::kFailedPrecondition,
-                        "cannot " + verb_ + " stage '" + stage_.name + "' of release " + release_.id +
-                            ": stage is " + std::string(to_string(machine_.state())) + ", expected " +
-                            join(expected, " or "));
-    }
+    if (!machine_.accept(event)) return refusal({std::string(type_name(event))});
     events_.push_back(std::move(event));
     return success();
   }
 
+  // The error for an event none of `types` could make legal.
+  Error refusal(const std::vector<std::string>& types) const {
+    std::vector<std::string> expected;
+    for (const std::string& type : types) {
+      for (StageState s : StageMachine::states_accepting(type)) {
+        if (!contains(expected, to_string(s))) expected.emplace_back(to_string(s));
+      }
+    }
+    return make_error(ErrorCode::kFailedPrecondition, "cannot " + verb_ + " stage '" + stage_.name +
+                                                          "' of release " + release_.id + ": stage is " +
+                                                          std::string(to_string(machine_.state())) + ", expected " +
+                                                          join(expected, " or "));
+  }
+
+  const StageMachine& machine() const { return machine_; }
   std::vector<Event> take() { return std::move(events_); }
 
  private:
@@ -247,44 +392,166 @@ Result<const StageRecord*> find_stage(const ReleaseState& state, const std::stri
                                               join(names, ", ") + ")");
 }
 
-Result<std::vector<Event>> trigger(const ReleaseState& state, const std::string& stage_name, std::string reason,
-                                   const std::string& verb) {
-  CASCADE_TRY(stage, find_stage(state, stage_name));
-  StageDecision decision(state, *stage, verb);
+Status check_open(const ReleaseState& state) {
+  if (!state.abandoned) return success();
+  return make_error(ErrorCode::kFailedPrecondition,
+                    "release " + state.id + " is abandoned" +
+                        (state.abandon_reason.empty() ? std::string() : " (" + state.abandon_reason + ")"));
+}
+
+std::string describe_time(Timestamp at) { return std::to_string(at) + " ms since the epoch"; }
+
+// Earlier approvals of this release that cover `policy` (skip_if_approved_earlier).
+std::optional<std::string> approved_earlier(const ReleaseState& state, const StageRecord& stage,
+                                            const ApprovalPolicy& policy) {
+  std::vector<std::string> people;
+  std::vector<std::string> where;
+  for (const StageRecord& other : state.stages) {
+    if (other.name == stage.name) continue;
+    for (const ApprovalRecord& record : other.approvals) {
+      if (record.decision != "approved" || contains(people, record.approver)) continue;
+      if (policy.requester_cannot_approve && record.approver == state.requested_by) continue;
+      people.push_back(record.approver);
+      where.push_back(record.approver + " on " + other.name);
+    }
+  }
+  std::vector<std::string> used;
+  std::vector<std::string> covered_by;
+  for (const std::string& entry : policy.approvers) {
+    for (std::size_t i = 0; i < people.size(); ++i) {
+      if (contains(used, people[i]) || !state.definition.acts_for(people[i], entry)) continue;
+      used.push_back(people[i]);
+      covered_by.push_back(where[i]);
+      break;
+    }
+  }
+  if (static_cast<int>(used.size()) < policy.required_count()) return std::nullopt;
+  return "approved earlier by " + join(covered_by, ", ");
+}
+
+Result<std::vector<Event>> trigger(const ReleaseState& state, const StageRecord& stage, std::string reason,
+                                   const std::string& verb, const CommandContext& context) {
+  CASCADE_TRY(check_open(state));
+  StageDecision decision(state, stage, verb);
   StageTriggered triggered;
-  triggered.stage = stage->name;
+  triggered.stage = stage.name;
   triggered.reason = std::move(reason);
-  triggered.attempt = stage->attempt + 1;
+  triggered.attempt = stage.attempt + 1;
   CASCADE_TRY(decision.propose(triggered));
-  const StageDefinition* definition = state.definition.find_stage(stage->name);
+  const StageDefinition* definition = state.definition.find_stage(stage.name);
   if (definition != nullptr && definition->pre_approval) {
-    ApprovalRequested requested;
-    requested.stage = stage->name;
-    requested.phase = "pre";
-    requested.approvers = definition->pre_approval->approvers;
-    requested.required = 1;
-    CASCADE_TRY(decision.propose(requested));
+    const ApprovalPolicy& policy = *definition->pre_approval;
+    auto earlier = policy.skip_if_approved_earlier ? approved_earlier(state, stage, policy) : std::nullopt;
+    if (earlier) {
+      ApprovalSkipped skipped;
+      skipped.stage = stage.name;
+      skipped.phase = "pre";
+      skipped.reason = *earlier;
+      CASCADE_TRY(decision.propose(skipped));
+    } else {
+      ApprovalRequested requested;
+      requested.stage = stage.name;
+      requested.phase = "pre";
+      requested.approvers = policy.approvers;
+      requested.required = policy.required_count();
+      requested.order = policy.order == ApprovalOrder::kSequential ? "sequential" : "any";
+      requested.deadline = context.now + policy.timeout_ms;
+      CASCADE_TRY(decision.propose(requested));
+    }
   }
   return decision.take();
 }
 
-template <class Decision>
-Result<std::vector<Event>> decide_approval(const ReleaseState& state, const std::string& stage_name,
-                                           const std::string& comment, const CommandContext& context,
-                                           const std::string& verb) {
-  CASCADE_TRY(stage, find_stage(state, stage_name));
-  StageDecision decision(state, *stage, verb);
-  Decision event;
-  event.stage = stage->name;
-  event.phase = "pre";
-  event.approver = context.actor;
-  event.comment = comment;
-  CASCADE_TRY(decision.propose(event));
-  if (!contains(stage->approvers, context.actor)) {
-    return make_error(ErrorCode::kPermissionDenied,
-                      "'" + context.actor + "' is not an approver of stage '" + stage->name + "' of release " +
-                          state.id + " (approvers: " + join(stage->approvers, ", ") + ")");
+std::string not_an_approver(const ReleaseState& state, const StageRecord& stage, const std::string& actor) {
+  return "'" + actor + "' is not an approver of stage '" + stage.name + "' of release " + state.id +
+         " (approvers: " + join(stage.approval.approvers, ", ") + ")";
+}
+
+Result<std::vector<Event>> approve(const ReleaseState& state, const ApproveStage& c, const CommandContext& context) {
+  CASCADE_TRY(stage, find_stage(state, c.stage));
+  StageDecision decision(state, *stage, "approve");
+  ApprovalGranted granted;
+  granted.stage = stage->name;
+  granted.phase = stage->approval.phase;
+  granted.approver = context.actor;
+  granted.comment = c.comment;
+  granted.defer_until = c.defer_until;
+  CASCADE_TRY(decision.check(granted));
+  const PendingApproval& approval = stage->approval;
+  const ApprovalPolicy* policy = policy_for(state, *stage, approval.phase);
+  if (policy != nullptr && policy->requester_cannot_approve && context.actor == state.requested_by) {
+    return make_error(ErrorCode::kPermissionDenied, "'" + context.actor + "' requested release " + state.id +
+                                                        " and may not approve it (requester_cannot_approve on stage '" +
+                                                        stage->name + "')");
   }
+  if (contains(approval.approved_by, context.actor)) {
+    return make_error(ErrorCode::kPermissionDenied, "'" + context.actor + "' has already approved stage '" +
+                                                        stage->name + "' of release " + state.id);
+  }
+  std::vector<std::string> open;
+  for (const std::string& entry : approval.approvers) {
+    if (!contains(approval.satisfied, entry)) open.push_back(entry);
+  }
+  auto acts = [&](const std::string& entry) { return state.definition.acts_for(context.actor, entry); };
+  auto match = std::find_if(open.begin(), open.end(), acts);
+  if (match == open.end()) return make_error(ErrorCode::kPermissionDenied, not_an_approver(state, *stage, context.actor));
+  if (approval.order == "sequential" && match != open.begin()) {
+    return make_error(ErrorCode::kPermissionDenied, "stage '" + stage->name + "' of release " + state.id +
+                                                        " needs approval by '" + open.front() +
+                                                        "' first (sequential order)");
+  }
+  if (c.defer_until != 0 && approval.phase != "pre") {
+    return make_error(ErrorCode::kInvalidArgument, "defer_until applies to pre-deployment approvals only");
+  }
+  if (c.defer_until != 0 && c.defer_until <= context.now) {
+    return make_error(ErrorCode::kInvalidArgument, "defer_until must be in the future (it is " +
+                                                       describe_time(c.defer_until) + ", now is " +
+                                                       describe_time(context.now) + ")");
+  }
+  granted.on_behalf_of = *match;
+  CASCADE_TRY(decision.propose(granted));
+  return decision.take();
+}
+
+Result<std::vector<Event>> reject(const ReleaseState& state, const RejectStage& c, const CommandContext& context) {
+  CASCADE_TRY(stage, find_stage(state, c.stage));
+  StageDecision decision(state, *stage, "reject");
+  ApprovalRejected rejected;
+  rejected.stage = stage->name;
+  rejected.phase = stage->approval.phase;
+  rejected.approver = context.actor;
+  rejected.comment = c.comment;
+  CASCADE_TRY(decision.check(rejected));
+  const auto& entries = stage->approval.approvers;
+  auto match = std::find_if(entries.begin(), entries.end(),
+                            [&](const std::string& entry) { return state.definition.acts_for(context.actor, entry); });
+  if (match == entries.end()) return make_error(ErrorCode::kPermissionDenied, not_an_approver(state, *stage, context.actor));
+  rejected.on_behalf_of = *match;
+  CASCADE_TRY(decision.propose(rejected));
+  return decision.take();
+}
+
+Result<std::vector<Event>> cancel(const ReleaseState& state, const StageRecord& stage, const std::string& reason,
+                                  const std::string& verb, bool include_deploying) {
+  StageDecision decision(state, stage, verb);
+  DeploymentCanceled deployment;
+  deployment.stage = stage.name;
+  deployment.attempt = stage.attempt;
+  deployment.reason = reason;
+  if (include_deploying && decision.machine().would_accept(deployment)) {
+    CASCADE_TRY(decision.propose(deployment));
+    return decision.take();
+  }
+  StageCanceled waiting;
+  waiting.stage = stage.name;
+  waiting.attempt = stage.attempt;
+  waiting.reason = reason;
+  if (!decision.machine().would_accept(waiting)) {
+    std::vector<std::string> types{std::string(StageCanceled::kType)};
+    if (include_deploying) types.emplace_back(DeploymentCanceled::kType);
+    return decision.refusal(types);
+  }
+  CASCADE_TRY(decision.propose(waiting));
   return decision.take();
 }
 
@@ -295,23 +562,64 @@ Status check_attempt(const ReleaseState& state, const StageRecord& stage, int at
                         std::to_string(stage.attempt) + ", not " + std::to_string(attempt));
 }
 
-Status check_step(const ReleaseState& state, const StageRecord& stage, int index, StepStatus expected) {
+// The step exists, every step before it is done, and it is in `expected`
+// (or may be tried again).
+Result<const StepRecord*> check_step(const ReleaseState& state, const StageRecord& stage, int index,
+                                     StepStatus expected) {
   if (index < 0 || static_cast<std::size_t>(index) >= stage.steps.size()) {
-    return make_error(ErrorCode::kInvalidArgument, "stage '" + stage.name + "' of release " + state.id +
-                                                       " has no step " + std::to_string(index));
+    return make_error(ErrorCode::kInvalidArgument,
+                      "stage '" + stage.name + "' of release " + state.id + " has no step " + std::to_string(index));
   }
   const StepRecord& step = stage.steps[static_cast<std::size_t>(index)];
-  if (step.status != expected) {
+  const bool retry = expected == StepStatus::kPending && step.will_retry;
+  if (step.status != expected && !retry) {
     return make_error(ErrorCode::kFailedPrecondition,
                       "step '" + step.name + "' of stage '" + stage.name + "' of release " + state.id + " is " +
                           std::string(to_string(step.status)) + ", expected " + std::string(to_string(expected)));
   }
-  if (expected == StepStatus::kPending && index > 0 &&
-      stage.steps[static_cast<std::size_t>(index - 1)].status != StepStatus::kSucceeded) {
-    return make_error(ErrorCode::kFailedPrecondition, "step '" + step.name + "' of stage '" + stage.name +
-                                                          "' cannot start before the step ahead of it succeeded");
+  for (int i = 0; i < index; ++i) {
+    if (!step_done(stage.steps[static_cast<std::size_t>(i)])) {
+      return make_error(ErrorCode::kFailedPrecondition, "step '" + step.name + "' of stage '" + stage.name +
+                                                            "' cannot start before the steps ahead of it are done");
+    }
   }
-  return success();
+  return &step;
+}
+
+Result<std::vector<Event>> finish_deployment(const ReleaseState& state, const StageRecord& stage,
+                                             const CommandContext& context) {
+  if (!all_steps_done(stage)) {
+    return make_error(ErrorCode::kFailedPrecondition, "the deployment of stage '" + stage.name + "' of release " +
+                                                          state.id + " still has steps to run");
+  }
+  StageDecision decision(state, stage, "finish the deployment of");
+  auto failed = std::find_if(stage.steps.begin(), stage.steps.end(), hard_failure);
+  if (failed != stage.steps.end()) {
+    DeploymentFailed event;
+    event.stage = stage.name;
+    event.attempt = stage.attempt;
+    event.reason = "step '" + failed->name + "' failed: " + failed->reason;
+    CASCADE_TRY(decision.propose(event));
+    return decision.take();
+  }
+  DeploymentSucceeded succeeded;
+  succeeded.stage = stage.name;
+  succeeded.attempt = stage.attempt;
+  succeeded.partial = std::any_of(stage.steps.begin(), stage.steps.end(), [](const StepRecord& s) { return s.continued; });
+  CASCADE_TRY(decision.propose(succeeded));
+  const StageDefinition* definition = state.definition.find_stage(stage.name);
+  if (definition != nullptr && definition->post_approval) {
+    const ApprovalPolicy& policy = *definition->post_approval;
+    ApprovalRequested requested;
+    requested.stage = stage.name;
+    requested.phase = "post";
+    requested.approvers = policy.approvers;
+    requested.required = policy.required_count();
+    requested.order = policy.order == ApprovalOrder::kSequential ? "sequential" : "any";
+    requested.deadline = context.now + policy.timeout_ms;
+    CASCADE_TRY(decision.propose(requested));
+  }
+  return decision.take();
 }
 
 }  // namespace
@@ -331,30 +639,97 @@ Result<std::vector<Event>> decide(const ReleaseState& state, const Command& comm
             }
             ReleaseCreated created;
             created.release_id = c.release_id;
+            created.name = c.name;
             created.pipeline = c.definition.name;
             created.pipeline_version = c.pipeline_version;
             created.definition = to_json(c.definition);
             created.artifact = c.artifact;
             created.variables = c.variables;
+            created.secret_variables = c.secret_variables;
             created.trigger = c.trigger;
             created.requested_by = context.actor;
             return std::vector<Event>{created};
           },
-          [&](const TriggerStage& c) { return trigger(state, c.stage, c.reason, "trigger"); },
+          [&](const TriggerStage& c) -> Result<std::vector<Event>> {
+            CASCADE_TRY(stage, find_stage(state, c.stage));
+            return trigger(state, *stage, c.reason, "trigger", context);
+          },
           [&](const DeployStage& c) -> Result<std::vector<Event>> {
-            const StageRecord* stage = state.find_stage(c.stage);
-            const bool redeploy = stage != nullptr && stage->attempt > 0;
-            return trigger(state, c.stage, (redeploy ? "redeploy by " : "manual deploy by ") + context.actor,
-                           "deploy");
+            CASCADE_TRY(stage, find_stage(state, c.stage));
+            if (stage->attempt != 0) {
+              return make_error(ErrorCode::kFailedPrecondition,
+                                "stage '" + stage->name + "' of release " + state.id + " was deployed before (attempt " +
+                                    std::to_string(stage->attempt) + "); use redeploy for a new attempt");
+            }
+            return trigger(state, *stage, "manual deploy by " + context.actor, "deploy", context);
           },
-          [&](const ApproveStage& c) {
-            return decide_approval<ApprovalGranted>(state, c.stage, c.comment, context, "approve");
+          [&](const RedeployStage& c) -> Result<std::vector<Event>> {
+            CASCADE_TRY(stage, find_stage(state, c.stage));
+            if (stage->attempt == 0) {
+              return make_error(ErrorCode::kFailedPrecondition, "stage '" + stage->name + "' of release " + state.id +
+                                                                    " was never deployed; use deploy");
+            }
+            return trigger(state, *stage, c.reason.empty() ? "redeploy by " + context.actor : c.reason, "redeploy",
+                           context);
           },
-          [&](const RejectStage& c) {
-            return decide_approval<ApprovalRejected>(state, c.stage, c.comment, context, "reject");
+          [&](const ApproveStage& c) { return approve(state, c, context); },
+          [&](const RejectStage& c) { return reject(state, c, context); },
+          [&](const ExpireApproval& c) -> Result<std::vector<Event>> {
+            CASCADE_TRY(stage, find_stage(state, c.stage));
+            StageDecision decision(state, *stage, "time out the approval of");
+            ApprovalTimedOut timed_out;
+            timed_out.stage = stage->name;
+            timed_out.phase = stage->approval.phase;
+            timed_out.deadline = stage->approval.deadline;
+            CASCADE_TRY(decision.check(timed_out));
+            if (context.now < stage->approval.deadline) {
+              return make_error(ErrorCode::kFailedPrecondition, "the approval of stage '" + stage->name +
+                                                                    "' is not due before " +
+                                                                    describe_time(stage->approval.deadline));
+            }
+            CASCADE_TRY(decision.propose(timed_out));
+            return decision.take();
+          },
+          [&](const EndDeferral& c) -> Result<std::vector<Event>> {
+            CASCADE_TRY(stage, find_stage(state, c.stage));
+            StageDecision decision(state, *stage, "end the deferral of");
+            DeferralElapsed elapsed;
+            elapsed.stage = stage->name;
+            elapsed.defer_until = stage->defer_until;
+            CASCADE_TRY(decision.check(elapsed));
+            if (context.now < stage->defer_until) {
+              return make_error(ErrorCode::kFailedPrecondition, "stage '" + stage->name + "' is deferred until " +
+                                                                    describe_time(stage->defer_until));
+            }
+            CASCADE_TRY(decision.propose(elapsed));
+            return decision.take();
+          },
+          [&](const CancelStage& c) -> Result<std::vector<Event>> {
+            CASCADE_TRY(stage, find_stage(state, c.stage));
+            return cancel(state, *stage, c.reason.empty() ? "canceled by " + context.actor : c.reason, "cancel", true);
+          },
+          [&](const SupersedeStage& c) -> Result<std::vector<Event>> {
+            CASCADE_TRY(stage, find_stage(state, c.stage));
+            return cancel(state, *stage, "superseded by " + c.newer_release, "supersede", false);
+          },
+          [&](const AbandonRelease& c) -> Result<std::vector<Event>> {
+            CASCADE_TRY(check_open(state));
+            std::vector<Event> out;
+            const std::string reason = "release abandoned" + (c.reason.empty() ? "" : ": " + c.reason);
+            for (const StageRecord& stage : state.stages) {
+              const StageState s = stage.state();
+              if (s != StageState::kDeploying && !is_waiting(s) && s != StageState::kAwaitingPostApproval) continue;
+              CASCADE_TRY(events, cancel(state, stage, reason, "abandon", true));
+              out.insert(out.end(), events.begin(), events.end());
+            }
+            ReleaseAbandoned abandoned;
+            abandoned.reason = c.reason.empty() ? "abandoned by " + context.actor : c.reason;
+            out.push_back(abandoned);
+            return out;
           },
           [&](const StartDeployment& c) -> Result<std::vector<Event>> {
             CASCADE_TRY(stage, find_stage(state, c.stage));
+            CASCADE_TRY(check_open(state));
             StageDecision decision(state, *stage, "start deploying");
             DeploymentStarted started;
             started.stage = stage->name;
@@ -366,12 +741,18 @@ Result<std::vector<Event>> decide(const ReleaseState& state, const Command& comm
             CASCADE_TRY(stage, find_stage(state, c.stage));
             CASCADE_TRY(check_attempt(state, *stage, c.attempt));
             StageDecision decision(state, *stage, "start a step of");
-            CASCADE_TRY(check_step(state, *stage, c.step_index, StepStatus::kPending));
             StepStarted started;
             started.stage = stage->name;
             started.attempt = c.attempt;
             started.step_index = c.step_index;
-            started.step = stage->steps[static_cast<std::size_t>(c.step_index)].name;
+            CASCADE_TRY(decision.check(started));
+            CASCADE_TRY(step, check_step(state, *stage, c.step_index, StepStatus::kPending));
+            if (!step_should_run(state, *stage, c.step_index)) {
+              return make_error(ErrorCode::kFailedPrecondition,
+                                "step '" + step->name + "' of stage '" + stage->name + "' does not run: its condition does not hold");
+            }
+            started.step = step->name;
+            started.try_number = step->tries + 1;
             CASCADE_TRY(decision.propose(started));
             return decision.take();
           },
@@ -379,42 +760,61 @@ Result<std::vector<Event>> decide(const ReleaseState& state, const Command& comm
             CASCADE_TRY(stage, find_stage(state, c.stage));
             CASCADE_TRY(check_attempt(state, *stage, c.attempt));
             StageDecision decision(state, *stage, "finish a step of");
-            CASCADE_TRY(check_step(state, *stage, c.step_index, StepStatus::kRunning));
-            const std::string& step_name = stage->steps[static_cast<std::size_t>(c.step_index)].name;
+            CASCADE_TRY(step, check_step(state, *stage, c.step_index, StepStatus::kRunning));
+            const StageDefinition* definition = state.definition.find_stage(stage->name);
+            const StepDefinition& step_definition = definition->steps[static_cast<std::size_t>(c.step_index)];
             if (c.succeeded) {
               StepSucceeded done;
               done.stage = stage->name;
               done.attempt = c.attempt;
               done.step_index = c.step_index;
-              done.step = step_name;
+              done.step = step->name;
               done.exit_code = c.exit_code;
               done.duration_ms = c.duration_ms;
               done.log_digest = c.log_digest;
               CASCADE_TRY(decision.propose(done));
-              if (static_cast<std::size_t>(c.step_index) + 1 == stage->steps.size()) {
-                DeploymentSucceeded deployed;
-                deployed.stage = stage->name;
-                deployed.attempt = c.attempt;
-                CASCADE_TRY(decision.propose(deployed));
-              }
             } else {
+              if (c.will_retry && step->tries > step_definition.retries) {
+                return make_error(ErrorCode::kFailedPrecondition, "step '" + step->name + "' has used its " +
+                                                                      std::to_string(step_definition.retries) + " retries");
+              }
               StepFailed failed;
               failed.stage = stage->name;
               failed.attempt = c.attempt;
               failed.step_index = c.step_index;
-              failed.step = step_name;
+              failed.step = step->name;
               failed.exit_code = c.exit_code;
               failed.duration_ms = c.duration_ms;
               failed.log_digest = c.log_digest;
               failed.reason = c.reason;
+              failed.will_retry = c.will_retry;
+              failed.continued = !c.will_retry && step_definition.continue_on_error;
               CASCADE_TRY(decision.propose(failed));
-              DeploymentFailed deployment_failed;
-              deployment_failed.stage = stage->name;
-              deployment_failed.attempt = c.attempt;
-              deployment_failed.reason = "step '" + step_name + "' failed: " + c.reason;
-              CASCADE_TRY(decision.propose(deployment_failed));
             }
             return decision.take();
+          },
+          [&](const RecordStepSkipped& c) -> Result<std::vector<Event>> {
+            CASCADE_TRY(stage, find_stage(state, c.stage));
+            CASCADE_TRY(check_attempt(state, *stage, c.attempt));
+            StageDecision decision(state, *stage, "skip a step of");
+            CASCADE_TRY(step, check_step(state, *stage, c.step_index, StepStatus::kPending));
+            if (step_should_run(state, *stage, c.step_index)) {
+              return make_error(ErrorCode::kFailedPrecondition,
+                                "step '" + step->name + "' of stage '" + stage->name + "' must run: its condition holds");
+            }
+            StepSkipped skipped;
+            skipped.stage = stage->name;
+            skipped.attempt = c.attempt;
+            skipped.step_index = c.step_index;
+            skipped.step = step->name;
+            skipped.reason = c.reason;
+            CASCADE_TRY(decision.propose(skipped));
+            return decision.take();
+          },
+          [&](const FinishDeployment& c) -> Result<std::vector<Event>> {
+            CASCADE_TRY(stage, find_stage(state, c.stage));
+            CASCADE_TRY(check_attempt(state, *stage, c.attempt));
+            return finish_deployment(state, *stage, context);
           },
           [&](const AbortDeployment& c) -> Result<std::vector<Event>> {
             CASCADE_TRY(stage, find_stage(state, c.stage));

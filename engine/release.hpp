@@ -5,7 +5,8 @@
 //   decide(state, command, context)  — the events a command produces, or why not.
 //
 // Replay (audit) and the live path use the same evolve. decide asks copies of
-// the stage machines whether each candidate event is legal.
+// the stage machines whether each candidate event is legal; the policies on
+// top (who may approve, in which order, which step runs next) live here.
 #pragma once
 
 #include "engine/pipeline.hpp"
@@ -21,26 +22,40 @@
 
 namespace cascade::engine {
 
-using events::Timestamp;
-
 struct ApprovalRecord {
   std::string phase;
   std::string approver;
-  std::string decision;  // "approved" | "rejected"
+  std::string on_behalf_of;
+  std::string decision;  // "approved" | "rejected" | "timed out" | "skipped" | "closed"
   std::string comment;
   Timestamp at = 0;
+  Timestamp defer_until = 0;
 };
 
-enum class StepStatus { kPending, kRunning, kSucceeded, kFailed, kSkipped };
+// The approval a stage waits for (or last waited for).
+struct PendingApproval {
+  std::string phase;
+  std::vector<std::string> approvers;  // entries: users or group names
+  int required = 0;
+  std::string order = "any";
+  Timestamp deadline = 0;
+  std::vector<std::string> satisfied;  // entries that have approved, in order
+  std::vector<std::string> approved_by;  // the people who did
+};
+
+enum class StepStatus { kPending, kRunning, kSucceeded, kFailed, kSkipped, kCanceled };
 std::string_view to_string(StepStatus status);
 
 struct StepRecord {
   std::string name;
   StepStatus status = StepStatus::kPending;
+  int tries = 0;
   int exit_code = 0;
   std::int64_t duration_ms = 0;
   std::string log_digest;
   std::string reason;
+  bool will_retry = false;  // failed, another try follows
+  bool continued = false;   // failed under continue_on_error
   Timestamp started_at = 0;
   Timestamp finished_at = 0;
 };
@@ -50,10 +65,11 @@ struct StageRecord {
   StageMachine machine;
   int attempt = 0;  // 0 until first triggered
   std::string trigger_reason;
-  std::vector<std::string> approvers;  // of the pending or last approval request
-  std::vector<ApprovalRecord> approvals;
-  std::vector<StepRecord> steps;       // of the current attempt
-  std::string failure_reason;
+  PendingApproval approval;
+  std::vector<ApprovalRecord> approvals;  // every decision, all attempts
+  Timestamp defer_until = 0;              // of the current attempt's pre-approval
+  std::vector<StepRecord> steps;          // of the current attempt
+  std::string failure_reason;             // why it failed, was rejected or canceled
   Timestamp triggered_at = 0;
   Timestamp started_at = 0;
   Timestamp finished_at = 0;
@@ -61,19 +77,33 @@ struct StageRecord {
   StageState state() const { return machine.state(); }
 };
 
-enum class ReleaseStatus { kInProgress, kWaitingForApproval, kSucceeded, kFailed, kRejected };
+enum class ReleaseStatus {
+  kInProgress,
+  kWaitingForApproval,
+  kSucceeded,
+  kPartiallySucceeded,
+  kFailed,
+  kRejected,
+  kCanceled,
+  kAbandoned,
+};
 std::string_view to_string(ReleaseStatus status);
 
 struct ReleaseState {
-  std::string id;
+  std::string id;       // <pipeline>-<n>, stable, used to address the release
+  std::int64_t number = 0;
+  std::string name;     // from the pipeline's release_name_format
   std::string pipeline;
   std::int64_t pipeline_version = 0;
   PipelineDefinition definition;  // the snapshot the release was created from
   events::Artifact artifact;
   events::Variables variables;
+  std::map<std::string, std::string> secret_variables;  // name → digest
   std::string trigger;
   std::string requested_by;
   Timestamp created_at = 0;
+  bool abandoned = false;
+  std::string abandon_reason;
   std::vector<StageRecord> stages;     // in definition order
   std::int64_t version = 0;            // stream version folded so far; 0: no such release
   std::string last_hash;               // hash of the last folded event
@@ -84,10 +114,10 @@ struct ReleaseState {
   StageRecord* find_stage(std::string_view name);
 };
 
-// Derived from the stages, never stored: a failed or rejected stage fails the
-// release once nothing else is running; any stage awaiting approval (and none
-// deploying) makes it WaitingForApproval; every stage that can run having
-// succeeded makes it Succeeded.
+// Derived from the stages, never stored. Abandoned wins; then anything
+// running or about to run is InProgress; then a pending approval is
+// WaitingForApproval; then Failed, Rejected, Canceled in that order; then
+// PartiallySucceeded if any stage is; Succeeded when some stage succeeded.
 ReleaseStatus release_status(const ReleaseState& state);
 
 std::string release_stream(std::string_view release_id);
@@ -95,14 +125,30 @@ std::string pipeline_stream(std::string_view pipeline);
 
 void evolve(ReleaseState& state, const events::RecordedEvent& event);
 
+// Why `stage` should be triggered now by its trigger, or nullopt. Only a
+// stage that was never triggered qualifies: redeploys are decided by people
+// (or by on_failure); an abandoned release triggers nothing.
+std::optional<std::string> automatic_trigger_reason(const ReleaseState& release, const StageRecord& stage);
+
+// Whether step `index` of the stage's current attempt runs, given its
+// condition and whether an earlier step failed the deployment.
+bool step_should_run(const ReleaseState& release, const StageRecord& stage, int index);
+
+// Whether every step of the current attempt has run (for the last time) or
+// been skipped.
+bool all_steps_done(const StageRecord& stage);
+
 // ---- Commands ---------------------------------------------------------------
 
 struct CreateRelease {
   std::string release_id;
+  std::int64_t number = 0;
+  std::string name;
   std::int64_t pipeline_version = 0;
   PipelineDefinition definition;
   events::Artifact artifact;
   events::Variables variables;
+  std::map<std::string, std::string> secret_variables;  // name → digest
   std::string trigger = "manual";
 };
 // The orchestrator's: a stage's trigger condition holds.
@@ -110,17 +156,44 @@ struct TriggerStage {
   std::string stage;
   std::string reason;
 };
-// A person's: deploy a manual stage, or redeploy a finished one (a new attempt).
+// A person's: deploy a manual stage that never ran.
 struct DeployStage {
   std::string stage;
+};
+// A person's (or the orchestrator's, for redeploy_last_good): a new attempt
+// of a stage that has finished — redeploying an older release is a rollback.
+struct RedeployStage {
+  std::string stage;
+  std::string reason;  // empty: "redeploy by <actor>"
 };
 struct ApproveStage {
   std::string stage;
   std::string comment;
+  Timestamp defer_until = 0;
 };
 struct RejectStage {
   std::string stage;
   std::string comment;
+};
+// The scheduler's, once the clock has passed a deadline.
+struct ExpireApproval {
+  std::string stage;
+};
+struct EndDeferral {
+  std::string stage;
+};
+// A person's: stop a running deployment, or a stage waiting to deploy.
+struct CancelStage {
+  std::string stage;
+  std::string reason;
+};
+// The executor's, under deploy_latest: a newer release reached the stage.
+struct SupersedeStage {
+  std::string stage;
+  std::string newer_release;
+};
+struct AbandonRelease {
+  std::string reason;
 };
 // The executor's, as it runs a deployment.
 struct StartDeployment {
@@ -139,7 +212,20 @@ struct RecordStepFinished {
   int exit_code = 0;
   std::int64_t duration_ms = 0;
   std::string log_digest;
-  std::string reason;  // why it failed
+  std::string reason;       // why it failed
+  bool will_retry = false;  // the executor will try the step again
+};
+struct RecordStepSkipped {
+  std::string stage;
+  int attempt = 0;
+  int step_index = 0;
+  std::string reason;
+};
+// Every step has run or been skipped: the deployment's outcome follows from
+// its steps, and a post-deployment approval is requested when the stage has one.
+struct FinishDeployment {
+  std::string stage;
+  int attempt = 0;
 };
 // Ends a deployment that cannot go on (e.g. the engine restarted under it).
 struct AbortDeployment {
@@ -148,11 +234,13 @@ struct AbortDeployment {
   std::string reason;
 };
 
-using Command = std::variant<CreateRelease, TriggerStage, DeployStage, ApproveStage, RejectStage,
-                             StartDeployment, RecordStepStarted, RecordStepFinished, AbortDeployment>;
+using Command = std::variant<CreateRelease, TriggerStage, DeployStage, RedeployStage, ApproveStage, RejectStage,
+                             ExpireApproval, EndDeferral, CancelStage, SupersedeStage, AbandonRelease,
+                             StartDeployment, RecordStepStarted, RecordStepFinished, RecordStepSkipped,
+                             FinishDeployment, AbortDeployment>;
 
-// Who issues a command, and its idempotency key: a command whose key the
-// release has already applied produces no events.
+// Who issues a command, when, and its idempotency key: a command whose key
+// the release has already applied produces no events.
 struct CommandContext {
   std::string command_id;
   std::string actor;
@@ -161,8 +249,9 @@ struct CommandContext {
 };
 
 // kNotFound: no such release or stage. kFailedPrecondition: the stage machine
-// refuses (the message names stage, state and the states expected).
-// kPermissionDenied: the actor may not do this. kInvalidArgument: malformed.
+// refuses (the message names stage, state and the states expected) or the
+// release is abandoned. kPermissionDenied: the actor may not do this.
+// kInvalidArgument: malformed (a deferral in the past, for instance).
 Result<std::vector<events::Event>> decide(const ReleaseState& state, const Command& command,
                                           const CommandContext& context);
 

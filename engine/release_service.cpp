@@ -2,6 +2,9 @@
 
 #include "events/codec.hpp"
 
+#include <cstdio>
+#include <ctime>
+
 namespace cascade::engine {
 
 using events::NewEvent;
@@ -19,7 +22,63 @@ CommandContext context_for(const Invocation& invocation, Timestamp now) {
 
 }  // namespace
 
-ReleaseService::ReleaseService(events::EventLog& log, const Clock& clock) : log_(log), clock_(clock) {}
+std::string format_release_name(std::string_view format, std::int64_t number, std::string_view build, Timestamp at) {
+  const std::time_t seconds = static_cast<std::time_t>(at / 1000);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  auto date = [&](std::string_view pattern) {
+    std::string out;
+    for (std::size_t i = 0; i < pattern.size();) {
+      std::size_t run = 1;
+      while (i + run < pattern.size() && pattern[i + run] == pattern[i]) ++run;
+      char buffer[8];
+      switch (pattern[i]) {
+        case 'y': std::snprintf(buffer, sizeof buffer, run <= 2 ? "%02d" : "%04d", run <= 2 ? (utc.tm_year + 1900) % 100 : utc.tm_year + 1900); break;
+        case 'M': std::snprintf(buffer, sizeof buffer, run == 1 ? "%d" : "%02d", utc.tm_mon + 1); break;
+        case 'd': std::snprintf(buffer, sizeof buffer, run == 1 ? "%d" : "%02d", utc.tm_mday); break;
+        default: out.append(pattern.substr(i, run)); i += run; continue;
+      }
+      out += buffer;
+      i += run;
+    }
+    return out;
+  };
+  std::string name;
+  for (std::size_t i = 0; i < format.size();) {
+    if (format.compare(i, 2, "$(") == 0) {
+      const std::size_t close = format.find(')', i);
+      if (close != std::string_view::npos) {
+        const std::string_view token = format.substr(i + 2, close - i - 2);
+        if (token == "rev:r") {
+          name += std::to_string(number);
+        } else if (token == "build") {
+          name += build;
+        } else if (token.substr(0, 5) == "date:") {
+          name += date(token.substr(5));
+        } else {
+          name.append(format.substr(i, close - i + 1));
+        }
+        i = close + 1;
+        continue;
+      }
+    }
+    name += format[i++];
+  }
+  return name;
+}
+
+ReleaseService::ReleaseService(events::EventLog& log, SecretStore& secrets, const Clock& clock)
+    : log_(log), secrets_(secrets), clock_(clock) {}
+
+Status ReleaseService::seal_secrets(VariableMap& variables) {
+  for (auto& [name, variable] : variables) {
+    if (!variable.secret || variable.value.empty()) continue;
+    CASCADE_TRY(digest, secrets_.put(variable.value));
+    variable.secret_digest = digest;
+    variable.value.clear();
+  }
+  return success();
+}
 
 std::vector<NewEvent> ReleaseService::envelope(const std::string& stream, std::vector<events::Event> events,
                                                const CommandContext& context,
@@ -57,7 +116,12 @@ Result<StoredPipeline> ReleaseService::load_pipeline(const std::string& name) {
   return StoredPipeline{defined->version, std::move(definition)};
 }
 
-Result<std::int64_t> ReleaseService::apply_pipeline(const PipelineDefinition& definition, const std::string& actor) {
+Result<std::int64_t> ReleaseService::apply_pipeline(const PipelineDefinition& submitted, const std::string& actor) {
+  PipelineDefinition definition = submitted;
+  CASCADE_TRY(seal_secrets(definition.variables));
+  for (StageDefinition& stage : definition.stages) {
+    CASCADE_TRY(seal_secrets(stage.variables));
+  }
   const std::string stream = pipeline_stream(definition.name);
   const nlohmann::json canonical = to_json(definition);
   for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
@@ -112,11 +176,20 @@ Result<std::int64_t> ReleaseService::next_release_number(const std::string& pipe
 Result<std::string> ReleaseService::create_release(const NewRelease& request, const Invocation& invocation) {
   CASCADE_TRY(pipeline, load_pipeline(request.pipeline));
   const CommandContext context = context_for(invocation, clock_.now());
+  std::map<std::string, std::string> secret_digests;
+  for (const auto& [name, value] : request.secret_variables) {
+    CASCADE_TRY(digest, secrets_.put(value));
+    secret_digests[name] = digest;
+  }
   for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
     CASCADE_TRY(number, next_release_number(request.pipeline));
     const std::string release_id = request.pipeline + "-" + std::to_string(number);
     CreateRelease command;
     command.release_id = release_id;
+    command.number = number;
+    command.name = format_release_name(pipeline.definition.release_name_format, number, request.artifact.version,
+                                       context.now);
+    command.secret_variables = secret_digests;
     command.pipeline_version = pipeline.version;
     command.definition = pipeline.definition;
     command.artifact = request.artifact;

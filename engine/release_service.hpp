@@ -24,8 +24,14 @@ struct NewRelease {
   std::string pipeline;
   events::Artifact artifact;
   events::Variables variables;
+  std::map<std::string, std::string> secret_variables;  // name → value; stored in the secret store only
   std::string trigger = "manual";
 };
+
+// A release's name from its pipeline's release_name_format: $(rev:r) is the
+// release number, $(build) the artifact version, $(date:yyyyMMdd) the
+// creation date (UTC; pattern letters y, M, d).
+std::string format_release_name(std::string_view format, std::int64_t number, std::string_view build, Timestamp at);
 
 // Who asks, and the idempotency key of the request (empty: a fresh random key).
 struct Invocation {
@@ -39,10 +45,11 @@ class ReleaseService {
  public:
   static constexpr int kMaxConflictRetries = 16;
 
-  ReleaseService(events::EventLog& log, const Clock& clock);
+  ReleaseService(events::EventLog& log, SecretStore& secrets, const Clock& clock);
 
   // Appends PipelineDefined with the next version, or nothing when the
   // canonical definition equals the latest one. Returns the version in force.
+  // Secret variables go to the secret store; the log keeps their digests.
   Result<std::int64_t> apply_pipeline(const PipelineDefinition& definition, const std::string& actor);
   // kNotFound when the pipeline was never defined.
   Result<StoredPipeline> load_pipeline(const std::string& name);
@@ -64,7 +71,10 @@ class ReleaseService {
   std::vector<events::NewEvent> envelope(const std::string& stream, std::vector<events::Event> events,
                                          const CommandContext& context, const std::string& correlation_id) const;
 
+  Status seal_secrets(VariableMap& variables);
+
   events::EventLog& log_;
+  SecretStore& secrets_;
   const Clock& clock_;
   std::mutex mutex_;
   std::map<std::string, ReleaseState> cache_;

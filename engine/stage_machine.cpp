@@ -27,36 +27,149 @@ struct Named : msm::front::state<> {
 struct NotStarted : Named<StageState::kNotStarted> {};
 struct Triggered : Named<StageState::kTriggered> {};
 struct AwaitingPreApproval : Named<StageState::kAwaitingPreApproval> {};
+struct Deferred : Named<StageState::kDeferred> {};
 struct Approved : Named<StageState::kApproved> {};
 struct Deploying : Named<StageState::kDeploying> {};
+struct AwaitingPostApproval : Named<StageState::kAwaitingPostApproval> {};
 struct Succeeded : Named<StageState::kSucceeded> {};
+struct PartiallySucceeded : Named<StageState::kPartiallySucceeded> {};
 struct Failed : Named<StageState::kFailed> {};
 struct Rejected : Named<StageState::kRejected> {};
+struct Canceled : Named<StageState::kCanceled> {};
+
+// ---- Guards and actions: pure functions of the event and the machine's
+// counters; no I/O (replay must have no side effects) and nothing throws.
+
+struct IsPre {
+  template <class E, class Fsm, class S, class T>
+  bool operator()(const E& e, Fsm&, S&, T&) const { return e.phase == "pre"; }
+};
+struct IsPost {
+  template <class E, class Fsm, class S, class T>
+  bool operator()(const E& e, Fsm&, S&, T&) const { return e.phase == "post"; }
+};
+// The grant leaves the approval short of its required count.
+struct GrantFallsShort {
+  template <class Fsm, class S, class T>
+  bool operator()(const ApprovalGranted&, Fsm& fsm, S&, T&) const { return fsm.grants + 1 < fsm.required; }
+};
+struct GrantCompletes {
+  template <class Fsm, class S, class T>
+  bool operator()(const ApprovalGranted&, Fsm& fsm, S&, T&) const { return fsm.grants + 1 >= fsm.required; }
+};
+struct GrantCompletesDeferred {
+  template <class Fsm, class S, class T>
+  bool operator()(const ApprovalGranted& e, Fsm& fsm, S&, T&) const {
+    return fsm.grants + 1 >= fsm.required && (fsm.deferred || e.defer_until > 0);
+  }
+};
+struct GrantCompletesAtOnce {
+  template <class Fsm, class S, class T>
+  bool operator()(const ApprovalGranted& e, Fsm& fsm, S&, T&) const {
+    return fsm.grants + 1 >= fsm.required && !fsm.deferred && e.defer_until == 0;
+  }
+};
+struct GrantCompletesWhole {
+  template <class Fsm, class S, class T>
+  bool operator()(const ApprovalGranted&, Fsm& fsm, S&, T&) const { return fsm.grants + 1 >= fsm.required && !fsm.partial; }
+};
+struct GrantCompletesPartial {
+  template <class Fsm, class S, class T>
+  bool operator()(const ApprovalGranted&, Fsm& fsm, S&, T&) const { return fsm.grants + 1 >= fsm.required && fsm.partial; }
+};
+struct WholeSuccess {
+  template <class Fsm, class S, class T>
+  bool operator()(const DeploymentSucceeded& e, Fsm&, S&, T&) const { return !e.partial; }
+};
+struct PartialSuccess {
+  template <class Fsm, class S, class T>
+  bool operator()(const DeploymentSucceeded& e, Fsm&, S&, T&) const { return e.partial; }
+};
+
+struct StartAttempt {
+  template <class Fsm, class S, class T>
+  void operator()(const StageTriggered&, Fsm& fsm, S&, T&) const {
+    fsm.grants = 0;
+    fsm.required = 0;
+    fsm.deferred = false;
+    fsm.partial = false;
+  }
+};
+struct OpenApproval {
+  template <class Fsm, class S, class T>
+  void operator()(const ApprovalRequested& e, Fsm& fsm, S&, T&) const {
+    fsm.grants = 0;
+    fsm.required = e.required;
+    fsm.deferred = false;
+  }
+};
+struct CountGrant {
+  template <class Fsm, class S, class T>
+  void operator()(const ApprovalGranted& e, Fsm& fsm, S&, T&) const {
+    ++fsm.grants;
+    fsm.deferred = fsm.deferred || e.defer_until > 0;
+  }
+};
+struct RecordOutcome {
+  template <class Fsm, class S, class T>
+  void operator()(const DeploymentSucceeded& e, Fsm& fsm, S&, T&) const { fsm.partial = e.partial; }
+};
 
 struct StageMachineDefinition : msm::front::state_machine_def<StageMachineDefinition> {
   using initial_state = NotStarted;
   // An exception must escape rather than be reported as a handled event.
   typedef int no_exception_thrown;
 
+  // The current attempt's approval and outcome, as far as legality needs them.
+  int grants = 0;
+  int required = 0;
+  bool deferred = false;
+  bool partial = false;
+
   // clang-format off
   struct transition_table : mpl::vector<
-    //   Start                Event                 Next
-    Row< NotStarted         , StageTriggered      , Triggered           >,
+    //   Start                 Event                 Next                  Action          Guard
+    Row< NotStarted          , StageTriggered      , Triggered           , StartAttempt  , none                   >,
     // A redeploy starts a new attempt from a finished state.
-    Row< Succeeded          , StageTriggered      , Triggered           >,
-    Row< Failed             , StageTriggered      , Triggered           >,
-    Row< Rejected           , StageTriggered      , Triggered           >,
-    Row< Triggered          , ApprovalRequested   , AwaitingPreApproval >,
-    Row< Triggered          , DeploymentStarted   , Deploying           >,
-    Row< AwaitingPreApproval, ApprovalGranted     , Approved            >,
-    Row< AwaitingPreApproval, ApprovalRejected    , Rejected            >,
-    Row< Approved           , DeploymentStarted   , Deploying           >,
+    Row< Succeeded           , StageTriggered      , Triggered           , StartAttempt  , none                   >,
+    Row< PartiallySucceeded  , StageTriggered      , Triggered           , StartAttempt  , none                   >,
+    Row< Failed              , StageTriggered      , Triggered           , StartAttempt  , none                   >,
+    Row< Rejected            , StageTriggered      , Triggered           , StartAttempt  , none                   >,
+    Row< Canceled            , StageTriggered      , Triggered           , StartAttempt  , none                   >,
+    //   Before the deployment.
+    Row< Triggered           , ApprovalRequested   , AwaitingPreApproval , OpenApproval  , IsPre                  >,
+    Row< Triggered           , ApprovalSkipped     , Approved            , none          , IsPre                  >,
+    Row< Triggered           , DeploymentStarted   , Deploying           , none          , none                   >,
+    Row< AwaitingPreApproval , ApprovalGranted     , none                , CountGrant    , GrantFallsShort        >,
+    Row< AwaitingPreApproval , ApprovalGranted     , Approved            , CountGrant    , GrantCompletesAtOnce   >,
+    Row< AwaitingPreApproval , ApprovalGranted     , Deferred            , CountGrant    , GrantCompletesDeferred >,
+    Row< AwaitingPreApproval , ApprovalRejected    , Rejected            , none          , none                   >,
+    Row< AwaitingPreApproval , ApprovalTimedOut    , Rejected            , none          , none                   >,
+    Row< Deferred            , DeferralElapsed     , Approved            , none          , none                   >,
+    Row< Approved            , DeploymentStarted   , Deploying           , none          , none                   >,
+    //   A waiting stage may be canceled, superseded or abandoned.
+    Row< Triggered           , StageCanceled       , Canceled            , none          , none                   >,
+    Row< AwaitingPreApproval , StageCanceled       , Canceled            , none          , none                   >,
+    Row< Deferred            , StageCanceled       , Canceled            , none          , none                   >,
+    Row< Approved            , StageCanceled       , Canceled            , none          , none                   >,
+    Row< AwaitingPostApproval, StageCanceled       , Canceled            , none          , none                   >,
     //   Steps progress inside Deploying (internal transitions: Next = none).
-    Row< Deploying          , StepStarted         , none                >,
-    Row< Deploying          , StepSucceeded       , none                >,
-    Row< Deploying          , StepFailed          , none                >,
-    Row< Deploying          , DeploymentSucceeded , Succeeded           >,
-    Row< Deploying          , DeploymentFailed    , Failed              >
+    Row< Deploying           , StepStarted         , none                , none          , none                   >,
+    Row< Deploying           , StepSucceeded       , none                , none          , none                   >,
+    Row< Deploying           , StepFailed          , none                , none          , none                   >,
+    Row< Deploying           , StepSkipped         , none                , none          , none                   >,
+    Row< Deploying           , DeploymentSucceeded , Succeeded           , RecordOutcome , WholeSuccess           >,
+    Row< Deploying           , DeploymentSucceeded , PartiallySucceeded  , RecordOutcome , PartialSuccess         >,
+    Row< Deploying           , DeploymentFailed    , Failed              , none          , none                   >,
+    Row< Deploying           , DeploymentCanceled  , Canceled            , none          , none                   >,
+    //   After the deployment: the post-deployment approval decides the outcome.
+    Row< Succeeded           , ApprovalRequested   , AwaitingPostApproval, OpenApproval  , IsPost                 >,
+    Row< PartiallySucceeded  , ApprovalRequested   , AwaitingPostApproval, OpenApproval  , IsPost                 >,
+    Row< AwaitingPostApproval, ApprovalGranted     , none                , CountGrant    , GrantFallsShort        >,
+    Row< AwaitingPostApproval, ApprovalGranted     , Succeeded           , CountGrant    , GrantCompletesWhole    >,
+    Row< AwaitingPostApproval, ApprovalGranted     , PartiallySucceeded  , CountGrant    , GrantCompletesPartial  >,
+    Row< AwaitingPostApproval, ApprovalRejected    , Rejected            , none          , none                   >,
+    Row< AwaitingPostApproval, ApprovalTimedOut    , Rejected            , none          , none                   >
   > {};
   // clang-format on
 
@@ -84,9 +197,6 @@ std::vector<StageState> state_names_by_id() {
   });
   return names;
 }
-
-template <class Payload>
-constexpr bool kIsStageEvent = !std::is_same_v<Payload, PipelineDefined> && !std::is_same_v<Payload, ReleaseCreated>;
 
 }  // namespace
 
@@ -140,16 +250,41 @@ std::vector<StageState> StageMachine::states_accepting(std::string_view event_ty
   return states;
 }
 
+bool is_waiting(StageState state) {
+  switch (state) {
+    case StageState::kTriggered:
+    case StageState::kAwaitingPreApproval:
+    case StageState::kDeferred:
+    case StageState::kApproved: return true;
+    default: return false;
+  }
+}
+
+bool is_finished(StageState state) {
+  switch (state) {
+    case StageState::kSucceeded:
+    case StageState::kPartiallySucceeded:
+    case StageState::kFailed:
+    case StageState::kRejected:
+    case StageState::kCanceled: return true;
+    default: return false;
+  }
+}
+
 std::string_view to_string(StageState state) {
   switch (state) {
     case StageState::kNotStarted: return "NotStarted";
     case StageState::kTriggered: return "Triggered";
     case StageState::kAwaitingPreApproval: return "AwaitingPreApproval";
+    case StageState::kDeferred: return "Deferred";
     case StageState::kApproved: return "Approved";
     case StageState::kDeploying: return "Deploying";
+    case StageState::kAwaitingPostApproval: return "AwaitingPostApproval";
     case StageState::kSucceeded: return "Succeeded";
+    case StageState::kPartiallySucceeded: return "PartiallySucceeded";
     case StageState::kFailed: return "Failed";
     case StageState::kRejected: return "Rejected";
+    case StageState::kCanceled: return "Canceled";
   }
   return "Unknown";
 }

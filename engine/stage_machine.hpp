@@ -17,14 +17,23 @@ namespace cascade::engine {
 
 enum class StageState {
   kNotStarted,
-  kTriggered,            // ready to deploy, no approval needed
+  kTriggered,             // ready to deploy, no approval needed (may wait in the deployment queue)
   kAwaitingPreApproval,
-  kApproved,             // pre-deployment approval given, ready to deploy
+  kDeferred,              // approved, to deploy at a later time
+  kApproved,              // pre-deployment approval given, ready to deploy
   kDeploying,
+  kAwaitingPostApproval,  // deployed; the stage's outcome waits for approval
   kSucceeded,
+  kPartiallySucceeded,    // deployed, but a continue_on_error step failed
   kFailed,
-  kRejected,
+  kRejected,              // an approval was rejected or timed out
+  kCanceled,
 };
+
+// The stage waits for something (the queue, an approval, a time) and is not deploying.
+bool is_waiting(StageState state);
+// The stage's current attempt is over.
+bool is_finished(StageState state);
 
 std::string_view to_string(StageState state);
 

@@ -15,20 +15,27 @@ void from_json(const nlohmann::json& j, Artifact& a) {
 }
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PipelineDefined, pipeline, version, definition)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ReleaseCreated, release_id, pipeline, pipeline_version, definition,
-                                   artifact, variables, trigger, requested_by)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ReleaseCreated, release_id, pipeline, pipeline_version, definition, name,
+                                   artifact, variables, secret_variables, trigger, requested_by)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(StageTriggered, stage, reason, attempt)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ApprovalRequested, stage, phase, approvers, required)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ApprovalGranted, stage, phase, approver, comment)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ApprovalRejected, stage, phase, approver, comment)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ApprovalRequested, stage, phase, approvers, required, order, deadline)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ApprovalGranted, stage, phase, approver, on_behalf_of, comment, defer_until)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ApprovalRejected, stage, phase, approver, on_behalf_of, comment)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ApprovalTimedOut, stage, phase, deadline)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ApprovalSkipped, stage, phase, reason)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(DeferralElapsed, stage, defer_until)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(DeploymentStarted, stage, attempt)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(StepStarted, stage, attempt, step_index, step)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(StepStarted, stage, attempt, step_index, step, try_number)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(StepSucceeded, stage, attempt, step_index, step, exit_code, duration_ms,
                                    log_digest)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(StepFailed, stage, attempt, step_index, step, exit_code, duration_ms,
-                                   log_digest, reason)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(DeploymentSucceeded, stage, attempt)
+                                   log_digest, reason, will_retry, continued)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(StepSkipped, stage, attempt, step_index, step, reason)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(DeploymentSucceeded, stage, attempt, partial)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(DeploymentFailed, stage, attempt, reason)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(DeploymentCanceled, stage, attempt, reason)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(StageCanceled, stage, attempt, reason)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ReleaseAbandoned, reason)
 
 std::string_view type_name(const Event& event) {
   return std::visit([](const auto& e) { return std::decay_t<decltype(e)>::kType; }, event);

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -44,8 +45,11 @@ struct ReleaseCreated {
   std::string pipeline;
   std::int64_t pipeline_version = 0;
   nlohmann::json definition;
+  std::string name;  // from the pipeline's release_name_format
   Artifact artifact;
   Variables variables;
+  // Release-time secrets: name → digest in the secret store. Never the value.
+  std::map<std::string, std::string> secret_variables;
   std::string trigger;  // "manual" or what created it
   std::string requested_by;
 };
@@ -62,9 +66,11 @@ struct ApprovalRequested {
   static constexpr std::string_view kType = "ApprovalRequested";
   static constexpr int kSchemaVersion = 1;
   std::string stage;
-  std::string phase;  // "pre"
-  std::vector<std::string> approvers;
-  int required = 1;
+  std::string phase;  // "pre" | "post"
+  std::vector<std::string> approvers;  // users or group names
+  int required = 1;                    // approvals needed (resolved: never "all")
+  std::string order = "any";           // "any" | "sequential"
+  Timestamp deadline = 0;              // ApprovalTimedOut at this time
 };
 
 struct ApprovalGranted {
@@ -72,8 +78,10 @@ struct ApprovalGranted {
   static constexpr int kSchemaVersion = 1;
   std::string stage;
   std::string phase;
-  std::string approver;
+  std::string approver;      // who the credential says acted
+  std::string on_behalf_of;  // the approver entry (user or group) this approval counts for
   std::string comment;
+  Timestamp defer_until = 0;  // pre-deployment: deploy no earlier than this (0: at once)
 };
 
 struct ApprovalRejected {
@@ -82,7 +90,33 @@ struct ApprovalRejected {
   std::string stage;
   std::string phase;
   std::string approver;
+  std::string on_behalf_of;
   std::string comment;
+};
+
+struct ApprovalTimedOut {
+  static constexpr std::string_view kType = "ApprovalTimedOut";
+  static constexpr int kSchemaVersion = 1;
+  std::string stage;
+  std::string phase;
+  Timestamp deadline = 0;
+};
+
+// A pre-deployment approval not asked for, because the same approvers
+// approved an earlier stage of the release (skip_if_approved_earlier).
+struct ApprovalSkipped {
+  static constexpr std::string_view kType = "ApprovalSkipped";
+  static constexpr int kSchemaVersion = 1;
+  std::string stage;
+  std::string phase;
+  std::string reason;
+};
+
+struct DeferralElapsed {
+  static constexpr std::string_view kType = "DeferralElapsed";
+  static constexpr int kSchemaVersion = 1;
+  std::string stage;
+  Timestamp defer_until = 0;
 };
 
 struct DeploymentStarted {
@@ -99,6 +133,7 @@ struct StepStarted {
   int attempt = 1;
   int step_index = 0;
   std::string step;
+  int try_number = 1;  // > 1 for a retry
 };
 
 struct StepSucceeded {
@@ -124,6 +159,19 @@ struct StepFailed {
   std::int64_t duration_ms = 0;
   std::string log_digest;
   std::string reason;  // "exit code 3", "timed out after 5 s"
+  bool will_retry = false;  // another try follows
+  bool continued = false;   // continue_on_error: the deployment goes on, partially succeeded
+};
+
+// A step not run: its condition did not hold.
+struct StepSkipped {
+  static constexpr std::string_view kType = "StepSkipped";
+  static constexpr int kSchemaVersion = 1;
+  std::string stage;
+  int attempt = 1;
+  int step_index = 0;
+  std::string step;
+  std::string reason;
 };
 
 struct DeploymentSucceeded {
@@ -131,6 +179,7 @@ struct DeploymentSucceeded {
   static constexpr int kSchemaVersion = 1;
   std::string stage;
   int attempt = 1;
+  bool partial = false;  // a continue_on_error step failed
 };
 
 struct DeploymentFailed {
@@ -141,9 +190,43 @@ struct DeploymentFailed {
   std::string reason;
 };
 
+// A running deployment stopped by a person (or by abandoning the release):
+// its process group is killed, its unfinished steps are canceled.
+struct DeploymentCanceled {
+  static constexpr std::string_view kType = "DeploymentCanceled";
+  static constexpr int kSchemaVersion = 1;
+  std::string stage;
+  int attempt = 1;
+  std::string reason;
+};
+
+// A stage that was waiting (to deploy, for an approval, for a deferral) and
+// will not go on: canceled, superseded by a newer release, or abandoned.
+struct StageCanceled {
+  static constexpr std::string_view kType = "StageCanceled";
+  static constexpr int kSchemaVersion = 1;
+  std::string stage;
+  int attempt = 1;
+  std::string reason;
+};
+
+struct ReleaseAbandoned {
+  static constexpr std::string_view kType = "ReleaseAbandoned";
+  static constexpr int kSchemaVersion = 1;
+  std::string reason;
+};
+
 using Event = std::variant<PipelineDefined, ReleaseCreated, StageTriggered, ApprovalRequested,
-                           ApprovalGranted, ApprovalRejected, DeploymentStarted, StepStarted,
-                           StepSucceeded, StepFailed, DeploymentSucceeded, DeploymentFailed>;
+                           ApprovalGranted, ApprovalRejected, ApprovalTimedOut, ApprovalSkipped,
+                           DeferralElapsed, DeploymentStarted, StepStarted, StepSucceeded, StepFailed,
+                           StepSkipped, DeploymentSucceeded, DeploymentFailed, DeploymentCanceled,
+                           StageCanceled, ReleaseAbandoned>;
+
+// Payloads that belong to one stage (they have a `stage` member).
+template <class Payload>
+constexpr bool kIsStageEvent = !std::is_same_v<Payload, PipelineDefined> &&
+                               !std::is_same_v<Payload, ReleaseCreated> &&
+                               !std::is_same_v<Payload, ReleaseAbandoned>;
 
 std::string_view type_name(const Event& event);
 int schema_version(const Event& event);

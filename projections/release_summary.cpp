@@ -15,12 +15,14 @@ nlohmann::json summarize(const ReleaseState& release) {
   for (const StageRecord& stage : release.stages) {
     nlohmann::json approvals = nlohmann::json::array();
     for (const auto& a : stage.approvals) {
-      approvals.push_back({{"phase", a.phase}, {"approver", a.approver}, {"decision", a.decision},
-                           {"comment", a.comment}, {"at", a.at}});
+      approvals.push_back({{"phase", a.phase}, {"approver", a.approver}, {"on_behalf_of", a.on_behalf_of},
+                           {"decision", a.decision}, {"comment", a.comment}, {"at", a.at},
+                           {"defer_until", a.defer_until}});
     }
     nlohmann::json steps = nlohmann::json::array();
     for (const auto& s : stage.steps) {
-      steps.push_back({{"name", s.name}, {"status", engine::to_string(s.status)}, {"exit_code", s.exit_code},
+      steps.push_back({{"name", s.name}, {"status", engine::to_string(s.status)}, {"tries", s.tries},
+                       {"continued", s.continued}, {"exit_code", s.exit_code},
                        {"duration_ms", s.duration_ms}, {"log_digest", s.log_digest}, {"reason", s.reason},
                        {"started_at", s.started_at}, {"finished_at", s.finished_at}});
     }
@@ -28,7 +30,14 @@ nlohmann::json summarize(const ReleaseState& release) {
                       {"status", engine::to_string(stage.state())},
                       {"attempt", stage.attempt},
                       {"trigger_reason", stage.trigger_reason},
-                      {"approvers", stage.approvers},
+                      {"pending_approval",
+                       {{"phase", stage.approval.phase},
+                        {"approvers", stage.approval.approvers},
+                        {"required", stage.approval.required},
+                        {"order", stage.approval.order},
+                        {"deadline", stage.approval.deadline},
+                        {"approved_by", stage.approval.approved_by}}},
+                      {"defer_until", stage.defer_until},
                       {"approvals", approvals},
                       {"steps", steps},
                       {"failure_reason", stage.failure_reason},
@@ -36,11 +45,18 @@ nlohmann::json summarize(const ReleaseState& release) {
                       {"started_at", stage.started_at},
                       {"finished_at", stage.finished_at}});
   }
+  // Secret variables appear by name only: their values never leave the secret store.
+  nlohmann::json secret_names = nlohmann::json::array();
+  for (const auto& [name, digest] : release.secret_variables) secret_names.push_back(name);
   return {{"id", release.id},
+          {"name", release.name},
           {"pipeline", release.pipeline},
           {"pipeline_version", release.pipeline_version},
           {"artifact", {{"version", release.artifact.version}, {"path", release.artifact.path}}},
           {"variables", release.variables},
+          {"secret_variables", secret_names},
+          {"abandoned", release.abandoned},
+          {"abandon_reason", release.abandon_reason},
           {"trigger", release.trigger},
           {"requested_by", release.requested_by},
           {"created_at", release.created_at},

@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -103,6 +104,17 @@ Result<std::string> read_file(const std::string& path) {
   return text.str();
 }
 
+// "2026-11-29T02:00:00Z" (UTC; seconds optional) → ms since the epoch.
+Result<events::Timestamp> parse_time(const std::string& text) {
+  std::tm tm{};
+  const char* end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (end == nullptr) end = strptime(text.c_str(), "%Y-%m-%dT%H:%M", &tm);
+  if (end == nullptr || (*end != '\0' && std::string(end) != "Z")) {
+    return make_error(ErrorCode::kInvalidArgument, "'" + text + "' is not a UTC time like 2026-11-29T02:00:00Z");
+  }
+  return static_cast<events::Timestamp>(timegm(&tm)) * 1000;
+}
+
 Result<events::Variables> parse_variables(const std::vector<std::string>& assignments) {
   events::Variables variables;
   for (const std::string& assignment : assignments) {
@@ -134,9 +146,12 @@ int apply_pipeline(const Common& common, const std::string& file) {
 }
 
 int create_release(const Common& common, const std::string& pipeline, const std::string& version,
-                   const std::string& artifact, const std::vector<std::string>& assignments) {
+                   const std::string& artifact, const std::vector<std::string>& assignments,
+                   const std::vector<std::string>& secret_assignments) {
   auto variables = parse_variables(assignments);
   if (!variables) return report(variables.error(), common.json);
+  auto secrets = parse_variables(secret_assignments);
+  if (!secrets) return report(secrets.error(), common.json);
   auto session = Session::start(common);
   if (!session) return report(session.error(), common.json);
   Runtime& runtime = session.value()->runtime();
@@ -144,6 +159,7 @@ int create_release(const Common& common, const std::string& pipeline, const std:
   request.pipeline = pipeline;
   request.artifact = {version, std::filesystem::absolute(artifact).lexically_normal().string()};
   request.variables = variables.value();
+  request.secret_variables = secrets.value();
   auto id = runtime.service().create_release(request, engine::Invocation{common.actor, "", ""});
   if (!id) return report(id.error(), common.json);
   return print_release(runtime, id.value(), common);
@@ -328,7 +344,8 @@ int main(int argc, char** argv) {
 
   auto* release = app.add_subcommand("release", "releases")->require_subcommand(1);
   std::string pipeline_name, version, artifact, release_id, stage, comment;
-  std::vector<std::string> variables;
+  std::vector<std::string> variables, secret_variables;
+  std::string defer_until, reason;
   std::size_t limit = 50;
   int attempt = 0;
   auto* create = release->add_subcommand("create", "create a release of a pipeline from an artifact");
@@ -336,8 +353,11 @@ int main(int argc, char** argv) {
   create->add_option("--version", version, "the artifact's version")->required();
   create->add_option("--artifact", artifact, "path of the artifact")->required();
   create->add_option("--var", variables, "release variable NAME=VALUE (repeatable)");
+  create->add_option("--secret", secret_variables,
+                     "secret release variable NAME=VALUE (repeatable; kept out of the log, masked in step logs)");
   with_common(create);
-  create->callback([&] { result = create_release(common, pipeline_name, version, artifact, variables); });
+  create->callback(
+      [&] { result = create_release(common, pipeline_name, version, artifact, variables, secret_variables); });
 
   auto* list = release->add_subcommand("list", "releases, newest first");
   list->add_option("--limit", limit)->capture_default_str();
@@ -356,17 +376,46 @@ int main(int argc, char** argv) {
   with_common(logs);
   logs->callback([&] { result = show_logs(common, release_id, stage, attempt); });
 
-  auto stage_command = [&](const char* name, const char* help, auto make_command, bool with_comment) {
+  auto stage_command = [&](const char* name, const char* help, auto make_command) {
     auto* command = app.add_subcommand(name, help);
     command->add_option("ID", release_id)->required();
     command->add_option("STAGE", stage)->required();
-    if (with_comment) command->add_option("--comment", comment);
     with_common(command, /*actor_required=*/true);
-    command->callback([&, make_command] { result = release_command(common, release_id, make_command()); });
+    command->callback([&, make_command] {
+      auto made = make_command();
+      result = made ? release_command(common, release_id, made.value()) : report(made.error(), common.json);
+    });
+    return command;
   };
-  stage_command("approve", "approve a stage's pending deployment", [&] { return cascade::engine::Command{cascade::engine::ApproveStage{stage, comment}}; }, true);
-  stage_command("reject", "reject a stage's pending deployment", [&] { return cascade::engine::Command{cascade::engine::RejectStage{stage, comment}}; }, true);
-  stage_command("deploy", "deploy a manual stage, or redeploy a finished one", [&] { return cascade::engine::Command{cascade::engine::DeployStage{stage}}; }, false);
+  using cascade::engine::Command;
+  auto* approve = stage_command("approve", "approve a stage's pending approval", [&]() -> cascade::Result<Command> {
+    cascade::engine::ApproveStage command{stage, comment, 0};
+    if (!defer_until.empty()) {
+      auto at = parse_time(defer_until);
+      if (!at) return at.error();
+      command.defer_until = at.value();
+    }
+    return Command{command};
+  });
+  approve->add_option("--comment", comment);
+  approve->add_option("--defer-until", defer_until, "deploy at this time (RFC 3339, UTC), pre-deployment only");
+  stage_command("reject", "reject a stage's pending approval", [&]() -> cascade::Result<Command> {
+    return Command{cascade::engine::RejectStage{stage, comment}};
+  })->add_option("--comment", comment);
+  stage_command("deploy", "deploy a manual stage", [&]() -> cascade::Result<Command> {
+    return Command{cascade::engine::DeployStage{stage}};
+  });
+  stage_command("redeploy", "a new attempt of a finished stage (an older release: a rollback)",
+                [&]() -> cascade::Result<Command> { return Command{cascade::engine::RedeployStage{stage, ""}}; });
+  stage_command("cancel", "cancel a running deployment (its processes are killed) or a waiting stage",
+                [&]() -> cascade::Result<Command> { return Command{cascade::engine::CancelStage{stage, reason}}; })
+      ->add_option("--reason", reason);
+
+  auto* abandon = app.add_subcommand("abandon", "abandon a release: cancel what runs and waits, trigger nothing more");
+  abandon->add_option("ID", release_id)->required();
+  abandon->add_option("--reason", reason);
+  with_common(abandon, /*actor_required=*/true);
+  abandon->callback([&] { result = release_command(common, release_id, Command{cascade::engine::AbandonRelease{reason}}); });
 
   auto* events_command = app.add_subcommand("events", "a release's events, oldest first");
   events_command->add_option("ID", release_id)->required();

@@ -64,7 +64,7 @@ std::string describe(const RecordedEvent& event) {
             return "pipeline " + e.pipeline + " defined (version " + std::to_string(e.version) + ")";
           },
           [&](const ReleaseCreated& e) {
-            return "release " + e.release_id + " created from " + e.pipeline + " v" +
+            return "release " + e.release_id + " (" + e.name + ") created from " + e.pipeline + " v" +
                    std::to_string(e.pipeline_version) + ", artifact " + e.artifact.version + " (by " +
                    e.requested_by + ")";
           },
@@ -72,22 +72,42 @@ std::string describe(const RecordedEvent& event) {
             return e.stage + " triggered: " + e.reason + (e.attempt > 1 ? " (attempt " + std::to_string(e.attempt) + ")" : "");
           },
           [](const ApprovalRequested& e) {
-            return "approval pending: " + e.stage + " (approvers: " + joined(e.approvers) + ")";
+            std::string line = (e.phase == "post" ? "post-deployment approval pending: " : "approval pending: ") +
+                               e.stage + " (approvers: " + joined(e.approvers);
+            if (e.required > 1) line += "; " + std::to_string(e.required) + " needed";
+            if (e.order == "sequential") line += "; in order";
+            return line + ")";
           },
-          [](const ApprovalGranted& e) { return e.stage + " approved by " + e.approver + with_comment(e.comment); },
+          [](const ApprovalGranted& e) {
+            std::string line = e.stage + " approved by " + e.approver;
+            if (!e.on_behalf_of.empty() && e.on_behalf_of != e.approver) line += " for " + e.on_behalf_of;
+            if (e.defer_until != 0) line += ", deploying at " + iso_time(e.defer_until);
+            return line + with_comment(e.comment);
+          },
           [](const ApprovalRejected& e) { return e.stage + " rejected by " + e.approver + with_comment(e.comment); },
+          [](const ApprovalTimedOut& e) { return e.stage + " " + e.phase + "-deployment approval timed out"; },
+          [](const ApprovalSkipped& e) { return e.stage + " approval skipped: " + e.reason; },
+          [](const DeferralElapsed& e) { return e.stage + " deferral over: may deploy now"; },
           [](const DeploymentStarted& e) {
             return e.stage + " deploying (attempt " + std::to_string(e.attempt) + ")";
           },
-          [](const StepStarted& e) { return e.stage + " step " + e.step + " started"; },
+          [](const StepStarted& e) {
+            return e.stage + " step " + e.step + " started" +
+                   (e.try_number > 1 ? " (try " + std::to_string(e.try_number) + ")" : "");
+          },
           [](const StepSucceeded& e) {
             return e.stage + " step " + e.step + " succeeded (" + seconds(e.duration_ms) + ")";
           },
           [](const StepFailed& e) {
-            return e.stage + " step " + e.step + " failed: " + e.reason + " (" + seconds(e.duration_ms) + ")";
+            return e.stage + " step " + e.step + " failed: " + e.reason + " (" + seconds(e.duration_ms) + ")" +
+                   (e.will_retry ? ", will retry" : "") + (e.continued ? ", continuing" : "");
           },
-          [](const DeploymentSucceeded& e) { return e.stage + " deployed"; },
+          [](const StepSkipped& e) { return e.stage + " step " + e.step + " skipped: " + e.reason; },
+          [](const DeploymentSucceeded& e) { return e.stage + (e.partial ? " partially deployed" : " deployed"); },
           [](const DeploymentFailed& e) { return e.stage + " failed: " + e.reason; },
+          [](const DeploymentCanceled& e) { return e.stage + " deployment canceled: " + e.reason; },
+          [](const StageCanceled& e) { return e.stage + " canceled: " + e.reason; },
+          [](const ReleaseAbandoned& e) { return "release abandoned: " + e.reason; },
       },
       event.data);
 }
@@ -131,7 +151,7 @@ void print_summary(std::ostream& out, const nlohmann::json& summary) {
 Status TimelinePrinter::handle(const std::vector<RecordedEvent>& batch) {
   for (const RecordedEvent& event : batch) {
     const std::string& who = event.correlation_id;
-    out_ << clock_time(event.recorded_at) << "  " << std::left << std::setw(14) << who << describe(event) << "\n";
+    out_ << clock_time(event.recorded_at) << "  " << std::left << std::setw(14) << who << " " << describe(event) << "\n";
   }
   out_.flush();
   return success();

@@ -32,7 +32,8 @@ Result<std::unique_ptr<Runtime>> Runtime::open(const std::string& data_dir) {
                                                                      runtime->store_->log()));
   runtime->summaries_ = std::move(summaries);
   runtime->runner_ = std::make_unique<adapters::ProcessStepRunner>(runtime->clock_);
-  runtime->service_ = std::make_unique<engine::ReleaseService>(runtime->store_->log(), runtime->clock_);
+  runtime->service_ = std::make_unique<engine::ReleaseService>(runtime->store_->log(), runtime->store_->secrets(),
+                                                               runtime->clock_);
   runtime->engine_ = std::make_unique<engine::Engine>(runtime->store_->log());
   runtime->orchestrator_ =
       std::make_unique<engine::Orchestrator>(*runtime->service_, runtime->store_->checkpoints());
@@ -41,10 +42,13 @@ Result<std::unique_ptr<Runtime>> Runtime::open(const std::string& data_dir) {
   options.base_env = inherited_environment();
   engine::Engine* engine = runtime->engine_.get();
   runtime->executor_ = std::make_unique<engine::Executor>(
-      *runtime->service_, *runtime->runner_, runtime->store_->step_logs(), runtime->store_->checkpoints(),
-      std::move(options), [engine] { engine->notify_progress(); });
+      *runtime->service_, *runtime->runner_, runtime->store_->step_logs(), runtime->store_->secrets(),
+      runtime->store_->checkpoints(), runtime->clock_, std::move(options), [engine] { engine->notify_progress(); });
+  runtime->scheduler_ = std::make_unique<engine::Scheduler>(*runtime->service_, runtime->store_->checkpoints(),
+                                                            runtime->clock_, [engine] { engine->notify_progress(); });
   runtime->engine_->add(*runtime->orchestrator_);
   runtime->engine_->add(*runtime->executor_);
+  runtime->engine_->add(*runtime->scheduler_);
   runtime->engine_->add(*runtime->summaries_);
   return runtime;
 }

@@ -11,6 +11,7 @@
 #include "engine/orchestrator.hpp"
 #include "engine/reactor.hpp"
 #include "engine/release_service.hpp"
+#include "engine/scheduler.hpp"
 #include "projections/release_summary.hpp"
 
 #include <memory>
@@ -49,6 +50,7 @@ class Runtime {
   std::unique_ptr<engine::Engine> engine_;
   std::unique_ptr<engine::Orchestrator> orchestrator_;
   std::unique_ptr<engine::Executor> executor_;
+  std::unique_ptr<engine::Scheduler> scheduler_;
 };
 
 }  // namespace cascade::tools

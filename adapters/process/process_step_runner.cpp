@@ -39,6 +39,9 @@ constexpr std::size_t kReadBytes = 64 * 1024;
 constexpr std::chrono::milliseconds kDrainGrace{1000};
 // Without pidfd_open, how often the runner looks whether the shell has exited.
 constexpr std::chrono::milliseconds kExitCheckInterval{10};
+// How often a running step's cancel flag is read: a flag has no fd to poll,
+// and the port promises a kill within ~100 ms of the flag turning true.
+constexpr std::chrono::milliseconds kCancelCheckInterval{50};
 
 std::string errno_message(int err) { return std::system_category().message(err); }
 
@@ -351,7 +354,18 @@ std::optional<pid_t> spawn(const ChildPlan& plan, std::string& error) {
   return pid;
 }
 
+bool cancel_requested(const engine::StepRequest& request) {
+  return request.cancel != nullptr && request.cancel->load();
+}
+
 engine::StepOutcome run_step(const engine::StepRequest& request, const engine::Clock& clock) {
+  // Checked before anything else so that a canceled step has no side effect,
+  // not even its work dir.
+  if (cancel_requested(request)) {
+    engine::StepOutcome outcome;
+    outcome.canceled = true;
+    return outcome;
+  }
   if (auto problem = check_request(request)) return fail_with(std::move(*problem));
   if (auto problem = create_work_dir(request.work_dir)) return fail_with(std::move(*problem));
 
@@ -411,6 +425,7 @@ engine::StepOutcome run_step(const engine::StepRequest& request, const engine::C
   if (request.timeout.count() > 0) deadline = started + request.timeout;
   std::optional<SteadyClock::time_point> drain_until;  // set once the shell is reaped
   bool timed_out = false;
+  bool canceled = false;
   int status = 0;
   std::vector<char> buffer(kReadBytes);
 
@@ -436,6 +451,13 @@ engine::StepOutcome run_step(const engine::StepRequest& request, const engine::C
       if (!finish_child(now)) return fail_with(std::move(error));
       continue;
     }
+    // Once the shell has exited on its own its status stands: a cancel that
+    // arrives during the drain changes nothing.
+    if (!exited && cancel_requested(request)) {
+      canceled = true;
+      if (!finish_child(now)) return fail_with(std::move(error));
+      continue;
+    }
 
     int wait_ms = -1;
     const std::optional<SteadyClock::time_point> limit = exited ? drain_until : deadline;
@@ -443,10 +465,12 @@ engine::StepOutcome run_step(const engine::StepRequest& request, const engine::C
       const auto remaining = std::chrono::ceil<std::chrono::milliseconds>(*limit - now).count();
       wait_ms = static_cast<int>(std::min<std::int64_t>(remaining, std::numeric_limits<int>::max()));
     }
-    if (!exited && !pidfd.valid()) {
-      const int check_ms = static_cast<int>(kExitCheckInterval.count());
-      wait_ms = wait_ms < 0 ? check_ms : std::min(wait_ms, check_ms);
-    }
+    const auto cap_wait = [&wait_ms](std::chrono::milliseconds interval) {
+      const int cap_ms = static_cast<int>(interval.count());
+      wait_ms = wait_ms < 0 ? cap_ms : std::min(wait_ms, cap_ms);
+    };
+    if (!exited && !pidfd.valid()) cap_wait(kExitCheckInterval);
+    if (!exited && request.cancel != nullptr) cap_wait(kCancelCheckInterval);
 
     pollfd fds[3];
     nfds_t count = 0;
@@ -480,7 +504,8 @@ engine::StepOutcome run_step(const engine::StepRequest& request, const engine::C
 
   engine::StepOutcome outcome;
   outcome.timed_out = timed_out;
-  outcome.exit_code = timed_out ? -1 : exit_code_of(status);
+  outcome.canceled = canceled;
+  outcome.exit_code = timed_out || canceled ? -1 : exit_code_of(status);
   return outcome;
 }
 

@@ -31,7 +31,11 @@ class ProcessStepRunner final : public engine::StepRunner {
   // Outcome: exit_code is the shell's exit status, or 128 + the signal number
   // when it died of a signal (as shells report it). When request.timeout > 0
   // elapses first (measured on steady_clock), the whole process group is
-  // killed with SIGKILL, timed_out is true and exit_code -1. When the shell
+  // killed with SIGKILL, timed_out is true and exit_code -1. Likewise, when
+  // request.cancel is set and reads true while the shell runs (it is read at
+  // least every 50 ms), the whole group is killed with SIGKILL, canceled is
+  // true and exit_code -1; a cancel already true when run() is called starts
+  // nothing (no work dir, no process) and reports canceled. When the shell
   // exits first, whatever it left running in its process group is killed too,
   // so background children cannot hold the output open; output still buffered
   // is then read to EOF, for at most a short grace period (a process that left

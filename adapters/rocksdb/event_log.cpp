@@ -10,6 +10,8 @@
 //   checkpoints  reactor name                            → BE64(position)
 //   step_logs    release_id '\0' stage '\0' BE32(attempt) '\0' BE32(step_index) '\0' BE64(line)
 //                                                        → BE64(at) u8(len) stream text
+//   secrets      HMAC-SHA256 digest (hex)                → nonce || AES-256-GCM ciphertext || tag
+//                                                          (see secrets.cpp; the key is in secret.key)
 //
 // BEn is an n-bit unsigned integer, big-endian, so that RocksDB's bytewise order
 // is numeric order. Stream names, release ids and stage names may not contain
@@ -322,9 +324,9 @@ Result<RocksEventLog::StreamState> RocksEventLog::load_stream(const std::string&
 
 Result<std::vector<std::uint64_t>> RocksEventLog::stored_positions(const std::vector<std::string>& ids) {
   std::vector<rocksdb::Slice> keys(ids.begin(), ids.end());
-  std::vector<rocksdb::ColumnFamilyHandle*> families(ids.size(), event_ids_);
-  std::vector<std::string> values;
-  const std::vector<rocksdb::Status> statuses = db_->MultiGet(rocksdb::ReadOptions(), families, keys, &values);
+  std::vector<rocksdb::PinnableSlice> values(ids.size());
+  std::vector<rocksdb::Status> statuses(ids.size());
+  db_->MultiGet(rocksdb::ReadOptions(), event_ids_, keys.size(), keys.data(), values.data(), statuses.data());
   std::vector<std::uint64_t> positions(ids.size(), 0);
   for (std::size_t i = 0; i < ids.size(); ++i) {
     if (statuses[i].IsNotFound()) continue;
@@ -332,7 +334,7 @@ Result<std::vector<std::uint64_t>> RocksEventLog::stored_positions(const std::ve
     if (values[i].size() != 8) {
       return make_error(ErrorCode::kDataLoss, "event id " + ids[i] + ": malformed index entry");
     }
-    positions[i] = decode_u64(values[i]);
+    positions[i] = decode_u64(values[i].ToStringView());
   }
   return positions;
 }
@@ -342,9 +344,9 @@ Result<std::vector<events::RecordedEvent>> RocksEventLog::fetch(const std::vecto
   key_bytes.reserve(positions.size());
   for (std::uint64_t p : positions) key_bytes.push_back(encode_u64(p));
   std::vector<rocksdb::Slice> keys(key_bytes.begin(), key_bytes.end());
-  std::vector<rocksdb::ColumnFamilyHandle*> families(positions.size(), events_);
-  std::vector<std::string> values;
-  const std::vector<rocksdb::Status> statuses = db_->MultiGet(rocksdb::ReadOptions(), families, keys, &values);
+  std::vector<rocksdb::PinnableSlice> values(positions.size());
+  std::vector<rocksdb::Status> statuses(positions.size());
+  db_->MultiGet(rocksdb::ReadOptions(), events_, keys.size(), keys.data(), values.data(), statuses.data());
   std::vector<events::RecordedEvent> out;
   out.reserve(positions.size());
   for (std::size_t i = 0; i < positions.size(); ++i) {
@@ -353,7 +355,7 @@ Result<std::vector<events::RecordedEvent>> RocksEventLog::fetch(const std::vecto
                         "event at log position " + std::to_string(positions[i]) + " is indexed but missing");
     }
     if (!statuses[i].ok()) return from_rocks(statuses[i], "reading position " + std::to_string(positions[i]));
-    CASCADE_TRY(e, events::decode(values[i], positions[i]));
+    CASCADE_TRY(e, events::decode(values[i].ToStringView(), positions[i]));
     out.push_back(std::move(e));
   }
   return out;

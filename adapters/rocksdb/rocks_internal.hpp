@@ -8,12 +8,14 @@
 
 #include <rocksdb/db.h>
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <set>
+#include <filesystem>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -27,6 +29,7 @@ inline constexpr char kStreamsFamily[] = "streams";
 inline constexpr char kEventIdsFamily[] = "event_ids";
 inline constexpr char kCheckpointsFamily[] = "checkpoints";
 inline constexpr char kStepLogsFamily[] = "step_logs";
+inline constexpr char kSecretsFamily[] = "secrets";
 
 // Big-endian, so that the bytewise key order is the numeric order.
 std::string encode_u64(std::uint64_t value);
@@ -129,6 +132,44 @@ class RocksStepLogStore final : public engine::StepLogStore {
   std::mutex mu_;
   // Next line sequence per step (key prefix), loaded from the database on first use.
   std::unordered_map<std::string, std::uint64_t> next_sequence_;
+};
+
+// Secret values, encrypted under keys derived from the key file (see
+// secrets.cpp). Thread-safe.
+class RocksSecretStore final : public engine::SecretStore {
+ public:
+  // Reads the key file at `key_path`, creating it (mode 0600) when it is
+  // missing and `family` holds no secret. kDataLoss, naming the path, when the
+  // file is not exactly 32 bytes or is missing while secrets are stored;
+  // kUnavailable when it cannot be read or created. REQUIRES: the caller
+  // holds the database's lock, so no other process creates the file at once.
+  static Result<std::unique_ptr<RocksSecretStore>> open(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family,
+                                                        const std::filesystem::path& key_path);
+  ~RocksSecretStore() override;
+  RocksSecretStore(const RocksSecretStore&) = delete;
+  RocksSecretStore& operator=(const RocksSecretStore&) = delete;
+
+  // Also kInvalidArgument for a value of 2 GiB or more.
+  Result<std::string> put(std::string_view value) override;
+  // Also kInvalidArgument for a digest that is not 64 lowercase hex digits, and
+  // kDataLoss when the stored entry fails authentication.
+  Result<std::string> get(const std::string& digest) override;
+
+  // For RocksStore::corrupt_secret_for_test: flips one ciphertext bit of the
+  // entry under `digest`. kNotFound when there is none.
+  Status corrupt_for_test(const std::string& digest);
+
+  static constexpr std::size_t kKeyBytes = 32;
+  using Key = std::array<unsigned char, kKeyBytes>;
+
+ private:
+  RocksSecretStore(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family, const Key& digest_key,
+                   const Key& encryption_key);
+
+  rocksdb::DB* db_;
+  rocksdb::ColumnFamilyHandle* family_;
+  Key digest_key_;
+  Key encryption_key_;
 };
 
 }  // namespace cascade::adapters::rocks

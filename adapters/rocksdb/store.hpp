@@ -1,6 +1,6 @@
 // The embedded store: one RocksDB database holding the event log, the reactors'
-// checkpoints and the steps' logs, each in its own column family. The storage
-// layout is described at the top of adapters/rocksdb/event_log.cpp.
+// checkpoints, the steps' logs and the secrets, each in its own column family.
+// The storage layout is described at the top of adapters/rocksdb/event_log.cpp.
 #pragma once
 
 #include "engine/ports.hpp"
@@ -21,6 +21,12 @@ class RocksStore {
   // kUnavailable, with RocksDB's message, when the database cannot be opened,
   // e.g. because another process (or another RocksStore) holds its lock.
   // kDataLoss when the stored log cannot be read back.
+  //
+  // The secrets' key lives outside the database, in `<dir>/secret.key` (32
+  // random bytes, mode 0600, created on first open). Back it up together with
+  // the data: without it the stored secrets can never be decrypted again.
+  // kDataLoss, naming the file, when it is not exactly 32 bytes, or is missing
+  // while secrets are stored; kUnavailable when it cannot be read or created.
   static Result<std::unique_ptr<RocksStore>> open(const std::string& dir);
 
   // Closes the database. REQUIRES: no call into its stores is in progress.
@@ -31,6 +37,11 @@ class RocksStore {
   events::EventLog& log();
   engine::CheckpointStore& checkpoints();
   engine::StepLogStore& step_logs();
+  // Values encrypted with AES-256-GCM under a key derived from secret.key;
+  // see adapters/rocksdb/secrets.cpp. put() is synced. get() is also
+  // kInvalidArgument for a malformed digest and kDataLoss for an entry that
+  // fails authentication. No error message ever holds a secret value.
+  engine::SecretStore& secrets();
 
   // Test hooks for audit and tamper tests, never for production code: overwrite
   // the stored bytes of the event at global `position` with `bytes`, or delete
@@ -38,6 +49,12 @@ class RocksStore {
   // kNotFound when no event is stored at `position`.
   Status corrupt_event_for_test(std::uint64_t position, std::string bytes);
   Status delete_event_for_test(std::uint64_t position);
+  // Flips one bit of the stored ciphertext of the secret under `digest`.
+  // kNotFound when no secret is stored under it.
+  Status corrupt_secret_for_test(const std::string& digest);
+  // Flushes every column family's memtable to table files, so that a test can
+  // inspect what reaches them.
+  Status flush_for_test();
 
  private:
   class Impl;

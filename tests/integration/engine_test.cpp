@@ -4,6 +4,7 @@
 #include "engine/executor.hpp"
 #include "engine/orchestrator.hpp"
 #include "engine/release_service.hpp"
+#include "engine/scheduler.hpp"
 #include "events/codec.hpp"
 #include "projections/release_summary.hpp"
 
@@ -24,7 +25,7 @@ class EngineTest : public ::testing::Test {
     auto store = adapters::RocksStore::open(dir_ / "log");
     ASSERT_TRUE(store) << store.error().message;
     store_ = std::move(store).value();
-    service_ = std::make_unique<ReleaseService>(store_->log(), clock_);
+    service_ = std::make_unique<ReleaseService>(store_->log(), store_->secrets(), clock_);
     start_engine();
   }
 
@@ -39,16 +40,21 @@ class EngineTest : public ::testing::Test {
     ExecutorOptions options;
     options.work_root = dir_ / "work";
     options.base_env = {{"PATH", "/usr/bin:/bin"}};
-    executor_ = std::make_unique<Executor>(*service_, runner_, store_->step_logs(), store_->checkpoints(), options,
+    executor_ = std::make_unique<Executor>(*service_, *runner_in_use_, store_->step_logs(), store_->secrets(),
+                                           store_->checkpoints(), clock_, options,
                                            [this] { engine_->notify_progress(); });
+    scheduler_ = std::make_unique<Scheduler>(*service_, store_->checkpoints(), clock_,
+                                             [this] { engine_->notify_progress(); });
     engine_->add(*orchestrator_);
     engine_->add(*executor_);
+    engine_->add(*scheduler_);
     engine_->add(*summaries_);
     engine_->start();
   }
 
   void stop_engine() {
     if (engine_) engine_->stop();
+    scheduler_.reset();
     executor_.reset();
     orchestrator_.reset();
     engine_.reset();
@@ -57,13 +63,14 @@ class EngineTest : public ::testing::Test {
 
   void settle() { ASSERT_TRUE(engine_->wait_until_quiescent(std::chrono::seconds(30))) << engine_->last_error(); }
 
-  std::string create_release(const std::string& pipeline_json = testing::kForkJoinPipeline) {
+  std::string create_release(const std::string& pipeline_json = testing::kForkJoinPipeline,
+                             const std::string& version = "1.0.0") {
     auto definition = parse_pipeline_text(pipeline_json);
     EXPECT_TRUE(definition) << definition.error().message;
     EXPECT_TRUE(service_->apply_pipeline(definition.value(), "alice"));
     NewRelease request;
     request.pipeline = definition.value().name;
-    request.artifact = {"1.0.0", "/artifacts/1.0.0"};
+    request.artifact = {version, "/artifacts/" + version};
     request.variables = {{"REGION", "eu"}};
     auto id = service_->create_release(request, Invocation{"alice", "", ""});
     EXPECT_TRUE(id) << id.error().message;
@@ -83,7 +90,7 @@ class EngineTest : public ::testing::Test {
       if (events::type_name(e.data) != type) continue;
       const bool match = std::visit(
           [&](const auto& payload) {
-            if constexpr (requires_stage<std::decay_t<decltype(payload)>>) {
+            if constexpr (events::kIsStageEvent<std::decay_t<decltype(payload)>>) {
               return payload.stage == stage;
             } else {
               return false;
@@ -95,10 +102,6 @@ class EngineTest : public ::testing::Test {
     return 0;
   }
 
-  template <class T>
-  static constexpr bool requires_stage =
-      !std::is_same_v<T, events::PipelineDefined> && !std::is_same_v<T, events::ReleaseCreated>;
-
   StageState stage_state(const std::string& release_id, const std::string& stage) {
     auto release = service_->load(release_id);
     EXPECT_TRUE(release);
@@ -108,12 +111,14 @@ class EngineTest : public ::testing::Test {
   testing::TempDir dir_;
   ManualClock clock_;
   testing::ScriptedStepRunner runner_;
+  StepRunner* runner_in_use_ = &runner_;
   std::unique_ptr<adapters::RocksStore> store_;
   std::unique_ptr<ReleaseService> service_;
   std::unique_ptr<projections::ReleaseSummaryProjection> summaries_;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<Orchestrator> orchestrator_;
   std::unique_ptr<Executor> executor_;
+  std::unique_ptr<Scheduler> scheduler_;
 };
 
 TEST_F(EngineTest, ProdIsTriggeredOnlyAfterTestAndQaSucceededAndDeploysOnlyAfterApproval) {
@@ -134,7 +139,7 @@ TEST_F(EngineTest, ProdIsTriggeredOnlyAfterTestAndQaSucceededAndDeploysOnlyAfter
   for (const RecordedEvent& e : events) EXPECT_EQ(e.recorded_at, clock_.now()) << "time comes from the clock";
 
   clock_.advance(std::chrono::minutes(5));
-  ASSERT_TRUE(service_->execute(id, ApproveStage{"prod", "go"}, Invocation{"release-manager", "", ""}));
+  ASSERT_TRUE(service_->execute(id, ApproveStage{"prod", "go", 0}, Invocation{"release-manager", "", ""}));
   settle();
   events = events_of(id);
   EXPECT_GT(position_of(events, "DeploymentStarted", "prod"), position_of(events, "ApprovalGranted", "prod"));
@@ -203,7 +208,7 @@ TEST_F(EngineTest, StepsSeeVariablesAndTheCascadeEnvironment) {
   EXPECT_EQ(env.at("REGION"), "eu");
   EXPECT_EQ(env.at("PATH"), "/usr/bin:/bin");
   EXPECT_EQ(env.at("CASCADE_RELEASE_ID"), id);
-  EXPECT_EQ(env.at("CASCADE_RELEASE_NAME"), id);
+  EXPECT_EQ(env.at("CASCADE_RELEASE_NAME"), "Release-1");
   EXPECT_EQ(env.at("CASCADE_STAGE"), "dev");
   EXPECT_EQ(env.at("CASCADE_ARTIFACT_VERSION"), "1.0.0");
   EXPECT_EQ(env.at("CASCADE_ARTIFACT_PATH"), "/artifacts/1.0.0");
@@ -262,7 +267,7 @@ TEST_F(EngineTest, SummaryProjectionRebuiltFromScratchIsByteIdentical) {
   runner_.fail("qa", "true", 2);
   const std::string second = create_release();
   settle();
-  ASSERT_TRUE(service_->execute(first, ApproveStage{"prod", "ok"}, Invocation{"release-manager", "", ""}));
+  ASSERT_TRUE(service_->execute(first, ApproveStage{"prod", "ok", 0}, Invocation{"release-manager", "", ""}));
   settle();
   auto incremental_first = summaries_->summary(first);
   auto incremental_second = summaries_->summary(second);
@@ -294,7 +299,7 @@ TEST_F(EngineTest, ReleaseNumbersAreDenseAndSurviveARestartOfTheService) {
   EXPECT_EQ(create_release(), "SampleApp-1");
   EXPECT_EQ(create_release(), "SampleApp-2");
   stop_engine();
-  service_ = std::make_unique<ReleaseService>(store_->log(), clock_);  // forgets the numbers it handed out
+  service_ = std::make_unique<ReleaseService>(store_->log(), store_->secrets(), clock_);  // forgets the numbers it handed out
   start_engine();
   EXPECT_EQ(create_release(), "SampleApp-3");
   settle();

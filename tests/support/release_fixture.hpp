@@ -33,13 +33,16 @@ inline engine::PipelineDefinition fork_join_pipeline() {
 
 class ReleaseHistory {
  public:
-  ReleaseHistory() {
+  explicit ReleaseHistory(const engine::PipelineDefinition& definition = fork_join_pipeline(),
+                          const std::string& requester = "alice") {
     engine::CreateRelease create;
-    create.release_id = "SampleApp-1";
+    create.release_id = definition.name + "-1";
+    create.number = 1;
+    create.name = "Release-1";
     create.pipeline_version = 1;
-    create.definition = fork_join_pipeline();
+    create.definition = definition;
     create.artifact = {"1.0.0", "/artifacts/1.0.0"};
-    EXPECT_TRUE(when(create, "alice"));
+    EXPECT_TRUE(when(create, requester));
   }
 
   // Decides `command` on the current state and folds the events it yields.
@@ -49,6 +52,11 @@ class ReleaseHistory {
     context.command_id = command_id.empty() ? "cmd-" + std::to_string(++commands_) : command_id;
     context.actor = actor;
     context.now = now_ += 1000;
+    return decide_at(command, actor, context);
+  }
+
+  Result<std::vector<events::Event>> decide_at(const engine::Command& command, const std::string& actor,
+                                               engine::CommandContext context) {
     auto decided = engine::decide(state_, command, context);
     if (decided) {
       for (const events::Event& e : decided.value()) {
@@ -79,6 +87,7 @@ class ReleaseHistory {
       finished.reason = finished.succeeded ? "" : "exit code 3";
       ASSERT_TRUE(when(finished, "executor"));
     }
+    ASSERT_TRUE(when(engine::FinishDeployment{stage, attempt}, "executor"));
   }
 
   // dev, then test and qa, succeed; prod is triggered and awaits approval.
@@ -93,6 +102,8 @@ class ReleaseHistory {
   }
 
   const engine::ReleaseState& state() const { return state_; }
+  events::Timestamp now() const { return now_; }
+  void advance(std::int64_t ms) { now_ += ms; }
   engine::StageState stage(const std::string& name) const { return state_.find_stage(name)->state(); }
 
  private:

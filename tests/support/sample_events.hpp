@@ -18,8 +18,10 @@ inline std::vector<events::Event> one_of_each_event() {
   created.pipeline = "SampleApp";
   created.pipeline_version = 3;
   created.definition = pipeline.definition;
+  created.name = "Release-7";
   created.artifact = {"1.2.3", "/tmp/a b/ünïcode"};
   created.variables = {{"A", "1"}, {"B", "two"}};
+  created.secret_variables = {{"TOKEN", std::string(64, 'c')}};
   created.trigger = "manual";
   created.requested_by = "alice";
   StageTriggered triggered;
@@ -31,11 +33,15 @@ inline std::vector<events::Event> one_of_each_event() {
   requested.phase = "pre";
   requested.approvers = {"release-manager", "bob"};
   requested.required = 1;
+  requested.order = "sequential";
+  requested.deadline = 1'800'000'000'000;
   ApprovalGranted granted;
   granted.stage = "prod";
   granted.phase = "pre";
   granted.approver = "bob";
+  granted.on_behalf_of = "release-managers";
   granted.comment = "ship \"it\"\n";
+  granted.defer_until = 1'800'000'100'000;
   ApprovalRejected rejected;
   rejected.stage = "prod";
   rejected.phase = "pre";
@@ -67,8 +73,35 @@ inline std::vector<events::Event> one_of_each_event() {
   failed.stage = "qa";
   failed.attempt = 4;
   failed.reason = "step 'smoke' failed: exit code 3";
-  return {pipeline, created, triggered, requested, granted, rejected, started,
-          step_started, step_succeeded, step_failed, deployed, failed};
+  ApprovalTimedOut timed_out;
+  timed_out.stage = "prod";
+  timed_out.phase = "post";
+  timed_out.deadline = 1'800'000'000'000;
+  ApprovalSkipped skipped;
+  skipped.stage = "prod";
+  skipped.phase = "pre";
+  skipped.reason = "approved earlier by bob on qa";
+  DeferralElapsed elapsed;
+  elapsed.stage = "prod";
+  elapsed.defer_until = 1'800'000'100'000;
+  StepSkipped step_skipped;
+  step_skipped.stage = "dev";
+  step_skipped.step_index = 2;
+  step_skipped.step = "cleanup";
+  step_skipped.reason = "runs only after a failure";
+  DeploymentCanceled deployment_canceled;
+  deployment_canceled.stage = "dev";
+  deployment_canceled.reason = "canceled by alice";
+  StageCanceled stage_canceled;
+  stage_canceled.stage = "prod";
+  stage_canceled.reason = "superseded by SampleApp-9";
+  ReleaseAbandoned abandoned;
+  abandoned.reason = "bad build";
+  step_failed.will_retry = true;
+  deployed.partial = true;
+  return {pipeline, created, triggered, requested, granted, rejected, timed_out, skipped, elapsed, started,
+          step_started, step_succeeded, step_failed, step_skipped, deployed, failed, deployment_canceled,
+          stage_canceled, abandoned};
 }
 
 }  // namespace cascade::testing

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -197,6 +198,57 @@ TEST_F(ProcessStepRunnerTest, TimeoutKillsTheWholeProcessGroup) {
   const pid_t grandchild = read_pid(root_ / "work" / "child.pid");
   ASSERT_GT(grandchild, 0);
   EXPECT_TRUE(dies_soon(grandchild));
+}
+
+// The flag is set from on_line once the step has printed "started", which it
+// does after its background sleep exists and child.pid is written: a
+// hand-off, not a sleep.
+TEST_F(ProcessStepRunnerTest, CancelKillsTheWholeProcessGroupPromptly) {
+  auto cancel = std::make_shared<std::atomic<bool>>(false);
+  auto req = request("sleep 60 & echo $! > child.pid; echo started; wait");
+  req.cancel = cancel;
+  req.on_line = [this, cancel](const engine::LogLine& line) {
+    lines_.push_back(line);
+    if (line.text == "started") cancel->store(true);
+  };
+
+  const auto outcome = runner_.run(req);
+
+  EXPECT_TRUE(outcome.canceled);
+  EXPECT_FALSE(outcome.timed_out);
+  EXPECT_EQ(outcome.exit_code, -1);
+  EXPECT_EQ(outcome.error, "");
+  EXPECT_FALSE(outcome.succeeded());
+  EXPECT_LT(outcome.duration_ms, 10'000);
+  EXPECT_EQ(texts("stdout"), (std::vector<std::string>{"started"}));
+  const pid_t grandchild = read_pid(root_ / "work" / "child.pid");
+  ASSERT_GT(grandchild, 0);
+  EXPECT_TRUE(dies_soon(grandchild));
+}
+
+TEST_F(ProcessStepRunnerTest, CancelAlreadySetRunsNothing) {
+  auto req = request("echo ran > ran.txt; echo ran");
+  req.cancel = std::make_shared<std::atomic<bool>>(true);
+
+  const auto outcome = runner_.run(req);
+
+  EXPECT_TRUE(outcome.canceled);
+  EXPECT_EQ(outcome.exit_code, -1);
+  EXPECT_EQ(outcome.error, "");
+  EXPECT_FALSE(outcome.succeeded());
+  EXPECT_FALSE(fs::exists(root_ / "work" / "ran.txt"));
+  EXPECT_TRUE(lines_.empty());
+}
+
+TEST_F(ProcessStepRunnerTest, CancelFlagThatStaysFalseChangesNothing) {
+  auto req = request("echo out; exit 4");
+  req.cancel = std::make_shared<std::atomic<bool>>(false);
+
+  const auto outcome = runner_.run(req);
+
+  EXPECT_FALSE(outcome.canceled);
+  EXPECT_EQ(outcome.exit_code, 4);
+  EXPECT_EQ(texts("stdout"), (std::vector<std::string>{"out"}));
 }
 
 TEST_F(ProcessStepRunnerTest, BackgroundChildLeftByTheShellDoesNotHoldTheStep) {

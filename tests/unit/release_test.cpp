@@ -40,17 +40,18 @@ TEST(ReleaseTest, ApprovingAStageThatIsDeployingNamesStageStateAndExpectation) {
   ReleaseHistory release;
   ASSERT_TRUE(release.when(TriggerStage{"dev", "release created"}, "orchestrator"));
   ASSERT_TRUE(release.when(StartDeployment{"dev"}, "executor"));
-  auto refused = release.when(ApproveStage{"dev", ""}, "release-manager");
+  auto refused = release.when(ApproveStage{"dev", "", 0}, "release-manager");
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, ErrorCode::kFailedPrecondition);
   EXPECT_EQ(refused.error().message,
-            "cannot approve stage 'dev' of release SampleApp-1: stage is Deploying, expected AwaitingPreApproval");
+            "cannot approve stage 'dev' of release SampleApp-1: stage is Deploying, expected AwaitingPreApproval or "
+            "AwaitingPostApproval");
 }
 
 TEST(ReleaseTest, OnlyAListedApproverMayApproveOrReject) {
   ReleaseHistory release;
   ASSERT_TRUE(release.when(TriggerStage{"prod", "r"}, "orchestrator"));
-  for (const Command& command : {Command{ApproveStage{"prod", ""}}, Command{RejectStage{"prod", ""}}}) {
+  for (const Command& command : {Command{ApproveStage{"prod", "", 0}}, Command{RejectStage{"prod", ""}}}) {
     auto refused = release.when(command, "mallory");
     ASSERT_FALSE(refused);
     EXPECT_EQ(refused.error().code, ErrorCode::kPermissionDenied);
@@ -58,7 +59,7 @@ TEST(ReleaseTest, OnlyAListedApproverMayApproveOrReject) {
               "'mallory' is not an approver of stage 'prod' of release SampleApp-1 (approvers: release-manager)");
   }
   EXPECT_EQ(release.stage("prod"), StageState::kAwaitingPreApproval);
-  auto granted = release.when(ApproveStage{"prod", "ship it"}, "release-manager");
+  auto granted = release.when(ApproveStage{"prod", "ship it", 0}, "release-manager");
   ASSERT_TRUE(granted);
   const auto& event = only<events::ApprovalGranted>(granted.value());
   EXPECT_EQ(event.approver, "release-manager");
@@ -138,7 +139,7 @@ TEST(ReleaseTest, RedeployOfAFinishedStageStartsTheNextAttempt) {
   ReleaseHistory release;
   ASSERT_TRUE(release.when(TriggerStage{"dev", "release created"}, "orchestrator"));
   release.deploy("dev", false);
-  auto redeploy = release.when(DeployStage{"dev"}, "alice");
+  auto redeploy = release.when(RedeployStage{"dev", ""}, "alice");
   ASSERT_TRUE(redeploy);
   EXPECT_EQ(only<events::StageTriggered>(redeploy.value()).reason, "redeploy by alice");
   EXPECT_EQ(release.state().find_stage("dev")->attempt, 2);
@@ -173,7 +174,7 @@ TEST(ReleaseTest, ReleaseStatusFollowsTheStages) {
   EXPECT_EQ(release_status(release.state()), ReleaseStatus::kInProgress);
   ASSERT_TRUE(release.when(TriggerStage{"prod", "r"}, "orchestrator"));
   EXPECT_EQ(release_status(release.state()), ReleaseStatus::kWaitingForApproval);
-  ASSERT_TRUE(release.when(ApproveStage{"prod", ""}, "release-manager"));
+  ASSERT_TRUE(release.when(ApproveStage{"prod", "", 0}, "release-manager"));
   release.deploy("prod");
   EXPECT_EQ(release_status(release.state()), ReleaseStatus::kSucceeded);
 }

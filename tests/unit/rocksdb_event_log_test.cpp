@@ -430,6 +430,41 @@ TEST_F(RocksEventLogTest, ConcurrentWritersOnDistinctStreamsAllLand) {
   }
 }
 
+TEST_F(RocksEventLogTest, AppendersReadTheirOwnEventsButNothingPastHead) {
+  // Writes finish out of order; read() must still show an appender its own
+  // events at once, and no reader may see a position beyond head().
+  constexpr int kThreads = 8;
+  constexpr int kAppends = 50;
+  std::atomic<int> failures{0};
+  StartLine start(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string stream = "own-" + std::to_string(t);
+      start.arrive_and_wait();
+      for (int i = 0; i < kAppends; ++i) {
+        auto appended = append_one(stream, i, stage_triggered("dev", i + 1));
+        auto own = log().read(stream);
+        auto all = log().read_all(1, 100'000);
+        const std::uint64_t head = log().head();
+        if (!appended || !own || !all || own.value().size() != static_cast<std::size_t>(i + 1) ||
+            own.value().back().position != appended.value().last_position || head < appended.value().last_position) {
+          ++failures;
+        }
+        for (std::size_t k = 0; own && k < own.value().size(); ++k) {
+          if (own.value()[k].position > head) ++failures;
+        }
+        for (std::size_t k = 0; all && k < all.value().size(); ++k) {
+          if (all.value()[k].position != k + 1 || all.value()[k].position > head) ++failures;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(log().head(), std::uint64_t{kThreads * kAppends});
+}
+
 TEST_F(RocksEventLogTest, RetryingWritersOnOneStreamKeepOneChain) {
   constexpr int kThreads = 4;
   constexpr int kAppends = 25;
