@@ -159,3 +159,105 @@ TEST_F(CliTest, DemoApprovedBySomeoneNotListedStopsAtTheApproval) {
 
 }  // namespace
 }  // namespace cascade
+
+namespace cascade {
+namespace {
+
+class CliReleaseControlTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pipeline_ = dir_ / "ops.json";
+    std::ofstream(pipeline_) << R"json({
+      "name": "Ops",
+      "variables": {"DB_PASSWORD": {"value": "pw-Zx81-secret", "secret": true}},
+      "stages": [
+        {"name": "build-check", "trigger": {"after_release": true},
+         "steps": [{"name": "check", "run": "echo checking with $(DB_PASSWORD) and $API_TOKEN"}]},
+        {"name": "prod", "trigger": {"after_stages": ["build-check"]}, "pre_approval": {"approvers": ["alice"]},
+         "steps": [{"name": "deploy", "run": "echo deploying $CASCADE_ARTIFACT_VERSION"}]},
+        {"name": "hotfix", "trigger": {"manual": true}, "steps": [{"name": "patch", "run": "echo patched"}]}
+      ]})json";
+    ASSERT_EQ(run("pipeline apply " + pipeline_ + " " + data()).exit_code, 0);
+    std::filesystem::create_directories(dir_ / "artifact");
+  }
+  std::string data() const { return "--data " + dir_.path(); }
+  std::string create(const std::string& extra = "") {
+    CommandRun created = run("release create Ops --version 3.1.0 --artifact " + (dir_ / "artifact") +
+                             " --as bob --json " + extra + " " + data());
+    EXPECT_EQ(created.exit_code, 0) << created.output;
+    return nlohmann::json::parse(created.output)["id"];
+  }
+  nlohmann::json show(const std::string& id) {
+    return nlohmann::json::parse(run("release show " + id + " --json " + data()).output);
+  }
+  static std::string stage_status(const nlohmann::json& summary, const std::string& stage) {
+    for (const auto& s : summary["stages"]) {
+      if (s["name"] == stage) return s["status"];
+    }
+    return "";
+  }
+  testing::TempDir dir_;
+  std::string pipeline_;
+};
+
+TEST_F(CliReleaseControlTest, CancelThenRedeployThenApproveLater) {
+  const std::string id = create();
+  EXPECT_EQ(stage_status(show(id), "prod"), "AwaitingPreApproval");
+  const CommandRun canceled = run("cancel " + id + " prod --as alice --reason 'wrong window' " + data());
+  ASSERT_EQ(canceled.exit_code, 0) << canceled.output;
+  EXPECT_NE(canceled.output.find("prod canceled: wrong window"), std::string::npos) << canceled.output;
+  EXPECT_EQ(show(id)["status"], "Canceled");
+
+  const CommandRun again = run("cancel " + id + " prod --as alice " + data());
+  EXPECT_EQ(again.exit_code, 4);
+  EXPECT_NE(again.output.find("stage is Canceled, expected"), std::string::npos) << again.output;
+
+  const CommandRun redeployed = run("redeploy " + id + " prod --as alice " + data());
+  ASSERT_EQ(redeployed.exit_code, 0) << redeployed.output;
+  EXPECT_NE(redeployed.output.find("prod triggered: redeploy by alice (attempt 2)"), std::string::npos);
+  const CommandRun deferred = run("approve " + id + " prod --as alice --defer-until 2000-01-01T00:00:00Z " + data());
+  EXPECT_EQ(deferred.exit_code, 2) << "a deferral in the past is refused";
+  EXPECT_NE(deferred.output.find("defer_until must be in the future"), std::string::npos) << deferred.output;
+  const CommandRun approved = run("approve " + id + " prod --as alice " + data());
+  ASSERT_EQ(approved.exit_code, 0) << approved.output;
+  const auto summary = show(id);
+  EXPECT_EQ(stage_status(summary, "prod"), "Succeeded");
+  EXPECT_EQ(summary["status"], "Succeeded");
+}
+
+TEST_F(CliReleaseControlTest, DeployRunsAManualStageOnceAndAbandonStopsTheRest) {
+  const std::string id = create();
+  const CommandRun redeploy = run("redeploy " + id + " hotfix --as bob " + data());
+  EXPECT_EQ(redeploy.exit_code, 4);
+  EXPECT_NE(redeploy.output.find("was never deployed; use deploy"), std::string::npos) << redeploy.output;
+  const CommandRun deployed = run("deploy " + id + " hotfix --as bob " + data());
+  ASSERT_EQ(deployed.exit_code, 0) << deployed.output;
+  EXPECT_NE(deployed.output.find("hotfix deployed"), std::string::npos) << deployed.output;
+  EXPECT_EQ(run("deploy " + id + " hotfix --as bob " + data()).exit_code, 4) << "deploy once; then redeploy";
+
+  const CommandRun abandoned = run("abandon " + id + " --as alice --reason 'bad build' " + data());
+  ASSERT_EQ(abandoned.exit_code, 0) << abandoned.output;
+  EXPECT_NE(abandoned.output.find("release abandoned: bad build"), std::string::npos) << abandoned.output;
+  const auto summary = show(id);
+  EXPECT_EQ(summary["status"], "Abandoned");
+  EXPECT_EQ(stage_status(summary, "prod"), "Canceled");
+  const CommandRun late = run("approve " + id + " prod --as alice " + data());
+  EXPECT_EQ(late.exit_code, 4) << late.output;
+}
+
+TEST_F(CliReleaseControlTest, SecretsAreMaskedInLogsAndNowhereOnDisk) {
+  const std::string id = create("--secret API_TOKEN=tok-Qq72-secret");
+  const CommandRun logs = run("release logs " + id + " build-check " + data());
+  ASSERT_EQ(logs.exit_code, 0);
+  EXPECT_NE(logs.output.find("checking with *** and ***"), std::string::npos) << logs.output;
+  EXPECT_EQ(run("events " + id + " --json " + data()).output.find("tok-Qq72-secret"), std::string::npos);
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir_.path())) {
+    if (!entry.is_regular_file() || entry.path() == pipeline_) continue;
+    const std::string bytes = read_file(entry.path());
+    EXPECT_EQ(bytes.find("pw-Zx81-secret"), std::string::npos) << entry.path();
+    EXPECT_EQ(bytes.find("tok-Qq72-secret"), std::string::npos) << entry.path();
+  }
+}
+
+}  // namespace
+}  // namespace cascade
