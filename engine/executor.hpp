@@ -35,7 +35,7 @@ class Executor final : public Reactor {
   static constexpr const char* kActor = "cascade/executor";
   static constexpr const char* kMask = "***";
 
-  // `on_idle_change` is called whenever a deployment finishes (Engine::notify_progress).
+  // `on_idle_change` is called whenever a deployment finishes (ReactorRunner::notify_progress).
   Executor(ReleaseService& service, StepRunner& runner, StepLogStore& logs, SecretStore& secrets,
            CheckpointStore& checkpoints, const Clock& clock, ExecutorOptions options,
            std::function<void()> on_idle_change = {});

@@ -4,7 +4,7 @@
 
 namespace cascade::engine {
 
-struct Engine::Runner {
+struct ReactorRunner::Runner {
   Reactor& reactor;
   std::atomic<std::uint64_t> position{0};
   std::atomic<bool> started{false};
@@ -12,13 +12,13 @@ struct Engine::Runner {
   explicit Runner(Reactor& r) : reactor(r) {}
 };
 
-Engine::Engine(events::EventLog& log) : log_(log) {}
+ReactorRunner::ReactorRunner(events::EventLog& log) : log_(log) {}
 
-Engine::~Engine() { stop(); }
+ReactorRunner::~ReactorRunner() { stop(); }
 
-void Engine::add(Reactor& reactor) { runners_.push_back(std::make_unique<Runner>(reactor)); }
+void ReactorRunner::add(Reactor& reactor) { runners_.push_back(std::make_unique<Runner>(reactor)); }
 
-void Engine::start() {
+void ReactorRunner::start() {
   stopping_ = false;
   for (auto& runner : runners_) {
     runner->reactor.on_start();
@@ -26,7 +26,7 @@ void Engine::start() {
   }
 }
 
-void Engine::stop() {
+void ReactorRunner::stop() {
   stopping_ = true;
   for (auto& runner : runners_) {
     if (!runner->thread.joinable()) continue;
@@ -35,17 +35,17 @@ void Engine::stop() {
   }
 }
 
-void Engine::notify_progress() {
+void ReactorRunner::notify_progress() {
   { std::lock_guard lock(mutex_); }
   progress_.notify_all();
 }
 
-std::string Engine::last_error() const {
+std::string ReactorRunner::last_error() const {
   std::lock_guard lock(mutex_);
   return last_error_;
 }
 
-void Engine::run(Runner& runner) {
+void ReactorRunner::run(Runner& runner) {
   // Bounds how long stop() waits for a runner blocked on an idle log.
   constexpr std::chrono::milliseconds kIdleWait{100};
   auto resume = runner.reactor.resume_position();
@@ -84,7 +84,7 @@ void Engine::run(Runner& runner) {
   }
 }
 
-bool Engine::quiescent() const {
+bool ReactorRunner::quiescent() const {
   // Idleness first: a reactor appends its last events before it turns idle,
   // so the head read afterwards already covers them.
   for (const auto& runner : runners_) {
@@ -97,7 +97,7 @@ bool Engine::quiescent() const {
   return true;
 }
 
-bool Engine::wait_until_quiescent(std::chrono::milliseconds timeout) {
+bool ReactorRunner::wait_until_quiescent(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::unique_lock lock(mutex_);
   while (!quiescent()) {

@@ -1,5 +1,5 @@
 // Reactors follow the log from their own checkpoint and react by issuing
-// commands (never by changing state directly). The Engine runs each on its own
+// commands (never by changing state directly). A ReactorRunner runs each on its own
 // thread and can tell when everything has settled.
 #pragma once
 
@@ -29,22 +29,22 @@ class Reactor {
   // False while the reactor has work of its own in flight (a running step,
   // a timer that is due).
   virtual bool idle() const { return true; }
-  // Called by Engine::start before the reactor's runner starts, and by
-  // Engine::stop after it has stopped: for reactors with threads of their own.
+  // Called by ReactorRunner::start before the reactor's runner starts, and by
+  // ReactorRunner::stop after it has stopped: for reactors with threads of their own.
   virtual void on_start() {}
   virtual void on_stop() {}
 };
 
-// Runs reactors on threads and reports when the whole engine is quiescent:
+// Runs reactors, each on its own thread, and reports when they are quiescent:
 // every reactor has handled every durable event and none has work in flight.
-class Engine {
+class ReactorRunner {
  public:
   static constexpr std::size_t kBatchSize = 256;
 
-  explicit Engine(events::EventLog& log);
-  ~Engine();  // stops
-  Engine(const Engine&) = delete;
-  Engine& operator=(const Engine&) = delete;
+  explicit ReactorRunner(events::EventLog& log);
+  ~ReactorRunner();  // stops
+  ReactorRunner(const ReactorRunner&) = delete;
+  ReactorRunner& operator=(const ReactorRunner&) = delete;
 
   // REQUIRES: before start().
   void add(Reactor& reactor);

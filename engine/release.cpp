@@ -429,6 +429,18 @@ std::optional<std::string> approved_earlier(const ReleaseState& state, const Sta
   return "approved earlier by " + join(covered_by, ", ");
 }
 
+ApprovalRequested approval_request(const StageRecord& stage, const std::string& phase, const ApprovalPolicy& policy,
+                                   Timestamp now) {
+  ApprovalRequested requested;
+  requested.stage = stage.name;
+  requested.phase = phase;
+  requested.approvers = policy.approvers;
+  requested.required = policy.required_count();
+  requested.order = policy.order == ApprovalOrder::kSequential ? "sequential" : "any";
+  requested.deadline = now + policy.timeout_ms;
+  return requested;
+}
+
 Result<std::vector<Event>> trigger(const ReleaseState& state, const StageRecord& stage, std::string reason,
                                    const std::string& verb, const CommandContext& context) {
   CASCADE_TRY(check_open(state));
@@ -449,14 +461,7 @@ Result<std::vector<Event>> trigger(const ReleaseState& state, const StageRecord&
       skipped.reason = *earlier;
       CASCADE_TRY(decision.propose(skipped));
     } else {
-      ApprovalRequested requested;
-      requested.stage = stage.name;
-      requested.phase = "pre";
-      requested.approvers = policy.approvers;
-      requested.required = policy.required_count();
-      requested.order = policy.order == ApprovalOrder::kSequential ? "sequential" : "any";
-      requested.deadline = context.now + policy.timeout_ms;
-      CASCADE_TRY(decision.propose(requested));
+      CASCADE_TRY(decision.propose(approval_request(stage, "pre", policy, context.now)));
     }
   }
   return decision.take();
@@ -609,15 +614,7 @@ Result<std::vector<Event>> finish_deployment(const ReleaseState& state, const St
   CASCADE_TRY(decision.propose(succeeded));
   const StageDefinition* definition = state.definition.find_stage(stage.name);
   if (definition != nullptr && definition->post_approval) {
-    const ApprovalPolicy& policy = *definition->post_approval;
-    ApprovalRequested requested;
-    requested.stage = stage.name;
-    requested.phase = "post";
-    requested.approvers = policy.approvers;
-    requested.required = policy.required_count();
-    requested.order = policy.order == ApprovalOrder::kSequential ? "sequential" : "any";
-    requested.deadline = context.now + policy.timeout_ms;
-    CASCADE_TRY(decision.propose(requested));
+    CASCADE_TRY(decision.propose(approval_request(stage, "post", *definition->post_approval, context.now)));
   }
   return decision.take();
 }

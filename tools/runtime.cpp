@@ -32,23 +32,13 @@ Result<std::unique_ptr<Runtime>> Runtime::open(const std::string& data_dir) {
                                                                      runtime->store_->log()));
   runtime->summaries_ = std::move(summaries);
   runtime->runner_ = std::make_unique<adapters::ProcessStepRunner>(runtime->clock_);
-  runtime->service_ = std::make_unique<engine::ReleaseService>(runtime->store_->log(), runtime->store_->secrets(),
-                                                               runtime->clock_);
-  runtime->engine_ = std::make_unique<engine::Engine>(runtime->store_->log());
-  runtime->orchestrator_ =
-      std::make_unique<engine::Orchestrator>(*runtime->service_, runtime->store_->checkpoints());
   engine::ExecutorOptions options;
   options.work_root = runtime->data_dir_ + "/work";
   options.base_env = inherited_environment();
-  engine::Engine* engine = runtime->engine_.get();
-  runtime->executor_ = std::make_unique<engine::Executor>(
-      *runtime->service_, *runtime->runner_, runtime->store_->step_logs(), runtime->store_->secrets(),
-      runtime->store_->checkpoints(), runtime->clock_, std::move(options), [engine] { engine->notify_progress(); });
-  runtime->scheduler_ = std::make_unique<engine::Scheduler>(*runtime->service_, runtime->store_->checkpoints(),
-                                                            runtime->clock_, [engine] { engine->notify_progress(); });
-  runtime->engine_->add(*runtime->orchestrator_);
-  runtime->engine_->add(*runtime->executor_);
-  runtime->engine_->add(*runtime->scheduler_);
+  adapters::RocksStore& s = *runtime->store_;
+  runtime->engine_ = std::make_unique<engine::ReleaseEngine>(
+      engine::EnginePorts{s.log(), s.checkpoints(), s.step_logs(), s.secrets(), *runtime->runner_, runtime->clock_},
+      std::move(options));
   runtime->engine_->add(*runtime->summaries_);
   return runtime;
 }
@@ -56,7 +46,7 @@ Result<std::unique_ptr<Runtime>> Runtime::open(const std::string& data_dir) {
 Runtime::~Runtime() { stop(); }
 
 void Runtime::settle() {
-  while (!engine_->wait_until_quiescent(std::chrono::hours(1))) {
+  while (!engine_->settle(std::chrono::hours(1))) {
   }
 }
 

@@ -1,17 +1,14 @@
-// Wires one data directory into a running engine: the RocksDB store, the
-// command service, the summary projection and the reactors. Composition only.
+// Wires one data directory into a running ReleaseEngine: the RocksDB store,
+// the process step runner and the summary projection. Composition only.
 //
-// Data directory layout: log/ (events, checkpoints, step logs), projections/,
-// work/<release>/<stage>/<attempt>/ (steps' working directories).
+// Data directory layout: log/ (events, checkpoints, step logs, secrets and
+// secret.key), projections/, work/<release>/<stage>/<attempt>/ (steps'
+// working directories).
 #pragma once
 
 #include "adapters/process/process_step_runner.hpp"
 #include "adapters/rocksdb/store.hpp"
-#include "engine/executor.hpp"
-#include "engine/orchestrator.hpp"
-#include "engine/reactor.hpp"
-#include "engine/release_service.hpp"
-#include "engine/scheduler.hpp"
+#include "engine/release_engine.hpp"
 #include "projections/release_summary.hpp"
 
 #include <memory>
@@ -26,7 +23,7 @@ class Runtime {
 
   events::EventLog& log() { return store_->log(); }
   engine::StepLogStore& step_logs() { return store_->step_logs(); }
-  engine::ReleaseService& service() { return *service_; }
+  engine::ReleaseService& service() { return engine_->service(); }
   projections::ReleaseSummaryProjection& summaries() { return *summaries_; }
   const std::string& data_dir() const { return data_dir_; }
 
@@ -45,12 +42,8 @@ class Runtime {
   engine::SystemClock clock_;
   std::unique_ptr<adapters::RocksStore> store_;
   std::unique_ptr<adapters::ProcessStepRunner> runner_;
-  std::unique_ptr<engine::ReleaseService> service_;
   std::unique_ptr<projections::ReleaseSummaryProjection> summaries_;
-  std::unique_ptr<engine::Engine> engine_;
-  std::unique_ptr<engine::Orchestrator> orchestrator_;
-  std::unique_ptr<engine::Executor> executor_;
-  std::unique_ptr<engine::Scheduler> scheduler_;
+  std::unique_ptr<engine::ReleaseEngine> engine_;
 };
 
 }  // namespace cascade::tools

@@ -1,86 +1,22 @@
 // The engine on a real RocksDB store, with a manual clock and a scripted
 // step runner: fork/join, failures, manual stages, restarts, projection.
-#include "adapters/rocksdb/store.hpp"
-#include "engine/executor.hpp"
-#include "engine/orchestrator.hpp"
-#include "engine/release_service.hpp"
-#include "engine/scheduler.hpp"
-#include "events/codec.hpp"
-#include "projections/release_summary.hpp"
-
-#include "tests/support/release_fixture.hpp"
-#include "tests/support/scripted_runner.hpp"
-#include "tests/support/temp_dir.hpp"
-
-#include <gtest/gtest.h>
+#include "tests/support/engine_harness.hpp"
 
 namespace cascade::engine {
 namespace {
 
 using events::RecordedEvent;
 
-class EngineTest : public ::testing::Test {
+class EngineTest : public testing::EngineHarness {
  protected:
   void SetUp() override {
-    auto store = adapters::RocksStore::open(dir_ / "log");
-    ASSERT_TRUE(store) << store.error().message;
-    store_ = std::move(store).value();
-    service_ = std::make_unique<ReleaseService>(store_->log(), store_->secrets(), clock_);
-    start_engine();
+    EngineHarness::SetUp();
+    run();
   }
 
-  void TearDown() override { stop_engine(); }
-
-  void start_engine() {
-    auto summaries = projections::ReleaseSummaryProjection::open(dir_ / "projections", store_->log());
-    ASSERT_TRUE(summaries) << summaries.error().message;
-    summaries_ = std::move(summaries).value();
-    engine_ = std::make_unique<Engine>(store_->log());
-    orchestrator_ = std::make_unique<Orchestrator>(*service_, store_->checkpoints());
-    ExecutorOptions options;
-    options.work_root = dir_ / "work";
-    options.base_env = {{"PATH", "/usr/bin:/bin"}};
-    executor_ = std::make_unique<Executor>(*service_, *runner_in_use_, store_->step_logs(), store_->secrets(),
-                                           store_->checkpoints(), clock_, options,
-                                           [this] { engine_->notify_progress(); });
-    scheduler_ = std::make_unique<Scheduler>(*service_, store_->checkpoints(), clock_,
-                                             [this] { engine_->notify_progress(); });
-    engine_->add(*orchestrator_);
-    engine_->add(*executor_);
-    engine_->add(*scheduler_);
-    engine_->add(*summaries_);
-    engine_->start();
-  }
-
-  void stop_engine() {
-    if (engine_) engine_->stop();
-    scheduler_.reset();
-    executor_.reset();
-    orchestrator_.reset();
-    engine_.reset();
-    summaries_.reset();
-  }
-
-  void settle() { ASSERT_TRUE(engine_->wait_until_quiescent(std::chrono::seconds(30))) << engine_->last_error(); }
-
-  std::string create_release(const std::string& pipeline_json = testing::kForkJoinPipeline,
-                             const std::string& version = "1.0.0") {
-    auto definition = parse_pipeline_text(pipeline_json);
-    EXPECT_TRUE(definition) << definition.error().message;
-    EXPECT_TRUE(service_->apply_pipeline(definition.value(), "alice"));
-    NewRelease request;
-    request.pipeline = definition.value().name;
-    request.artifact = {version, "/artifacts/" + version};
-    request.variables = {{"REGION", "eu"}};
-    auto id = service_->create_release(request, Invocation{"alice", "", ""});
-    EXPECT_TRUE(id) << id.error().message;
-    return id.value();
-  }
-
-  std::vector<RecordedEvent> events_of(const std::string& release_id) {
-    auto events = store_->log().read(release_stream(release_id));
-    EXPECT_TRUE(events);
-    return events.value();
+  std::string create_release(const std::string& pipeline_json = testing::kForkJoinPipeline) {
+    apply(pipeline_json);
+    return create(parse_pipeline_text(pipeline_json).value().name, "1.0.0", {{"REGION", "eu"}});
   }
 
   // Position of the first event of `type` for `stage` (0 when none).
@@ -101,30 +37,12 @@ class EngineTest : public ::testing::Test {
     }
     return 0;
   }
-
-  StageState stage_state(const std::string& release_id, const std::string& stage) {
-    auto release = service_->load(release_id);
-    EXPECT_TRUE(release);
-    return release.value().find_stage(stage)->state();
-  }
-
-  testing::TempDir dir_;
-  ManualClock clock_;
-  testing::ScriptedStepRunner runner_;
-  StepRunner* runner_in_use_ = &runner_;
-  std::unique_ptr<adapters::RocksStore> store_;
-  std::unique_ptr<ReleaseService> service_;
-  std::unique_ptr<projections::ReleaseSummaryProjection> summaries_;
-  std::unique_ptr<Engine> engine_;
-  std::unique_ptr<Orchestrator> orchestrator_;
-  std::unique_ptr<Executor> executor_;
-  std::unique_ptr<Scheduler> scheduler_;
 };
 
 TEST_F(EngineTest, ProdIsTriggeredOnlyAfterTestAndQaSucceededAndDeploysOnlyAfterApproval) {
   const std::string id = create_release();
   settle();
-  EXPECT_EQ(stage_state(id, "prod"), StageState::kAwaitingPreApproval);
+  EXPECT_EQ(state_of(id, "prod"), StageState::kAwaitingPreApproval);
   auto events = events_of(id);
   const auto dev_done = position_of(events, "DeploymentSucceeded", "dev");
   const auto test_done = position_of(events, "DeploymentSucceeded", "test");
@@ -139,11 +57,11 @@ TEST_F(EngineTest, ProdIsTriggeredOnlyAfterTestAndQaSucceededAndDeploysOnlyAfter
   for (const RecordedEvent& e : events) EXPECT_EQ(e.recorded_at, clock_.now()) << "time comes from the clock";
 
   clock_.advance(std::chrono::minutes(5));
-  ASSERT_TRUE(service_->execute(id, ApproveStage{"prod", "go", 0}, Invocation{"release-manager", "", ""}));
+  ASSERT_TRUE(service().execute(id, ApproveStage{"prod", "go", 0}, Invocation{"release-manager", "", ""}));
   settle();
   events = events_of(id);
   EXPECT_GT(position_of(events, "DeploymentStarted", "prod"), position_of(events, "ApprovalGranted", "prod"));
-  auto release = service_->load(id);
+  auto release = service().load(id);
   EXPECT_EQ(release_status(release.value()), ReleaseStatus::kSucceeded);
   std::size_t triggers = 0;
   for (const RecordedEvent& e : events) triggers += std::holds_alternative<events::StageTriggered>(e.data);
@@ -152,16 +70,16 @@ TEST_F(EngineTest, ProdIsTriggeredOnlyAfterTestAndQaSucceededAndDeploysOnlyAfter
 
 TEST_F(EngineTest, TestAndQaRunAtTheSameTime) {
   // test's first step cannot finish until qa's has started, and vice versa.
-  runner_.hold_until_started("test", "true", "qa");
-  runner_.hold_until_started("qa", "true", "test");
+  scripted_.hold_until_started("test", "true", "qa");
+  scripted_.hold_until_started("qa", "true", "test");
   const std::string id = create_release();
   settle();
-  EXPECT_EQ(stage_state(id, "test"), StageState::kSucceeded);
-  EXPECT_EQ(stage_state(id, "qa"), StageState::kSucceeded);
+  EXPECT_EQ(state_of(id, "test"), StageState::kSucceeded);
+  EXPECT_EQ(state_of(id, "qa"), StageState::kSucceeded);
 }
 
 TEST_F(EngineTest, FailedQaLeavesProdUntriggeredAndFailsTheRelease) {
-  runner_.fail("qa", "false-smoke", 1);
+  scripted_.fail("qa", "false-smoke", 1);
   const char* pipeline = R"({"name": "Shop", "stages": [
     {"name": "dev", "trigger": {"after_release": true}, "steps": [{"name": "deploy", "run": "deploy"}]},
     {"name": "test", "trigger": {"after_stages": ["dev"]}, "steps": [{"name": "deploy", "run": "deploy"}]},
@@ -170,10 +88,10 @@ TEST_F(EngineTest, FailedQaLeavesProdUntriggeredAndFailsTheRelease) {
     {"name": "prod", "trigger": {"after_stages": ["test", "qa"]}, "steps": [{"name": "deploy", "run": "deploy"}]}]})";
   const std::string id = create_release(pipeline);
   settle();
-  EXPECT_EQ(stage_state(id, "test"), StageState::kSucceeded);
-  EXPECT_EQ(stage_state(id, "qa"), StageState::kFailed);
-  EXPECT_EQ(stage_state(id, "prod"), StageState::kNotStarted);
-  auto release = service_->load(id);
+  EXPECT_EQ(state_of(id, "test"), StageState::kSucceeded);
+  EXPECT_EQ(state_of(id, "qa"), StageState::kFailed);
+  EXPECT_EQ(state_of(id, "prod"), StageState::kNotStarted);
+  auto release = service().load(id);
   EXPECT_EQ(release_status(release.value()), ReleaseStatus::kFailed);
   EXPECT_EQ(release.value().find_stage("qa")->failure_reason, "step 'smoke' failed: exit code 1");
 }
@@ -184,12 +102,12 @@ TEST_F(EngineTest, ManualStageWaitsForADeployCommand) {
     {"name": "hotfix", "trigger": {"manual": true}, "steps": [{"name": "deploy", "run": "deploy"}]}]})";
   const std::string id = create_release(pipeline);
   settle();
-  EXPECT_EQ(stage_state(id, "build-check"), StageState::kSucceeded);
-  EXPECT_EQ(stage_state(id, "hotfix"), StageState::kNotStarted);
-  ASSERT_TRUE(service_->execute(id, DeployStage{"hotfix"}, Invocation{"bob", "", ""}));
+  EXPECT_EQ(state_of(id, "build-check"), StageState::kSucceeded);
+  EXPECT_EQ(state_of(id, "hotfix"), StageState::kNotStarted);
+  ASSERT_TRUE(service().execute(id, DeployStage{"hotfix"}, Invocation{"bob", "", ""}));
   settle();
-  EXPECT_EQ(stage_state(id, "hotfix"), StageState::kSucceeded);
-  auto release = service_->load(id);
+  EXPECT_EQ(state_of(id, "hotfix"), StageState::kSucceeded);
+  auto release = service().load(id);
   EXPECT_EQ(release.value().find_stage("hotfix")->trigger_reason, "manual deploy by bob");
 }
 
@@ -199,7 +117,7 @@ TEST_F(EngineTest, StepsSeeVariablesAndTheCascadeEnvironment) {
                 "steps": [{"name": "show", "run": "env", "env": {"C": "step"}}]}]})";
   const std::string id = create_release(pipeline);
   settle();
-  auto environments = runner_.environments();
+  auto environments = scripted_.environments();
   ASSERT_EQ(environments.size(), 1u);
   const auto& env = environments[0];
   EXPECT_EQ(env.at("A"), "pipeline");
@@ -233,41 +151,43 @@ TEST_F(EngineTest, RestartedEngineResumesWithoutRepeatingReactions) {
   const std::string id = create_release();
   settle();
   const auto before = events_of(id).size();
-  stop_engine();
-  start_engine();
+  stop();
+  start();
   settle();
   EXPECT_EQ(events_of(id).size(), before) << "nothing is triggered or run twice";
   auto checkpoint = store_->checkpoints().load("orchestrator");
   ASSERT_TRUE(checkpoint);
   EXPECT_EQ(checkpoint.value(), store_->log().head());
-  EXPECT_EQ(runner_.started().size(), 6u) << "dev, test, qa: two steps each";
+  EXPECT_EQ(scripted_.started().size(), 6u) << "dev, test, qa: two steps each";
 }
 
 TEST_F(EngineTest, DeploymentInterruptedByARestartIsFailedNotRerun) {
-  stop_engine();
+  stop();
+  start(scripted_, /*run=*/false);
   const std::string id = create_release();
   // As if the engine had started dev and died before its steps finished.
-  ASSERT_TRUE(service_->execute(id, TriggerStage{"dev", "release created"}, Invocation{"cascade/orchestrator", "orchestrator/" + id + "/dev/1", ""}));
-  ASSERT_TRUE(service_->execute(id, StartDeployment{"dev"}, Invocation{"cascade/executor", "", ""}));
-  ASSERT_TRUE(service_->execute(id, RecordStepStarted{"dev", 1, 0}, Invocation{"cascade/executor", "", ""}));
-  start_engine();
+  ASSERT_TRUE(service().execute(id, TriggerStage{"dev", "release created"}, Invocation{"cascade/orchestrator", "orchestrator/" + id + "/dev/1", ""}));
+  ASSERT_TRUE(service().execute(id, StartDeployment{"dev"}, Invocation{"cascade/executor", "", ""}));
+  ASSERT_TRUE(service().execute(id, RecordStepStarted{"dev", 1, 0}, Invocation{"cascade/executor", "", ""}));
+  stop();
+  start();
   settle();
-  auto release = service_->load(id);
+  auto release = service().load(id);
   const StageRecord& dev = *release.value().find_stage("dev");
   EXPECT_EQ(dev.state(), StageState::kFailed);
   EXPECT_EQ(dev.failure_reason, "interrupted: the engine stopped during the deployment");
   EXPECT_EQ(dev.steps[0].status, StepStatus::kFailed);
-  EXPECT_TRUE(runner_.started().empty()) << "no step of the interrupted deployment ran again";
-  EXPECT_EQ(stage_state(id, "test"), StageState::kNotStarted);
+  EXPECT_TRUE(scripted_.started().empty()) << "no step of the interrupted deployment ran again";
+  EXPECT_EQ(state_of(id, "test"), StageState::kNotStarted);
 }
 
 TEST_F(EngineTest, SummaryProjectionRebuiltFromScratchIsByteIdentical) {
   const std::string first = create_release();
   settle();
-  runner_.fail("qa", "true", 2);
+  scripted_.fail("qa", "true", 2);
   const std::string second = create_release();
   settle();
-  ASSERT_TRUE(service_->execute(first, ApproveStage{"prod", "ok", 0}, Invocation{"release-manager", "", ""}));
+  ASSERT_TRUE(service().execute(first, ApproveStage{"prod", "ok", 0}, Invocation{"release-manager", "", ""}));
   settle();
   auto incremental_first = summaries_->summary(first);
   auto incremental_second = summaries_->summary(second);
@@ -281,14 +201,14 @@ TEST_F(EngineTest, SummaryProjectionRebuiltFromScratchIsByteIdentical) {
   ASSERT_EQ(listed.value().size(), 2u);
   EXPECT_EQ(nlohmann::json::parse(listed.value()[0])["id"], second) << "newest first";
 
-  stop_engine();
+  stop();
   {
     auto summaries = projections::ReleaseSummaryProjection::open(dir_ / "projections", store_->log());
     ASSERT_TRUE(summaries) << summaries.error().message;
     ASSERT_TRUE(summaries.value()->clear());
     EXPECT_FALSE(summaries.value()->summary(first));
   }
-  start_engine();
+  start();
   settle();
   EXPECT_EQ(summaries_->summary(first).value(), incremental_first.value());
   EXPECT_EQ(summaries_->summary(second).value(), incremental_second.value());
@@ -298,9 +218,8 @@ TEST_F(EngineTest, SummaryProjectionRebuiltFromScratchIsByteIdentical) {
 TEST_F(EngineTest, ReleaseNumbersAreDenseAndSurviveARestartOfTheService) {
   EXPECT_EQ(create_release(), "SampleApp-1");
   EXPECT_EQ(create_release(), "SampleApp-2");
-  stop_engine();
-  service_ = std::make_unique<ReleaseService>(store_->log(), store_->secrets(), clock_);  // forgets the numbers it handed out
-  start_engine();
+  stop();
+  start();  // a new service: forgets the numbers it handed out
   EXPECT_EQ(create_release(), "SampleApp-3");
   settle();
 }
@@ -308,12 +227,12 @@ TEST_F(EngineTest, ReleaseNumbersAreDenseAndSurviveARestartOfTheService) {
 TEST_F(EngineTest, ApplyingAnUnchangedPipelineAppendsNothing) {
   auto definition = parse_pipeline_text(testing::kForkJoinPipeline);
   ASSERT_TRUE(definition);
-  EXPECT_EQ(service_->apply_pipeline(definition.value(), "alice").value(), 1);
+  EXPECT_EQ(service().apply_pipeline(definition.value(), "alice").value(), 1);
   const auto head = store_->log().head();
-  EXPECT_EQ(service_->apply_pipeline(definition.value(), "alice").value(), 1);
+  EXPECT_EQ(service().apply_pipeline(definition.value(), "alice").value(), 1);
   EXPECT_EQ(store_->log().head(), head);
   definition.value().description = "changed";
-  EXPECT_EQ(service_->apply_pipeline(definition.value(), "alice").value(), 2);
+  EXPECT_EQ(service().apply_pipeline(definition.value(), "alice").value(), 2);
   settle();
 }
 

@@ -2,16 +2,8 @@
 // manual clock, queue policies across releases, cancel with real processes,
 // and secrets that never reach the disk in plain text.
 #include "adapters/process/process_step_runner.hpp"
-#include "adapters/rocksdb/store.hpp"
-#include "engine/executor.hpp"
-#include "engine/orchestrator.hpp"
-#include "engine/release_service.hpp"
-#include "engine/scheduler.hpp"
-#include "projections/release_summary.hpp"
 
-#include "tests/support/release_fixture.hpp"
-#include "tests/support/scripted_runner.hpp"
-#include "tests/support/temp_dir.hpp"
+#include "tests/support/engine_harness.hpp"
 
 #include <gtest/gtest.h>
 
@@ -24,101 +16,17 @@ namespace {
 using events::RecordedEvent;
 constexpr std::int64_t kHour = 3600LL * 1000;
 
-class ReleaseControlEngineTest : public ::testing::Test {
+class ReleaseControlEngineTest : public testing::EngineHarness {
  protected:
-  void SetUp() override {
-    auto store = adapters::RocksStore::open(dir_ / "log");
-    ASSERT_TRUE(store) << store.error().message;
-    store_ = std::move(store).value();
-    service_ = std::make_unique<ReleaseService>(store_->log(), store_->secrets(), clock_);
-  }
-  void TearDown() override { stop(); }
-
-  void start(StepRunner& runner) {
-    auto summaries = projections::ReleaseSummaryProjection::open(dir_ / "projections", store_->log());
-    ASSERT_TRUE(summaries) << summaries.error().message;
-    summaries_ = std::move(summaries).value();
-    engine_ = std::make_unique<Engine>(store_->log());
-    orchestrator_ = std::make_unique<Orchestrator>(*service_, store_->checkpoints());
-    ExecutorOptions options;
-    options.work_root = dir_ / "work";
-    options.base_env = {{"PATH", "/usr/bin:/bin"}};
-    auto notify = [this] { engine_->notify_progress(); };
-    executor_ = std::make_unique<Executor>(*service_, runner, store_->step_logs(), store_->secrets(),
-                                           store_->checkpoints(), clock_, options, notify);
-    scheduler_ = std::make_unique<Scheduler>(*service_, store_->checkpoints(), clock_, notify);
-    engine_->add(*orchestrator_);
-    engine_->add(*executor_);
-    engine_->add(*scheduler_);
-    engine_->add(*summaries_);
-    engine_->start();
-  }
-
-  void stop() {
-    if (engine_) engine_->stop();
-    scheduler_.reset();
-    executor_.reset();
-    orchestrator_.reset();
-    engine_.reset();
-    summaries_.reset();
-  }
-
-  void settle() { ASSERT_TRUE(engine_->wait_until_quiescent(std::chrono::seconds(30))) << engine_->last_error(); }
-
-  void apply(const std::string& json) {
-    auto definition = parse_pipeline_text(json);
-    ASSERT_TRUE(definition) << definition.error().message;
-    ASSERT_TRUE(service_->apply_pipeline(definition.value(), "alice"));
-  }
-
-  std::string create(const std::string& pipeline, const std::string& version = "1.0.0",
-                     std::map<std::string, std::string> secrets = {}) {
-    NewRelease request;
-    request.pipeline = pipeline;
-    request.artifact = {version, "/artifacts/" + version};
-    request.secret_variables = std::move(secrets);
-    auto id = service_->create_release(request, Invocation{"dave", "", ""});
-    EXPECT_TRUE(id) << id.error().message;
-    return id.value();
-  }
-
-  ReleaseState load(const std::string& id) {
-    auto release = service_->load(id);
-    EXPECT_TRUE(release) << release.error().message;
-    return release.value();
-  }
-
-  StageState state_of(const std::string& id, const std::string& stage) { return load(id).find_stage(stage)->state(); }
-
   std::vector<RecordedEvent> all_events() {
     auto events = store_->log().read_all(1, 1'000'000);
     EXPECT_TRUE(events);
     return events.value();
   }
-
-  template <class T>
-  std::size_t count(const std::string& release_id) {
-    std::size_t n = 0;
-    for (const RecordedEvent& e : all_events()) {
-      n += e.stream == release_stream(release_id) && std::holds_alternative<T>(e.data) ? 1 : 0;
-    }
-    return n;
-  }
-
-  testing::TempDir dir_;
-  ManualClock clock_;
-  testing::ScriptedStepRunner scripted_;
-  std::unique_ptr<adapters::RocksStore> store_;
-  std::unique_ptr<ReleaseService> service_;
-  std::unique_ptr<projections::ReleaseSummaryProjection> summaries_;
-  std::unique_ptr<Engine> engine_;
-  std::unique_ptr<Orchestrator> orchestrator_;
-  std::unique_ptr<Executor> executor_;
-  std::unique_ptr<Scheduler> scheduler_;
 };
 
 TEST_F(ReleaseControlEngineTest, AnUnansweredApprovalTimesOutAfterThirtyDaysOnTheClock) {
-  start(scripted_);
+  run();
   apply(testing::kForkJoinPipeline);
   const std::string id = create("SampleApp");
   settle();
@@ -134,22 +42,22 @@ TEST_F(ReleaseControlEngineTest, AnUnansweredApprovalTimesOutAfterThirtyDaysOnTh
 }
 
 TEST_F(ReleaseControlEngineTest, ADeferralFiresAfterARestartAtItsTimeAndOnlyOnce) {
-  start(scripted_);
+  run();
   apply(testing::kForkJoinPipeline);
   const std::string id = create("SampleApp");
   settle();
-  ASSERT_TRUE(service_->execute(id, ApproveStage{"prod", "tonight", clock_.now() + 2 * kHour},
+  ASSERT_TRUE(service().execute(id, ApproveStage{"prod", "tonight", clock_.now() + 2 * kHour},
                                 Invocation{"release-manager", "", ""}));
   settle();
   ASSERT_EQ(state_of(id, "prod"), StageState::kDeferred);
   stop();
   clock_.advance(std::chrono::hours(3));
-  start(scripted_);
+  start();
   settle();
   EXPECT_EQ(state_of(id, "prod"), StageState::kSucceeded);
   EXPECT_EQ(count<events::DeferralElapsed>(id), 1u);
   stop();
-  start(scripted_);
+  start();
   settle();
   EXPECT_EQ(count<events::DeferralElapsed>(id), 1u) << "a second restart fires nothing again";
   EXPECT_EQ(count<events::DeploymentStarted>(id), 4u);
@@ -160,7 +68,7 @@ TEST_F(ReleaseControlEngineTest, DeployLatestLeavesOnlyTheNewestOfThreeReleasesW
     {"name": "dev", "trigger": {"after_release": true}, "steps": [{"name": "d", "run": "d"}]},
     {"name": "prod", "trigger": {"after_stages": ["dev"]}, "on_new_release": "deploy_latest",
      "pre_approval": {"approvers": ["alice"]}, "steps": [{"name": "d", "run": "d"}]}]})");
-  start(scripted_);
+  run();
   const std::string first = create("Web"), second = create("Web"), third = create("Web");
   settle();
   EXPECT_EQ(state_of(third, "prod"), StageState::kAwaitingPreApproval);
@@ -181,7 +89,7 @@ TEST_F(ReleaseControlEngineTest, MaxParallelOneDeploysReleasesOneAtATimeInOrder)
   apply(R"({"name": "Db", "stages": [{"name": "migrate", "trigger": {"after_release": true}, "max_parallel": 1,
     "steps": [{"name": "a", "run": "a"}, {"name": "b", "run": "b"}]}]})");
   const std::string first = create("Db"), second = create("Db"), third = create("Db");
-  start(scripted_);
+  run();
   settle();
   std::vector<std::pair<std::string, std::string>> order;  // (release, event type)
   for (const RecordedEvent& e : all_events()) {
@@ -200,7 +108,7 @@ TEST_F(ReleaseControlEngineTest, AFailedStageRedeploysTheLastReleaseThatSucceede
   apply(R"json({"name": "Api", "stages": [{"name": "prod", "trigger": {"after_release": true},
     "on_failure": "redeploy_last_good", "steps": [{"name": "deploy", "run": "deploy $(CASCADE_ARTIFACT_VERSION)"}]}]})json");
   scripted_.fail("prod", "deploy 2.0.0", 1);
-  start(scripted_);
+  run();
   const std::string good = create("Api", "1.0.0");
   settle();
   const std::string bad = create("Api", "2.0.0");
@@ -241,7 +149,7 @@ TEST_F(ReleaseControlEngineTest, CancelKillsTheRunningStepAndItsChildren) {
   std::ifstream in(pid_file);
   pid_t child = 0;
   ASSERT_TRUE(in >> child) << "the step never started";
-  ASSERT_TRUE(service_->execute(id, CancelStage{"dev", ""}, Invocation{"alice", "", ""}));
+  ASSERT_TRUE(service().execute(id, CancelStage{"dev", ""}, Invocation{"alice", "", ""}));
   settle();
   const ReleaseState release = load(id);
   EXPECT_EQ(release.find_stage("dev")->state(), StageState::kCanceled);
@@ -257,8 +165,8 @@ TEST_F(ReleaseControlEngineTest, SecretsReachStepsButNeitherTheDiskNorTheLogs) {
   apply(R"({"name": "Pay", "variables": {"DB_PASSWORD": {"value": ")" + pipeline_secret + R"json(", "secret": true}},
     "stages": [{"name": "dev", "trigger": {"after_release": true},
                 "steps": [{"name": "show", "run": "connect $(DB_PASSWORD) $(API_TOKEN)"}]}]})json");
-  start(scripted_);
-  const std::string id = create("Pay", "1.0.0", {{"API_TOKEN", release_secret}});
+  run();
+  const std::string id = create("Pay", "1.0.0", {}, {{"API_TOKEN", release_secret}});
   settle();
   ASSERT_EQ(state_of(id, "dev"), StageState::kSucceeded);
   const auto environments = scripted_.environments();

@@ -1,0 +1,109 @@
+// A ReleaseEngine on a real RocksDB store in a temp dir, with a manual clock
+// and the summary projection: the base of the integration tests.
+#pragma once
+
+#include "adapters/rocksdb/store.hpp"
+#include "engine/release_engine.hpp"
+#include "events/codec.hpp"
+#include "projections/release_summary.hpp"
+
+#include "tests/support/release_fixture.hpp"
+#include "tests/support/scripted_runner.hpp"
+#include "tests/support/temp_dir.hpp"
+
+#include <gtest/gtest.h>
+
+namespace cascade::testing {
+
+class EngineHarness : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = adapters::RocksStore::open(dir_ / "log");
+    ASSERT_TRUE(store) << store.error().message;
+    store_ = std::move(store).value();
+    start(scripted_, /*run=*/false);
+  }
+  void TearDown() override { stop(); }
+
+  // Starts a fresh engine (its service with an empty cache) over the store;
+  // with run = false it is built but its reactors do not run yet.
+  void start(engine::StepRunner& runner, bool run = true) {
+    stop();
+    auto summaries = projections::ReleaseSummaryProjection::open(dir_ / "projections", store_->log());
+    ASSERT_TRUE(summaries) << summaries.error().message;
+    summaries_ = std::move(summaries).value();
+    engine::ExecutorOptions options;
+    options.work_root = dir_ / "work";
+    options.base_env = {{"PATH", "/usr/bin:/bin"}};
+    engine_ = std::make_unique<engine::ReleaseEngine>(
+        engine::EnginePorts{store_->log(), store_->checkpoints(), store_->step_logs(), store_->secrets(), runner,
+                            clock_},
+        options);
+    engine_->add(*summaries_);
+    if (run) engine_->start();
+  }
+  void start() { start(scripted_); }
+  // Runs the reactors of the engine SetUp built.
+  void run() { engine_->start(); }
+
+  void stop() {
+    engine_.reset();
+    summaries_.reset();
+  }
+
+  engine::ReleaseService& service() { return engine_->service(); }
+  void settle() { ASSERT_TRUE(engine_->settle(std::chrono::seconds(30))) << engine_->last_error(); }
+
+  void apply(const std::string& json) {
+    auto definition = engine::parse_pipeline_text(json);
+    ASSERT_TRUE(definition) << definition.error().message;
+    ASSERT_TRUE(service().apply_pipeline(definition.value(), "alice"));
+  }
+
+  std::string create(const std::string& pipeline, const std::string& version = "1.0.0",
+                     events::Variables variables = {}, std::map<std::string, std::string> secrets = {}) {
+    engine::NewRelease request;
+    request.pipeline = pipeline;
+    request.artifact = {version, "/artifacts/" + version};
+    request.variables = std::move(variables);
+    request.secret_variables = std::move(secrets);
+    auto id = service().create_release(request, engine::Invocation{"dave", "", ""});
+    EXPECT_TRUE(id) << id.error().message;
+    return id ? id.value() : "";
+  }
+
+  engine::ReleaseState load(const std::string& id) {
+    auto release = service().load(id);
+    EXPECT_TRUE(release) << release.error().message;
+    return release ? release.value() : engine::ReleaseState{};
+  }
+
+  engine::StageState state_of(const std::string& id, const std::string& stage) {
+    const engine::ReleaseState release = load(id);
+    const engine::StageRecord* record = release.find_stage(stage);
+    EXPECT_NE(record, nullptr) << stage;
+    return record == nullptr ? engine::StageState::kNotStarted : record->state();
+  }
+
+  std::vector<events::RecordedEvent> events_of(const std::string& release_id) {
+    auto events = store_->log().read(engine::release_stream(release_id));
+    EXPECT_TRUE(events);
+    return events ? events.value() : std::vector<events::RecordedEvent>{};
+  }
+
+  template <class T>
+  std::size_t count(const std::string& release_id) {
+    std::size_t n = 0;
+    for (const events::RecordedEvent& e : events_of(release_id)) n += std::holds_alternative<T>(e.data) ? 1 : 0;
+    return n;
+  }
+
+  TempDir dir_;
+  engine::ManualClock clock_;
+  ScriptedStepRunner scripted_;
+  std::unique_ptr<adapters::RocksStore> store_;
+  std::unique_ptr<projections::ReleaseSummaryProjection> summaries_;
+  std::unique_ptr<engine::ReleaseEngine> engine_;
+};
+
+}  // namespace cascade::testing
