@@ -62,6 +62,10 @@ void ReactorRunner::run(Runner& runner) {
   runner.started = true;
   notify_progress();
   while (!stopping_) {
+    if (const std::optional<std::uint64_t> rewound = runner.reactor.rewind()) {
+      runner.position = *rewound;
+      notify_progress();
+    }
     auto batch = log_.read_all(runner.position + 1, kBatchSize);
     Status handled = batch ? (batch.value().empty() ? Status(success()) : runner.reactor.handle(batch.value()))
                            : Status(batch.error());

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,6 +30,14 @@ class Reactor {
   // False while the reactor has work of its own in flight (a running step,
   // a timer that is due).
   virtual bool idle() const { return true; }
+  // Asked by the runner on the reactor's own thread before every read of the
+  // log: a position to go on after instead of the runner's (the reactor has
+  // already reset what it keeps to match it), or nullopt to go on as before.
+  // A projection rebuilding while the engine runs clears its data and
+  // checkpoint here and answers 0. A reactor that rewinds must report
+  // !idle() from the request until the call after the one that rewound, so
+  // that quiescence is never reported at the old position. Default: never.
+  virtual std::optional<std::uint64_t> rewind() { return std::nullopt; }
   // Called by ReactorRunner::start before the reactor's runner starts, and by
   // ReactorRunner::stop after it has stopped: for reactors with threads of their own.
   virtual void on_start() {}

@@ -714,8 +714,11 @@ Result<std::vector<Event>> decide(const ReleaseState& state, const Command& comm
             std::vector<Event> out;
             const std::string reason = "release abandoned" + (c.reason.empty() ? "" : ": " + c.reason);
             for (const StageRecord& stage : state.stages) {
-              const StageState s = stage.state();
-              if (s != StageState::kDeploying && !is_waiting(s) && s != StageState::kAwaitingPostApproval) continue;
+              StageCanceled waiting;
+              waiting.stage = stage.name;
+              DeploymentCanceled running;
+              running.stage = stage.name;
+              if (!stage.machine.would_accept(waiting) && !stage.machine.would_accept(running)) continue;
               CASCADE_TRY(events, cancel(state, stage, reason, "abandon", true));
               out.insert(out.end(), events.begin(), events.end());
             }

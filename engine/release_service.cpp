@@ -197,7 +197,20 @@ Result<std::string> ReleaseService::create_release(const NewRelease& request, co
     command.trigger = request.trigger;
     CASCADE_TRY(events, decide(ReleaseState{}, command, context));
     const std::string stream = release_stream(release_id);
-    auto appended = log_.append(stream, 0, envelope(stream, std::move(events), context, release_id));
+    std::vector<NewEvent> created = envelope(stream, std::move(events), context, release_id);
+    if (!invocation.command_id.empty()) {
+      // The caller's key (a CDEvent id, an Idempotency-Key) names the event
+      // whatever number it would get, so the log recognises a repeat.
+      created.front().event_id = events::uuid_from_seed("create-release\n" + request.pipeline + "\n" +
+                                                        invocation.command_id);
+    }
+    auto appended = log_.append(stream, 0, std::move(created));
+    if (appended && appended.value().duplicate) {
+      CASCADE_TRY(original, log_.read_all(appended.value().last_position, 1));
+      const auto* first = original.empty() ? nullptr : std::get_if<events::ReleaseCreated>(&original.front().data);
+      if (first == nullptr) return make_error(ErrorCode::kDataLoss, "the release created by this key cannot be read");
+      return first->release_id;
+    }
     std::lock_guard lock(mutex_);
     auto& last = last_release_number_[request.pipeline];
     last = std::max(last, number);

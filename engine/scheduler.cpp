@@ -20,10 +20,15 @@ Status Scheduler::handle(const std::vector<events::RecordedEvent>& batch) {
     std::lock_guard lock(mutex_);
     for (const StageRecord& stage : release.stages) {
       const Key key{release_id, stage.name};
+      // A timer exists while the machine would take the event it fires.
       std::optional<Timer> wanted;
-      if (stage.state() == StageState::kAwaitingPreApproval || stage.state() == StageState::kAwaitingPostApproval) {
+      events::ApprovalTimedOut timed_out;
+      timed_out.stage = stage.name;
+      events::DeferralElapsed elapsed;
+      elapsed.stage = stage.name;
+      if (stage.machine.would_accept(timed_out)) {
         wanted = Timer{stage.approval.deadline, Kind::kApprovalDeadline, stage.attempt, position};
-      } else if (stage.state() == StageState::kDeferred) {
+      } else if (stage.machine.would_accept(elapsed)) {
         wanted = Timer{stage.defer_until, Kind::kDeferral, stage.attempt, position};
       }
       auto existing = timers_.find(key);

@@ -8,10 +8,13 @@
 
 namespace cascade::events {
 
-void to_json(nlohmann::json& j, const Artifact& a) { j = {{"version", a.version}, {"path", a.path}}; }
+void to_json(nlohmann::json& j, const Artifact& a) {
+  j = {{"version", a.version}, {"path", a.path}, {"built_at", a.built_at}};
+}
 void from_json(const nlohmann::json& j, Artifact& a) {
   j.at("version").get_to(a.version);
   j.at("path").get_to(a.path);
+  j.at("built_at").get_to(a.built_at);
 }
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PipelineDefined, pipeline, version, definition)

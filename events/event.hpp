@@ -25,6 +25,9 @@ using Variables = std::map<std::string, std::string>;
 struct Artifact {
   std::string version;
   std::string path;
+  // When CI finished building it (0: unknown; lead time then starts at the
+  // release's creation).
+  Timestamp built_at = 0;
 };
 
 // Stream pipeline-<name>.

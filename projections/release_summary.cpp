@@ -1,9 +1,8 @@
 #include "projections/release_summary.hpp"
 
-#include <rocksdb/db.h>
-#include <rocksdb/write_batch.h>
+#include "projections/projection_store.hpp"
 
-#include <filesystem>
+#include <map>
 
 namespace cascade::projections {
 
@@ -65,148 +64,50 @@ nlohmann::json summarize(const ReleaseState& release) {
           {"stages", stages}};
 }
 
-namespace {
+ReleaseSummaryProjection::ReleaseSummaryProjection(std::shared_ptr<ProjectionStore> store, events::EventLog& log)
+    : Projection(kName, {kSummariesFamily, kOrderFamily}, std::move(store), log) {}
 
-constexpr const char* kCheckpointKey = "checkpoint/release_summary";
-
-std::string big_endian(std::uint64_t value) {
-  std::string out(8, '\0');
-  for (int i = 7; i >= 0; --i, value >>= 8) out[static_cast<std::size_t>(i)] = static_cast<char>(value & 0xff);
-  return out;
-}
-
-std::uint64_t from_big_endian(std::string_view bytes) {
-  std::uint64_t value = 0;
-  for (char c : bytes) value = (value << 8) | static_cast<unsigned char>(c);
-  return value;
-}
-
-Error storage_error(const rocksdb::Status& status, const std::string& what) {
-  return make_error(ErrorCode::kUnavailable, "projection store: " + what + ": " + status.ToString());
-}
-
-}  // namespace
-
-struct ReleaseSummaryProjection::Impl {
-  events::EventLog* log = nullptr;
-  std::unique_ptr<rocksdb::DB> db;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;  // default, summaries, release_order
-  std::map<std::string, ReleaseState> states;         // folded releases, by id
-
-  rocksdb::ColumnFamilyHandle* meta() const { return handles[0]; }
-  rocksdb::ColumnFamilyHandle* summaries() const { return handles[1]; }
-  rocksdb::ColumnFamilyHandle* order() const { return handles[2]; }
-
-  ~Impl() {
-    for (auto* handle : handles) db->DestroyColumnFamilyHandle(handle);
-  }
-
-  // The release as it was just before `event`: from memory, or folded from the log.
-  Result<ReleaseState*> state_before(const events::RecordedEvent& event, const std::string& release_id) {
-    ReleaseState& state = states[release_id];
-    if (state.version + 1 != event.version) {
-      state = ReleaseState{};
-      if (event.version > 1) {
-        CASCADE_TRY(prefix, log->read(event.stream, 1, static_cast<std::size_t>(event.version - 1)));
-        for (const auto& e : prefix) engine::evolve(state, e);
-      }
-    }
-    return &state;
-  }
-};
-
-ReleaseSummaryProjection::ReleaseSummaryProjection(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ReleaseSummaryProjection::~ReleaseSummaryProjection() = default;
 
 Result<std::unique_ptr<ReleaseSummaryProjection>> ReleaseSummaryProjection::open(const std::string& dir,
                                                                                  events::EventLog& log) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  rocksdb::DBOptions options;
-  options.create_if_missing = true;
-  options.create_missing_column_families = true;
-  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
-      {rocksdb::kDefaultColumnFamilyName, {}}, {"summaries", {}}, {"release_order", {}}};
-  auto impl = std::make_unique<Impl>();
-  impl->log = &log;
-  rocksdb::DB* db = nullptr;
-  rocksdb::Status status = rocksdb::DB::Open(options, dir, families, &impl->handles, &db);
-  if (!status.ok()) return storage_error(status, "open " + dir);
-  impl->db.reset(db);
-  return std::unique_ptr<ReleaseSummaryProjection>(new ReleaseSummaryProjection(std::move(impl)));
+  CASCADE_TRY(store, ProjectionStore::open(dir, {kSummariesFamily, kOrderFamily}));
+  return std::make_unique<ReleaseSummaryProjection>(std::move(store), log);
 }
 
-Result<std::uint64_t> ReleaseSummaryProjection::checkpoint() const {
-  std::string value;
-  rocksdb::Status status = impl_->db->Get({}, impl_->meta(), kCheckpointKey, &value);
-  if (status.IsNotFound()) return std::uint64_t{0};
-  if (!status.ok()) return storage_error(status, "read checkpoint");
-  return from_big_endian(value);
-}
-
-Result<std::uint64_t> ReleaseSummaryProjection::resume_position() { return checkpoint(); }
-
-Status ReleaseSummaryProjection::handle(const std::vector<events::RecordedEvent>& batch) {
-  static constexpr std::string_view kPrefix = "release-";
+Status ReleaseSummaryProjection::apply(const std::vector<events::RecordedEvent>& batch, ProjectionWrite& write) {
+  // One document per release per batch, however many of its events the batch holds.
   std::map<std::string, const ReleaseState*> changed;
-  rocksdb::WriteBatch write;
   for (const events::RecordedEvent& event : batch) {
-    if (event.stream.compare(0, kPrefix.size(), kPrefix) != 0) continue;
-    const std::string release_id = event.stream.substr(kPrefix.size());
-    CASCADE_TRY(state, impl_->state_before(event, release_id));
-    engine::evolve(*state, event);
-    changed[release_id] = state;
+    CASCADE_TRY(state, fold(event));
+    if (state == nullptr) continue;
+    changed[state->id] = state;
     if (std::holds_alternative<events::ReleaseCreated>(event.data)) {
-      write.Put(impl_->order(), big_endian(event.position), release_id);
+      write.put(store().family(kOrderFamily), big_endian(event.position), state->id);
     }
   }
-  for (const auto& [release_id, state] : changed) write.Put(impl_->summaries(), release_id, summarize(*state).dump());
-  // Same batch: the documents and the position they reflect move together.
-  write.Put(impl_->meta(), kCheckpointKey, big_endian(batch.back().position));
-  rocksdb::Status status = impl_->db->Write({}, &write);
-  if (!status.ok()) return storage_error(status, "write");
+  for (const auto& [release_id, state] : changed) {
+    write.put(store().family(kSummariesFamily), release_id, summarize(*state).dump());
+  }
   return success();
 }
 
 Result<std::string> ReleaseSummaryProjection::summary(const std::string& release_id) const {
-  std::string value;
-  rocksdb::Status status = impl_->db->Get({}, impl_->summaries(), release_id, &value);
-  if (status.IsNotFound()) return make_error(ErrorCode::kNotFound, "no release '" + release_id + "'");
-  if (!status.ok()) return storage_error(status, "read summary");
-  return value;
+  CASCADE_TRY(value, store().snapshot().get(store().family(kSummariesFamily), release_id));
+  if (!value) return make_error(ErrorCode::kNotFound, "no release '" + release_id + "'");
+  return std::move(*value);
 }
 
 Result<std::vector<std::string>> ReleaseSummaryProjection::list(std::size_t limit) const {
-  rocksdb::ReadOptions options;
-  const rocksdb::Snapshot* snapshot = impl_->db->GetSnapshot();  // one consistent answer
-  options.snapshot = snapshot;
+  const Snapshot view = store().snapshot();  // one consistent answer
   std::vector<std::string> out;
-  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(options, impl_->order()));
-  rocksdb::Status status;
+  std::unique_ptr<rocksdb::Iterator> it = view.iterate(store().family(kOrderFamily));
   for (it->SeekToLast(); it->Valid() && out.size() < limit; it->Prev()) {
-    std::string value;
-    status = impl_->db->Get(options, impl_->summaries(), it->value(), &value);
-    if (!status.ok()) break;
-    out.push_back(std::move(value));
+    CASCADE_TRY(value, view.get(store().family(kSummariesFamily), it->value().ToString()));
+    if (value) out.push_back(std::move(*value));
   }
-  if (status.ok()) status = it->status();
-  it.reset();
-  impl_->db->ReleaseSnapshot(snapshot);
-  if (!status.ok()) return storage_error(status, "list releases");
+  if (!it->status().ok()) return storage_error(it->status(), "list releases");
   return out;
-}
-
-Status ReleaseSummaryProjection::clear() {
-  rocksdb::WriteBatch write;
-  for (auto* family : {impl_->summaries(), impl_->order()}) {
-    std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator({}, family));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) write.Delete(family, it->key());
-  }
-  write.Delete(impl_->meta(), kCheckpointKey);
-  rocksdb::Status status = impl_->db->Write({}, &write);
-  if (!status.ok()) return storage_error(status, "clear");
-  impl_->states.clear();
-  return success();
 }
 
 }  // namespace cascade::projections

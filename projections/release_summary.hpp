@@ -1,11 +1,11 @@
-// The release summary read model: one JSON document per release, kept in its
-// own RocksDB (rebuildable from the log at any time) by a projector that
-// writes its checkpoint in the same WriteBatch as the documents.
+// The release summary read model: one JSON document per release, kept in
+// the projection database (rebuildable from the log at any time), its
+// checkpoint written in the same WriteBatch as the documents.
 #pragma once
 
-#include "engine/reactor.hpp"
 #include "engine/release.hpp"
 #include "events/event_log.hpp"
+#include "projections/projection.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -21,31 +21,32 @@ namespace cascade::projections {
 // function of the state, so a rebuild gives byte-identical documents.
 nlohmann::json summarize(const engine::ReleaseState& release);
 
-// Thread-safe: queries may run while the projector handles events.
-class ReleaseSummaryProjection final : public engine::Reactor {
+// One summary document per release (family "summaries", release id →
+// JSON) and the releases in creation order (family "release_order", BE64
+// position of ReleaseCreated → release id). Thread-safe: queries may run
+// while the projector handles events.
+class ReleaseSummaryProjection final : public Projection {
  public:
-  // Opens (creating if needed) the projection database in `dir`.
-  static Result<std::unique_ptr<ReleaseSummaryProjection>> open(const std::string& dir, events::EventLog& log);
-  ~ReleaseSummaryProjection() override;
+  static constexpr const char* kName = "release_summary";
+  static constexpr const char* kSummariesFamily = "summaries";
+  static constexpr const char* kOrderFamily = "release_order";
 
-  std::string name() const override { return "release_summary"; }
-  Result<std::uint64_t> resume_position() override;
-  Status handle(const std::vector<events::RecordedEvent>& batch) override;
+  // Opens (creating if needed) the projection database in `dir` for this
+  // read model alone (ProjectionSet opens it for all of them).
+  static Result<std::unique_ptr<ReleaseSummaryProjection>> open(const std::string& dir, events::EventLog& log);
+  // REQUIRES: `store` was opened with kSummariesFamily and kOrderFamily.
+  ReleaseSummaryProjection(std::shared_ptr<ProjectionStore> store, events::EventLog& log);
+  ~ReleaseSummaryProjection() override;
 
   // The stored summary of a release (its JSON text); kNotFound when unknown.
   Result<std::string> summary(const std::string& release_id) const;
-  // Summaries, newest release first, at most `limit`.
+  // Summaries, newest release first, at most `limit` (see ReleaseListProjection
+  // for filters and paging).
   Result<std::vector<std::string>> list(std::size_t limit) const;
-  // The log position the stored documents reflect.
-  Result<std::uint64_t> checkpoint() const;
-  // Forgets every document and the checkpoint. REQUIRES: the projector is
-  // not running (the engine re-folds from position 1 when next started).
-  Status clear();
+  // checkpoint() and clear() come from Projection.
 
- private:
-  struct Impl;
-  explicit ReleaseSummaryProjection(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+ protected:
+  Status apply(const std::vector<events::RecordedEvent>& batch, ProjectionWrite& write) override;
 };
 
 }  // namespace cascade::projections

@@ -1,5 +1,6 @@
 // The `cascade` command line. It parses arguments, wires a Runtime, issues
 // commands through ReleaseService and prints; all decisions live in engine/.
+#include "tools/cli_support.hpp"
 #include "tools/format.hpp"
 #include "tools/runtime.hpp"
 #include "tools/sample_pipeline.hpp"
@@ -14,69 +15,6 @@
 
 namespace cascade::tools {
 namespace {
-
-struct Common {
-  std::string data_dir;
-  bool json = false;
-  std::string actor;
-};
-
-std::string default_data_dir() {
-  const char* env = std::getenv("CASCADE_DATA");
-  return env != nullptr ? env : "var/cascade";
-}
-
-std::string default_actor() {
-  const char* user = std::getenv("USER");
-  return user != nullptr && *user != '\0' ? user : "cli";
-}
-
-int exit_code_for(ErrorCode code) {
-  switch (code) {
-    case ErrorCode::kInvalidArgument: return 2;
-    case ErrorCode::kNotFound: return 3;
-    case ErrorCode::kFailedPrecondition: return 4;
-    case ErrorCode::kPermissionDenied: return 5;
-    case ErrorCode::kAborted: return 6;
-    default: return 1;
-  }
-}
-
-int report(const Error& error, bool json) {
-  if (json) {
-    nlohmann::json details = nlohmann::json::array();
-    for (const Problem& p : error.details) details.push_back({{"path", p.path}, {"message", p.message}});
-    std::cout << nlohmann::json{{"error", {{"code", to_string(error.code)}, {"message", error.message}, {"details", details}}}}.dump(2)
-              << "\n";
-  } else {
-    std::cerr << "cascade: error: " << error.message << "\n";
-    for (const Problem& p : error.details) std::cerr << "  " << (p.path.empty() ? "(document)" : p.path) << ": " << p.message << "\n";
-  }
-  return exit_code_for(error.code);
-}
-
-// Opens the data directory and starts the engine, printing the timeline of
-// what happens from now on unless the output is JSON.
-class Session {
- public:
-  static Result<std::unique_ptr<Session>> start(const Common& common) {
-    CASCADE_TRY(runtime, Runtime::open(common.data_dir));
-    std::unique_ptr<Session> session(new Session(std::move(runtime)));
-    if (!common.json) {
-      session->printer_ = std::make_unique<TimelinePrinter>(std::cout, session->runtime_->log().head());
-      session->runtime_->add_observer(*session->printer_);
-    }
-    session->runtime_->start();
-    return session;
-  }
-  Runtime& runtime() { return *runtime_; }
-  ~Session() { runtime_->stop(); }
-
- private:
-  explicit Session(std::unique_ptr<Runtime> runtime) : runtime_(std::move(runtime)) {}
-  std::unique_ptr<TimelinePrinter> printer_;  // outlived by runtime_, which runs it
-  std::unique_ptr<Runtime> runtime_;
-};
 
 Result<nlohmann::json> settled_summary(Runtime& runtime, const std::string& release_id) {
   runtime.settle();
@@ -157,10 +95,10 @@ int create_release(const Common& common, const std::string& pipeline, const std:
   Runtime& runtime = session.value()->runtime();
   engine::NewRelease request;
   request.pipeline = pipeline;
-  request.artifact = {version, std::filesystem::absolute(artifact).lexically_normal().string()};
+  request.artifact = {version, std::filesystem::absolute(artifact).lexically_normal().string(), 0};
   request.variables = variables.value();
   request.secret_variables = secrets.value();
-  auto id = runtime.service().create_release(request, engine::Invocation{common.actor, "", ""});
+  auto id = runtime.service().create_release(request, engine::Invocation{common.actor, common.command_id, ""});
   if (!id) return report(id.error(), common.json);
   return print_release(runtime, id.value(), common);
 }
@@ -170,34 +108,9 @@ int release_command(const Common& common, const std::string& release_id, const e
   if (!session) return report(session.error(), common.json);
   Runtime& runtime = session.value()->runtime();
   runtime.settle();  // finish what an earlier command left before deciding
-  auto done = runtime.service().execute(release_id, command, engine::Invocation{common.actor, "", ""});
+  auto done = runtime.service().execute(release_id, command, engine::Invocation{common.actor, common.command_id, ""});
   if (!done) return report(done.error(), common.json);
   return print_release(runtime, release_id, common);
-}
-
-int list_releases(const Common& common, std::size_t limit) {
-  auto session = Session::start(common);
-  if (!session) return report(session.error(), common.json);
-  Runtime& runtime = session.value()->runtime();
-  runtime.settle();
-  auto summaries = runtime.summaries().list(limit);
-  if (!summaries) return report(summaries.error(), common.json);
-  nlohmann::json list = nlohmann::json::array();
-  for (const std::string& text : summaries.value()) list.push_back(nlohmann::json::parse(text));
-  if (common.json) {
-    std::cout << list.dump(2) << "\n";
-    return 0;
-  }
-  std::cout << std::left << std::setw(20) << "RELEASE" << std::setw(16) << "PIPELINE" << std::setw(24) << "ARTIFACT"
-            << std::setw(20) << "STATUS" << "CREATED\n";
-  for (const auto& release : list) {
-    std::cout << std::left << std::setw(20) << release["id"].get<std::string>() << std::setw(16)
-              << release["pipeline"].get<std::string>() << std::setw(24)
-              << release["artifact"]["version"].get<std::string>() << std::setw(20)
-              << release["status"].get<std::string>() << iso_time(release["created_at"].get<events::Timestamp>())
-              << "\n";
-  }
-  return 0;
 }
 
 int show_release(const Common& common, const std::string& release_id) {
@@ -238,7 +151,7 @@ int show_logs(const Common& common, const std::string& release_id, const std::st
 }
 
 int show_events(const Common& common, const std::string& release_id) {
-  auto session = Session::start(Common{common.data_dir, true, common.actor});  // no live timeline
+  auto session = Session::start(Common{common.data_dir, true, common.actor, ""});  // no live timeline
   if (!session) return report(session.error(), common.json);
   Runtime& runtime = session.value()->runtime();
   runtime.settle();
@@ -286,7 +199,7 @@ int demo(const Common& common, const std::string& approver) {
 
   engine::NewRelease request;
   request.pipeline = "SampleApp";
-  request.artifact = {build_version, artifact_dir};
+  request.artifact = {build_version, artifact_dir, now};
   request.variables = {{"SITES_ROOT", runtime.data_dir() + "/sites"}};
   auto release_id = runtime.service().create_release(request, engine::Invocation{common.actor, "", ""});
   if (!release_id) return report(release_id.error(), false);
@@ -322,10 +235,7 @@ int main(int argc, char** argv) {
   common.data_dir = default_data_dir();
   common.actor = default_actor();
   auto with_common = [&](CLI::App* command, bool actor_required = false) {
-    command->add_option("--data", common.data_dir, "data directory (default $CASCADE_DATA or var/cascade)");
-    command->add_flag("--json", common.json, "print JSON for scripts");
-    auto* as = command->add_option("--as", common.actor, "who is acting (default $USER)");
-    if (actor_required) as->required();
+    add_common_options(command, common, actor_required);
   };
   int result = 0;
 
@@ -346,7 +256,6 @@ int main(int argc, char** argv) {
   std::string pipeline_name, version, artifact, release_id, stage, comment;
   std::vector<std::string> variables, secret_variables;
   std::string defer_until, reason;
-  std::size_t limit = 50;
   int attempt = 0;
   auto* create = release->add_subcommand("create", "create a release of a pipeline from an artifact");
   create->add_option("PIPELINE", pipeline_name)->required();
@@ -356,13 +265,10 @@ int main(int argc, char** argv) {
   create->add_option("--secret", secret_variables,
                      "secret release variable NAME=VALUE (repeatable; kept out of the log, masked in step logs)");
   with_common(create);
+  create->add_option("--idempotency-key", common.command_id,
+                     "repeating the command with this key creates no second release");
   create->callback(
       [&] { result = create_release(common, pipeline_name, version, artifact, variables, secret_variables); });
-
-  auto* list = release->add_subcommand("list", "releases, newest first");
-  list->add_option("--limit", limit)->capture_default_str();
-  with_common(list);
-  list->callback([&] { result = list_releases(common, limit); });
 
   auto* show = release->add_subcommand("show", "a release's summary");
   show->add_option("ID", release_id)->required();
@@ -381,6 +287,7 @@ int main(int argc, char** argv) {
     command->add_option("ID", release_id)->required();
     command->add_option("STAGE", stage)->required();
     with_common(command, /*actor_required=*/true);
+    command->add_option("--idempotency-key", common.command_id, "repeating the command with this key changes nothing");
     command->callback([&, make_command] {
       auto made = make_command();
       result = made ? release_command(common, release_id, made.value()) : report(made.error(), common.json);
@@ -415,12 +322,16 @@ int main(int argc, char** argv) {
   abandon->add_option("ID", release_id)->required();
   abandon->add_option("--reason", reason);
   with_common(abandon, /*actor_required=*/true);
+  abandon->add_option("--idempotency-key", common.command_id, "repeating the command with this key changes nothing");
   abandon->callback([&] { result = release_command(common, release_id, Command{cascade::engine::AbandonRelease{reason}}); });
 
   auto* events_command = app.add_subcommand("events", "a release's events, oldest first");
   events_command->add_option("ID", release_id)->required();
   with_common(events_command);
   events_command->callback([&] { result = show_events(common, release_id); });
+
+  add_projection_commands(app, common, result);
+  add_audit_commands(app, common, result);
 
   CLI11_PARSE(app, argc, argv);
   return result;

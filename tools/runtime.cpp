@@ -28,9 +28,9 @@ Result<std::unique_ptr<Runtime>> Runtime::open(const std::string& data_dir) {
   runtime->data_dir_ = std::filesystem::absolute(data_dir).lexically_normal().string();
   CASCADE_TRY(store, adapters::RocksStore::open(runtime->data_dir_ + "/log"));
   runtime->store_ = std::move(store);
-  CASCADE_TRY(summaries, projections::ReleaseSummaryProjection::open(runtime->data_dir_ + "/projections",
-                                                                     runtime->store_->log()));
-  runtime->summaries_ = std::move(summaries);
+  CASCADE_TRY(projections,
+              projections::ProjectionSet::open(runtime->data_dir_ + "/projections", runtime->store_->log()));
+  runtime->projections_ = std::move(projections);
   runtime->runner_ = std::make_unique<adapters::ProcessStepRunner>(runtime->clock_);
   engine::ExecutorOptions options;
   options.work_root = runtime->data_dir_ + "/work";
@@ -39,7 +39,7 @@ Result<std::unique_ptr<Runtime>> Runtime::open(const std::string& data_dir) {
   runtime->engine_ = std::make_unique<engine::ReleaseEngine>(
       engine::EnginePorts{s.log(), s.checkpoints(), s.step_logs(), s.secrets(), *runtime->runner_, runtime->clock_},
       std::move(options));
-  runtime->engine_->add(*runtime->summaries_);
+  for (projections::Projection* projection : runtime->projections_->all()) runtime->engine_->add(*projection);
   return runtime;
 }
 

@@ -1,5 +1,5 @@
 // Wires one data directory into a running ReleaseEngine: the RocksDB store,
-// the process step runner and the summary projection. Composition only.
+// the process step runner and the read models (projections/). Composition only.
 //
 // Data directory layout: log/ (events, checkpoints, step logs, secrets and
 // secret.key), projections/, work/<release>/<stage>/<attempt>/ (steps'
@@ -9,7 +9,7 @@
 #include "adapters/process/process_step_runner.hpp"
 #include "adapters/rocksdb/store.hpp"
 #include "engine/release_engine.hpp"
-#include "projections/release_summary.hpp"
+#include "projections/projection_set.hpp"
 
 #include <memory>
 #include <string>
@@ -24,7 +24,8 @@ class Runtime {
   events::EventLog& log() { return store_->log(); }
   engine::StepLogStore& step_logs() { return store_->step_logs(); }
   engine::ReleaseService& service() { return engine_->service(); }
-  projections::ReleaseSummaryProjection& summaries() { return *summaries_; }
+  projections::ReleaseSummaryProjection& summaries() { return projections_->summaries(); }
+  projections::ProjectionSet& projections() { return *projections_; }
   const std::string& data_dir() const { return data_dir_; }
 
   // REQUIRES: before start(). An observer that prints, for instance.
@@ -42,7 +43,7 @@ class Runtime {
   engine::SystemClock clock_;
   std::unique_ptr<adapters::RocksStore> store_;
   std::unique_ptr<adapters::ProcessStepRunner> runner_;
-  std::unique_ptr<projections::ReleaseSummaryProjection> summaries_;
+  std::unique_ptr<projections::ProjectionSet> projections_;
   std::unique_ptr<engine::ReleaseEngine> engine_;
 };
 

@@ -394,8 +394,21 @@ Result<std::vector<events::RecordedEvent>> RocksEventLog::read(const std::string
     }
   }
 
-  CASCADE_TRY(fetched, fetch(positions));
-  std::vector<events::RecordedEvent> out = std::move(fetched);
+  auto fetched = fetch(positions);
+  if (!fetched) {
+    // Name the stream version too, not only the log position: an audit
+    // reports where in the stream the damage is. Only this error path reads
+    // one event at a time, to find which one it is.
+    for (std::size_t i = 0; i < positions.size(); ++i) {
+      auto one = fetch({positions[i]});
+      if (one) continue;
+      Error error = std::move(one).error();
+      error.message = "stream " + stream + " version " + std::to_string(versions[i]) + ": " + error.message;
+      return error;
+    }
+    return std::move(fetched).error();
+  }
+  std::vector<events::RecordedEvent> out = std::move(fetched).value();
   for (std::size_t i = 0; i < out.size(); ++i) {
     if (out[i].stream != stream || out[i].version != versions[i]) {
       return make_error(ErrorCode::kDataLoss, "stream " + stream + " version " + std::to_string(versions[i]) +

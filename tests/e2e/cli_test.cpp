@@ -261,3 +261,26 @@ TEST_F(CliReleaseControlTest, SecretsAreMaskedInLogsAndNowhereOnDisk) {
 
 }  // namespace
 }  // namespace cascade
+
+namespace cascade {
+namespace {
+
+TEST_F(CliReleaseControlTest, ARepeatedCommandWithItsIdempotencyKeyIsANoOp) {
+  const std::string id = create();
+  const std::string cancel = "cancel " + id + " prod --as alice --idempotency-key op-7 " + data();
+  const CommandRun first = run(cancel);
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  EXPECT_NE(first.output.find("prod canceled"), std::string::npos);
+  const CommandRun repeated = run(cancel);
+  EXPECT_EQ(repeated.exit_code, 0) << repeated.output;
+  EXPECT_EQ(repeated.output.find("prod canceled"), std::string::npos) << "nothing happened the second time";
+
+  const std::string create_once = "release create Ops --version 9.9.9 --artifact " + (dir_ / "artifact") +
+                                  " --as bob --json --idempotency-key build-99 " + data();
+  const auto a = nlohmann::json::parse(run(create_once).output);
+  const auto b = nlohmann::json::parse(run(create_once).output);
+  EXPECT_EQ(a["id"], b["id"]);
+}
+
+}  // namespace
+}  // namespace cascade

@@ -238,3 +238,34 @@ TEST_F(EngineTest, ApplyingAnUnchangedPipelineAppendsNothing) {
 
 }  // namespace
 }  // namespace cascade::engine
+
+namespace cascade::engine {
+namespace {
+
+TEST_F(EngineTest, CreatingAReleaseTwiceWithOneKeyCreatesOneRelease) {
+  apply(testing::kForkJoinPipeline);
+  NewRelease request;
+  request.pipeline = "SampleApp";
+  request.artifact = {"1.0.0", "/a", 0};
+  auto first = service().create_release(request, Invocation{"ci", "build-42", ""});
+  auto again = service().create_release(request, Invocation{"ci", "build-42", ""});
+  auto other = service().create_release(request, Invocation{"ci", "build-43", ""});
+  ASSERT_TRUE(first && again && other);
+  EXPECT_EQ(again.value(), first.value());
+  EXPECT_EQ(first.value(), "SampleApp-1");
+  EXPECT_EQ(other.value(), "SampleApp-2") << "numbers stay dense";
+  settle();
+}
+
+TEST_F(EngineTest, AnOperatorCommandRepeatedWithItsKeyChangesNothing) {
+  const std::string id = create_release();
+  settle();
+  ASSERT_TRUE(service().execute(id, CancelStage{"prod", ""}, Invocation{"alice", "cancel-1", ""}));
+  const auto version = load(id).version;
+  auto repeated = service().execute(id, CancelStage{"prod", ""}, Invocation{"alice", "cancel-1", ""});
+  ASSERT_TRUE(repeated) << "a repeat is acknowledged, not refused";
+  EXPECT_EQ(load(id).version, version);
+}
+
+}  // namespace
+}  // namespace cascade::engine

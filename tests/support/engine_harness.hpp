@@ -1,11 +1,11 @@
 // A ReleaseEngine on a real RocksDB store in a temp dir, with a manual clock
-// and the summary projection: the base of the integration tests.
+// and every projection: the base of the integration tests.
 #pragma once
 
 #include "adapters/rocksdb/store.hpp"
 #include "engine/release_engine.hpp"
 #include "events/codec.hpp"
-#include "projections/release_summary.hpp"
+#include "projections/projection_set.hpp"
 
 #include "tests/support/release_fixture.hpp"
 #include "tests/support/scripted_runner.hpp"
@@ -29,9 +29,10 @@ class EngineHarness : public ::testing::Test {
   // with run = false it is built but its reactors do not run yet.
   void start(engine::StepRunner& runner, bool run = true) {
     stop();
-    auto summaries = projections::ReleaseSummaryProjection::open(dir_ / "projections", store_->log());
-    ASSERT_TRUE(summaries) << summaries.error().message;
-    summaries_ = std::move(summaries).value();
+    auto projections = projections::ProjectionSet::open(dir_ / "projections", store_->log());
+    ASSERT_TRUE(projections) << projections.error().message;
+    projections_ = std::move(projections).value();
+    summaries_ = &projections_->summaries();
     engine::ExecutorOptions options;
     options.work_root = dir_ / "work";
     options.base_env = {{"PATH", "/usr/bin:/bin"}};
@@ -39,7 +40,7 @@ class EngineHarness : public ::testing::Test {
         engine::EnginePorts{store_->log(), store_->checkpoints(), store_->step_logs(), store_->secrets(), runner,
                             clock_},
         options);
-    engine_->add(*summaries_);
+    for (projections::Projection* projection : projections_->all()) engine_->add(*projection);
     if (run) engine_->start();
   }
   void start() { start(scripted_); }
@@ -48,7 +49,8 @@ class EngineHarness : public ::testing::Test {
 
   void stop() {
     engine_.reset();
-    summaries_.reset();
+    summaries_ = nullptr;
+    projections_.reset();
   }
 
   engine::ReleaseService& service() { return engine_->service(); }
@@ -64,9 +66,19 @@ class EngineHarness : public ::testing::Test {
                      events::Variables variables = {}, std::map<std::string, std::string> secrets = {}) {
     engine::NewRelease request;
     request.pipeline = pipeline;
-    request.artifact = {version, "/artifacts/" + version};
+    request.artifact = {version, "/artifacts/" + version, 0};
     request.variables = std::move(variables);
     request.secret_variables = std::move(secrets);
+    auto id = service().create_release(request, engine::Invocation{"dave", "", ""});
+    EXPECT_TRUE(id) << id.error().message;
+    return id ? id.value() : "";
+  }
+
+  // A release of an artifact with every field chosen (built_at for lead times).
+  std::string create_from(const std::string& pipeline, const events::Artifact& artifact) {
+    engine::NewRelease request;
+    request.pipeline = pipeline;
+    request.artifact = artifact;
     auto id = service().create_release(request, engine::Invocation{"dave", "", ""});
     EXPECT_TRUE(id) << id.error().message;
     return id ? id.value() : "";
@@ -102,7 +114,8 @@ class EngineHarness : public ::testing::Test {
   engine::ManualClock clock_;
   ScriptedStepRunner scripted_;
   std::unique_ptr<adapters::RocksStore> store_;
-  std::unique_ptr<projections::ReleaseSummaryProjection> summaries_;
+  std::unique_ptr<projections::ProjectionSet> projections_;
+  projections::ReleaseSummaryProjection* summaries_ = nullptr;  // of projections_
   std::unique_ptr<engine::ReleaseEngine> engine_;
 };
 

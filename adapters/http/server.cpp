@@ -1,0 +1,862 @@
+// The server on Boost.Beast and Asio.
+//
+// Threads: `io_threads` run the io_context (accepting, reading, writing,
+// routing, authentication, public handlers, SSE writes); `worker_threads` run
+// the other handlers, so a blocked handler never stalls I/O. Each connection
+// is a Session whose callbacks run on its own strand.
+//
+// A session loops: wait for a request's first byte (idle timeout) → read the
+// request (read timeout, header and body limits) → route, authenticate,
+// authorise, admit → handler on a worker → write the response (write timeout)
+// → again, unless the connection is to close. An event stream instead writes
+// a chunked text/event-stream response until it ends, then closes.
+#include "adapters/http/server.hpp"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include "adapters/http/errors.hpp"
+#include "adapters/http/sse_internal.hpp"
+#include "adapters/http/sse_stream.hpp"
+
+namespace cascade::adapters::http {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using SteadyClock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::string_view kUnmatched = "unmatched";
+// After an early error response (413, 431, 400) the unread rest of the request
+// is read and discarded for at most this long and this much, so that closing
+// the socket does not reset the connection before the client reads the answer.
+constexpr std::chrono::milliseconds kMaxLinger{2'000};
+constexpr std::size_t kMaxLingerBytes = 8 << 20;
+
+std::string method_label(std::string_view method) {
+  static const std::set<std::string_view> kStandard = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
+                                                       "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+  return kStandard.count(method) != 0 ? std::string(method) : "other";
+}
+
+// Beast 1.74 speaks boost::string_view.
+std::string_view sv(beast::string_view s) { return std::string_view(s.data(), s.size()); }
+
+bool iequals(std::string_view a, std::string_view b) {
+  return beast::iequals(beast::string_view(a.data(), a.size()), beast::string_view(b.data(), b.size()));
+}
+
+bool is_token_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+bool valid_header_value(std::string_view value) {
+  return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
+
+// A handler's response may not break the framing or inject header lines.
+std::optional<std::string> invalid_response(const Response& response) {
+  if (response.stream == nullptr && (response.status < 200 || response.status > 599)) {
+    return "status " + std::to_string(response.status) + " is not a final status";
+  }
+  if (!valid_header_value(response.content_type)) return std::string("the content type holds CR, LF or NUL");
+  for (const auto& [name, value] : response.headers) {
+    if (name.empty() || !std::all_of(name.begin(), name.end(), is_token_char)) {
+      return "header name '" + name + "' is not a token";
+    }
+    if (!valid_header_value(value)) return "header '" + name + "' holds CR, LF or NUL";
+    for (std::string_view framing : {"content-length", "transfer-encoding", "connection"}) {
+      if (iequals(name, framing)) return "header '" + name + "' is set by the server";
+    }
+  }
+  return std::nullopt;
+}
+
+bool is_parse_error(const beast::error_code& ec) {
+  if (ec.category() != bhttp::make_error_code(bhttp::error::bad_target).category()) return false;
+  return ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message && ec != bhttp::error::short_read &&
+         ec != bhttp::error::need_more;
+}
+
+Response internal_error() { return error_response(500, to_string(ErrorCode::kInternal), "internal error"); }
+
+}  // namespace
+
+class HttpServer::Impl {
+ public:
+  class Session;
+
+  Impl(ServerOptions options, Router router, std::shared_ptr<const Authenticator> authenticator,
+       std::shared_ptr<MetricsRegistry> metrics)
+      : options_(std::move(options)),
+        router_(std::move(router)),
+        authenticator_(std::move(authenticator)),
+        metrics_(metrics ? std::move(metrics) : std::make_shared<MetricsRegistry>()),
+        acceptor_(net::make_strand(ioc_)),
+        accept_retry_(acceptor_.get_executor()),
+        work_(net::make_work_guard(ioc_)),
+        workers_(static_cast<std::size_t>(std::max(1, options_.worker_threads))) {}
+
+  ~Impl() { stop(); }
+
+  Status listen();
+  void stop();
+
+  std::uint16_t port() const { return port_; }
+  MetricsRegistry& metrics() { return *metrics_; }
+  const ServerOptions& options() const { return options_; }
+  const Router& router() const { return router_; }
+  const Authenticator* authenticator() const { return authenticator_.get(); }
+  bool stopping() const { return stopping_.load(); }
+  net::thread_pool& workers() { return workers_; }
+
+  void log(std::string_view message) const {
+    if (!options_.log) return;
+    try {
+      options_.log(message);
+    } catch (...) {
+      // Logging must never take a connection down.
+    }
+  }
+
+  void record(std::string_view route, std::string_view method, int status, SteadyClock::time_point since) {
+    const std::string route_label(route);
+    requests_total_->with({route_label, method_label(method), std::to_string(status)}).inc();
+    const double seconds = std::chrono::duration<double>(SteadyClock::now() - since).count();
+    request_duration_->with({route_label, method_label(method)}).observe(seconds);
+  }
+
+  bool try_admit() {
+    std::lock_guard lock(mutex_);
+    if (admitted_ >= options_.max_concurrent_requests) return false;
+    ++admitted_;
+    return true;
+  }
+  void release_admission() {
+    std::lock_guard lock(mutex_);
+    --admitted_;
+    changed_.notify_all();
+  }
+
+  // Streams a handler returned, until their session ends them; stop() ends
+  // whatever is left, so no producer is left sending into a dead stream.
+  void track_stream(const std::shared_ptr<SseStream>& stream) {
+    std::lock_guard lock(mutex_);
+    tracked_streams_.insert(stream);
+  }
+  void untrack_stream(const std::shared_ptr<SseStream>& stream) {
+    std::lock_guard lock(mutex_);
+    tracked_streams_.erase(stream);
+  }
+  // Responses being written; stop() lets them finish.
+  void write_started() {
+    std::lock_guard lock(mutex_);
+    ++writing_;
+  }
+  void write_finished() {
+    std::lock_guard lock(mutex_);
+    --writing_;
+    changed_.notify_all();
+  }
+
+  bool try_open_stream() {
+    std::lock_guard lock(mutex_);
+    if (open_streams_ >= options_.max_streams) return false;
+    ++open_streams_;
+    return true;
+  }
+  void stream_closed() {
+    std::lock_guard lock(mutex_);
+    --open_streams_;
+    changed_.notify_all();
+  }
+
+  void register_session(Session* session, std::weak_ptr<Session> weak) {
+    std::lock_guard lock(mutex_);
+    sessions_.emplace(session, std::move(weak));
+  }
+  void unregister_session(Session* session) {
+    std::lock_guard lock(mutex_);
+    sessions_.erase(session);
+    changed_.notify_all();
+  }
+
+ private:
+  void do_accept();
+  void on_accept(const beast::error_code& ec, tcp::socket socket);
+  void run_io();
+  std::vector<std::shared_ptr<Session>> live_sessions();
+  void do_stop();
+
+  const ServerOptions options_;
+  const Router router_;
+  const std::shared_ptr<const Authenticator> authenticator_;
+  const std::shared_ptr<MetricsRegistry> metrics_;
+  CounterFamily* requests_total_ = nullptr;
+  HistogramFamily* request_duration_ = nullptr;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::once_flag stop_once_;
+
+  // Declared before the io_context: sessions destroyed with it still use them.
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::size_t admitted_ = 0;
+  std::size_t writing_ = 0;
+  std::size_t open_streams_ = 0;
+  std::size_t io_running_ = 0;
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;
+  std::set<std::shared_ptr<SseStream>> tracked_streams_;
+
+  net::io_context ioc_;
+  tcp::acceptor acceptor_;
+  net::steady_timer accept_retry_;
+  net::executor_work_guard<net::io_context::executor_type> work_;
+  std::vector<std::thread> io_threads_;
+  // Declared after the io_context, so it is joined before the io_context dies.
+  net::thread_pool workers_;
+};
+
+class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(HttpServer::Impl& server, tcp::socket socket)
+      : server_(server), stream_(std::move(socket)), keepalive_timer_(stream_.get_executor()) {}
+
+  ~Session() { server_.unregister_session(this); }
+
+  void start() {
+    net::dispatch(stream_.get_executor(),
+                  [self = shared_from_this()] { self->guarded([&] { self->wait_for_request(); }); });
+  }
+
+  // Posted by stop(): finish what was admitted, drop the rest.
+  void on_server_stop() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] {
+      self->guarded([&] {
+        switch (self->state_) {
+          case State::kIdle:
+          case State::kReading:
+            self->close();
+            break;
+          case State::kStreaming:
+            self->sse_stop_ = true;
+            self->flush_stream();
+            break;
+          default:  // handling or writing: the response is sent with Connection: close
+            break;
+        }
+      });
+    });
+  }
+
+  void force_close() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] { self->guarded([&] { self->close(); }); });
+  }
+
+ private:
+  enum class State { kIdle, kReading, kHandling, kWriting, kStreaming, kLingering, kClosed };
+
+  // Runs `f` on the strand; whatever it throws closes this connection only.
+  template <class F>
+  void guarded(F&& f) {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      server_.log(std::string("http: connection dropped after an internal error: ") + e.what());
+      close();
+    } catch (...) {
+      server_.log("http: connection dropped after an unknown internal error");
+      close();
+    }
+  }
+
+  void wait_for_request() {
+    if (state_ == State::kClosed) return;
+    if (server_.stopping()) return close();
+    state_ = State::kIdle;
+    route_label_ = std::string(kUnmatched);
+    method_label_ = "other";
+    if (buffer_.size() > 0) return read_request();  // a pipelined request is already here
+    stream_.expires_after(server_.options().idle_timeout);
+    stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+      self->guarded([&] {
+        if (ec || self->state_ == State::kClosed) return self->close();
+        self->buffer_.commit(n);
+        self->read_request();
+      });
+    });
+  }
+
+  void read_request() {
+    if (server_.stopping()) return close();
+    state_ = State::kReading;
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(server_.options().max_header_bytes));
+    parser_->body_limit(static_cast<std::uint64_t>(server_.options().max_body_bytes));
+    // One deadline for the whole request, from its first byte to its last.
+    stream_.expires_after(server_.options().read_timeout);
+    bhttp::async_read_header(stream_, buffer_, *parser_,
+                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                               self->guarded([&] { self->on_header(ec); });
+                             });
+  }
+
+  void on_header(const beast::error_code& ec) {
+    if (state_ == State::kClosed) return;
+    if (ec) return on_read_error(ec);
+    method_label_ = std::string(sv(parser_->get().method_string()));
+    auto expect = sv(parser_->get()[bhttp::field::expect]);
+    if (!parser_->is_done() && iequals(expect, "100-continue")) {
+      static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      net::async_write(stream_, net::buffer(kContinue), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+        self->guarded([&] {
+          if (ec || self->state_ == State::kClosed) return self->close();
+          self->read_body();
+        });
+      });
+      return;
+    }
+    read_body();
+  }
+
+  void read_body() {
+    if (parser_->is_done()) return on_request();
+    bhttp::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      self->guarded([&] {
+        if (self->state_ == State::kClosed) return;
+        if (ec) return self->on_read_error(ec);
+        self->on_request();
+      });
+    });
+  }
+
+  void on_read_error(const beast::error_code& ec) {
+    const auto& options = server_.options();
+    if (ec == bhttp::error::body_limit) {
+      return respond_early(error_response(
+          413, kCodePayloadTooLarge, "the request body exceeds " + std::to_string(options.max_body_bytes) + " bytes"));
+    }
+    if (ec == bhttp::error::header_limit) {
+      return respond_early(
+          error_response(431, kCodeHeadersTooLarge,
+                         "the request line and headers exceed " + std::to_string(options.max_header_bytes) + " bytes"));
+    }
+    if (is_parse_error(ec)) {
+      return respond_early(error_response(400, kCodeBadRequest, "malformed HTTP request: " + ec.message()));
+    }
+    // Timeout, end of stream, reset: nobody to answer.
+    close();
+  }
+
+  // An error found while reading: answer, then close (the rest of the request
+  // is unread, so the connection cannot be reused).
+  void respond_early(Response response) {
+    started_ = SteadyClock::now();
+    if (parser_ && parser_->is_header_done()) {
+      auto target = sv(parser_->get().target());
+      auto match = server_.router().match(method_label_, target.substr(0, target.find('?')));
+      if (match && match.value().kind == RouteMatch::Kind::kFound) route_label_ = match.value().route->pattern;
+    }
+    keep_alive_ = false;
+    linger_ = true;
+    send(std::move(response));
+  }
+
+  void on_request() {
+    started_ = SteadyClock::now();
+    state_ = State::kHandling;
+    auto message = parser_->release();
+    parser_.reset();
+    keep_alive_ = message.keep_alive();
+
+    Request request;
+    request.method = std::string(sv(message.method_string()));
+    request.target = std::string(sv(message.target()));
+    const auto question = request.target.find('?');
+    request.path = request.target.substr(0, question);
+    for (const auto& field : message) {
+      request.headers.add(std::string(sv(field.name_string())), std::string(sv(field.value())));
+    }
+    request.body = std::move(message.body());
+
+    auto routed = server_.router().match(request.method, request.path);
+    if (!routed) return send(error_response(400, kCodeBadRequest, routed.error().message));
+    auto& match = routed.value();
+    if (match.kind == RouteMatch::Kind::kNotFound) {
+      return send(error_response(404, kCodeRouteNotFound, "no route for " + request.method + " " + request.path));
+    }
+    if (match.kind == RouteMatch::Kind::kMethodNotAllowed) {
+      std::string allow;
+      for (const auto& method : match.allowed_methods) allow += (allow.empty() ? "" : ", ") + method;
+      Response response = error_response(405, kCodeMethodNotAllowed,
+                                         "method " + request.method + " is not allowed here; allowed: " + allow);
+      response.headers.emplace_back("Allow", allow);
+      return send(std::move(response));
+    }
+    const Route& route = *match.route;
+    route_label_ = route.pattern;
+    request.route = route.pattern;
+    request.params = std::move(match.params);
+    if (question != std::string::npos) {
+      auto query = parse_query(std::string_view(request.target).substr(question + 1));
+      if (!query) return send(error_response(query.error()));
+      request.query = std::move(query).value();
+    }
+
+    if (!route.required_role) {
+      // Public routes (health probes) answer here, even when every worker is busy.
+      return send(invoke(route, request));
+    }
+    const Authenticator* authenticator = server_.authenticator();
+    if (authenticator == nullptr) return send(unauthenticated_response("authentication is not configured", false));
+    auto authentication = authenticator->authenticate(request.header("Authorization").value_or(""));
+    if (!authentication.user) {
+      return send(unauthenticated_response(authentication.failure, authentication.invalid_token));
+    }
+    if (!authentication.user->has_role(*route.required_role)) {
+      return send(error_response(403, to_string(ErrorCode::kPermissionDenied),
+                                 "'" + authentication.user->name + "' lacks the role '" +
+                                     std::string(to_string(*route.required_role)) + "' that " + request.method + " " +
+                                     route.pattern + " requires"));
+    }
+    request.user = std::move(authentication.user);
+
+    if (!server_.try_admit()) {
+      Response response = error_response(429, kCodeTooManyRequests, "too many requests in progress; retry later");
+      response.headers.emplace_back("Retry-After", std::to_string(server_.options().retry_after.count()));
+      return send(std::move(response));
+    }
+    admitted_ = true;
+    net::post(server_.workers(), [self = shared_from_this(), &route, request = std::move(request)]() mutable {
+      Response response = self->invoke(route, request);
+      net::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
+        self->guarded([&] { self->send(std::move(response)); });
+      });
+    });
+  }
+
+  // Runs the handler; never throws.
+  Response invoke(const Route& route, const Request& request) {
+    try {
+      auto result = route.handler(request);
+      if (!result) return error_response(result.error());
+      Response response = std::move(result).value();
+      if (auto problem = invalid_response(response)) {
+        server_.log("http: handler for " + route.method + " " + route.pattern +
+                    " returned an invalid response: " + *problem);
+        if (response.stream) detail::SseStreamAccess::end(*response.stream);
+        return internal_error();
+      }
+      if (response.stream) server_.track_stream(response.stream);
+      return response;
+    } catch (const std::exception& e) {
+      server_.log("http: handler for " + route.method + " " + route.pattern + " threw: " + e.what());
+    } catch (...) {
+      server_.log("http: handler for " + route.method + " " + route.pattern + " threw a non-exception");
+    }
+    return internal_error();
+  }
+
+  // Sends a response (or starts an event stream). The handler is done, so its
+  // admission slot is free again before the first byte is written.
+  void send(Response response) {
+    release_admission();
+    if (state_ == State::kClosed) {
+      if (response.stream) {
+        detail::SseStreamAccess::end(*response.stream);
+        server_.untrack_stream(response.stream);
+      }
+      return;
+    }
+    if (response.stream) return start_stream(std::move(response));
+
+    response_ = {};
+    response_.version(11);
+    response_.result(static_cast<unsigned>(response.status));
+    if (!response.content_type.empty()) response_.set(bhttp::field::content_type, response.content_type);
+    for (auto& [name, value] : response.headers) response_.insert(name, value);
+    response_.body() = std::move(response.body);
+    response_.keep_alive(keep_alive_ && !server_.stopping());
+    response_.prepare_payload();
+    status_ = response.status;
+    state_ = State::kWriting;
+    server_.write_started();
+    stream_.expires_after(server_.options().write_timeout);
+    bhttp::async_write(stream_, response_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      self->guarded([&] { self->on_written(ec); });
+    });
+  }
+
+  void on_written(const beast::error_code& ec) {
+    server_.record(route_label_, method_label_, status_, started_);
+    server_.write_finished();
+    if (state_ == State::kClosed) return;
+    if (ec) return close();
+    if (!response_.keep_alive()) return linger_ ? linger() : close();
+    response_ = {};
+    wait_for_request();
+  }
+
+  // Half-closes, then reads and discards what the client still sends, so that
+  // it receives the response instead of a reset.
+  void linger() {
+    state_ = State::kLingering;
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.expires_after(std::min(server_.options().read_timeout, kMaxLinger));
+    buffer_.consume(buffer_.size());
+    discard_more();
+  }
+
+  void discard_more() {
+    stream_.async_read_some(net::buffer(discard_), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+      self->guarded([&] {
+        self->lingered_ += n;
+        if (ec || self->state_ != State::kLingering || self->lingered_ > kMaxLingerBytes) return self->close();
+        self->discard_more();
+      });
+    });
+  }
+
+  void start_stream(Response response) {
+    auto stream = std::move(response.stream);
+    if (server_.stopping() || !server_.try_open_stream()) {
+      detail::SseStreamAccess::end(*stream);
+      server_.untrack_stream(stream);
+      Response refusal = server_.stopping()
+                             ? error_response(503, to_string(ErrorCode::kUnavailable), "the server is stopping")
+                             : error_response(429, kCodeTooManyRequests, "too many event streams open");
+      refusal.headers.emplace_back("Retry-After", std::to_string(server_.options().retry_after.count()));
+      return send(std::move(refusal));
+    }
+    sse_ = std::move(stream);
+    state_ = State::kStreaming;
+    status_ = 200;
+    sse_header_.emplace(bhttp::status::ok, 11);
+    sse_header_->set(bhttp::field::content_type, "text/event-stream; charset=utf-8");
+    sse_header_->set(bhttp::field::cache_control, "no-store");
+    sse_header_->set("X-Accel-Buffering", "no");  // proxies must not buffer the stream
+    for (auto& [name, value] : response.headers) sse_header_->insert(name, value);
+    // The connection ends with the stream: an event stream is the last
+    // response on its connection.
+    sse_header_->keep_alive(false);
+    sse_header_->chunked(true);
+    sse_serializer_.emplace(*sse_header_);
+    stream_.expires_after(server_.options().write_timeout);
+    bhttp::async_write_header(stream_, *sse_serializer_,
+                              [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                                self->guarded([&] { self->on_stream_header(ec); });
+                              });
+  }
+
+  void on_stream_header(const beast::error_code& ec) {
+    server_.record(route_label_, method_label_, status_, started_);
+    if (state_ == State::kClosed) return;
+    if (ec) return close();
+    std::weak_ptr<Session> weak = shared_from_this();
+    // The wake runs on the producer's thread under the stream's lock: it only
+    // posts to this connection's strand.
+    bool attached = detail::SseStreamAccess::attach(*sse_, [weak] {
+      if (auto self = weak.lock()) {
+        net::post(self->stream_.get_executor(), [self] { self->guarded([&] { self->flush_stream(); }); });
+      }
+    });
+    if (!attached) return close();
+    watch_client();
+    schedule_keepalive();
+    flush_stream();
+  }
+
+  // A reader that only notices the client going away (its FIN or a reset);
+  // whatever it sends on an event-stream connection is ignored.
+  void watch_client() {
+    stream_.socket().async_read_some(net::buffer(discard_),
+                                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                                       self->guarded([&] {
+                                         if (self->state_ != State::kStreaming) return;
+                                         if (ec) return self->close();
+                                         self->watch_client();
+                                       });
+                                     });
+  }
+
+  void schedule_keepalive() {
+    keepalive_timer_.expires_after(server_.options().sse_keepalive_interval);
+    keepalive_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      self->guarded([&] {
+        if (ec || self->state_ != State::kStreaming) return;
+        if (!self->sse_writing_ && !self->sse_wrote_since_tick_) self->write_chunk(": keep-alive\n\n", false);
+        self->sse_wrote_since_tick_ = false;
+        self->schedule_keepalive();
+      });
+    });
+  }
+
+  void flush_stream() {
+    if (state_ != State::kStreaming || sse_writing_) return;  // a finished write flushes again
+    auto batch = detail::SseStreamAccess::take(*sse_);
+    const bool finish = batch.finished || sse_stop_;
+    if (!batch.bytes.empty()) return write_chunk(std::move(batch.bytes), finish);
+    if (finish) write_last_chunk();
+  }
+
+  void write_chunk(std::string bytes, bool then_finish) {
+    sse_out_ = std::move(bytes);
+    sse_writing_ = true;
+    sse_wrote_since_tick_ = true;
+    stream_.expires_after(server_.options().write_timeout);
+    net::async_write(stream_, bhttp::make_chunk(net::buffer(sse_out_)),
+                     [self = shared_from_this(), then_finish](beast::error_code ec, std::size_t) {
+                       self->guarded([&] {
+                         self->sse_writing_ = false;
+                         if (self->state_ != State::kStreaming) return;
+                         if (ec) return self->close();
+                         if (then_finish) return self->write_last_chunk();
+                         self->flush_stream();
+                       });
+                     });
+  }
+
+  void write_last_chunk() {
+    sse_writing_ = true;
+    stream_.expires_after(server_.options().write_timeout);
+    net::async_write(stream_, bhttp::make_chunk_last(), [self = shared_from_this()](beast::error_code, std::size_t) {
+      self->guarded([&] { self->close(); });
+    });
+  }
+
+  void release_admission() {
+    if (!admitted_) return;
+    admitted_ = false;
+    server_.release_admission();
+  }
+
+  void close() {
+    if (state_ == State::kClosed) return;
+    state_ = State::kClosed;
+    release_admission();
+    if (sse_) {
+      detail::SseStreamAccess::end(*sse_);
+      server_.untrack_stream(sse_);
+      server_.stream_closed();
+      sse_.reset();
+    }
+    keepalive_timer_.cancel();
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.close();
+  }
+
+  HttpServer::Impl& server_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  bhttp::response<bhttp::string_body> response_;
+  State state_ = State::kIdle;
+  bool keep_alive_ = true;
+  bool linger_ = false;
+  std::size_t lingered_ = 0;
+  bool admitted_ = false;  // holds one of the server's admission slots
+  int status_ = 0;
+  std::string route_label_{kUnmatched};
+  std::string method_label_ = "other";
+  SteadyClock::time_point started_ = SteadyClock::now();
+  std::array<char, 4096> discard_{};
+
+  std::shared_ptr<SseStream> sse_;
+  std::optional<bhttp::response<bhttp::empty_body>> sse_header_;
+  std::optional<bhttp::response_serializer<bhttp::empty_body>> sse_serializer_;
+  std::string sse_out_;
+  bool sse_writing_ = false;
+  bool sse_wrote_since_tick_ = false;
+  bool sse_stop_ = false;
+  net::steady_timer keepalive_timer_;
+};
+
+Status HttpServer::Impl::listen() {
+  const auto& o = options_;
+  if (o.io_threads < 1 || o.worker_threads < 1 || o.max_concurrent_requests < 1 || o.max_body_bytes < 1 ||
+      o.max_header_bytes < 64 || o.max_header_bytes > 0xFFFFFFFFu || o.read_timeout.count() <= 0 ||
+      o.idle_timeout.count() <= 0 || o.write_timeout.count() <= 0 || o.sse_keepalive_interval.count() <= 0 ||
+      o.stop_grace.count() < 0 || o.retry_after.count() < 0) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "invalid server options: thread counts, limits and timeouts must be positive");
+  }
+  beast::error_code ec;
+  auto address = net::ip::make_address(o.address, ec);
+  if (ec) return make_error(ErrorCode::kInvalidArgument, "invalid listen address '" + o.address + "'");
+  tcp::endpoint endpoint(address, o.port);
+  const std::string where = o.address + ":" + std::to_string(o.port);
+  acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint, ec);
+  if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) return make_error(ErrorCode::kUnavailable, "cannot listen on " + where + ": " + ec.message());
+  port_ = acceptor_.local_endpoint(ec).port();
+
+  CASCADE_TRY(requests, metrics_->counter("cascade_http_requests_total",
+                                          "HTTP requests answered, by route pattern, method and status code.",
+                                          {"route", "method", "code"}));
+  CASCADE_TRY(duration,
+              metrics_->histogram("cascade_http_request_duration_seconds",
+                                  "Time from a request's last byte to its response's last byte.", {"route", "method"}));
+  requests_total_ = requests;
+  request_duration_ = duration;
+
+  do_accept();
+  for (int i = 0; i < o.io_threads; ++i) {
+    {
+      std::lock_guard lock(mutex_);
+      ++io_running_;
+    }
+    io_threads_.emplace_back([this] { run_io(); });
+  }
+  return success();
+}
+
+void HttpServer::Impl::run_io() {
+  while (true) {
+    try {
+      ioc_.run();
+      break;
+    } catch (const std::exception& e) {
+      log(std::string("http: an I/O thread caught: ") + e.what());
+    } catch (...) {
+      log("http: an I/O thread caught a non-exception");
+    }
+  }
+  std::lock_guard lock(mutex_);
+  --io_running_;
+  changed_.notify_all();
+}
+
+void HttpServer::Impl::do_accept() {
+  acceptor_.async_accept(net::make_strand(ioc_),
+                         [this](beast::error_code ec, tcp::socket socket) { on_accept(ec, std::move(socket)); });
+}
+
+void HttpServer::Impl::on_accept(const beast::error_code& ec, tcp::socket socket) {
+  if (stopping_ || !acceptor_.is_open()) return;
+  if (ec) {
+    // Out of descriptors or similar: retrying at once would spin.
+    log("http: accept failed: " + ec.message());
+    accept_retry_.expires_after(std::chrono::milliseconds(100));
+    accept_retry_.async_wait([this](beast::error_code wait_ec) {
+      if (!wait_ec && !stopping_) do_accept();
+    });
+    return;
+  }
+  try {
+    beast::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    auto session = std::make_shared<Session>(*this, std::move(socket));
+    register_session(session.get(), session);
+    session->start();
+  } catch (const std::exception& e) {
+    log(std::string("http: could not start a connection: ") + e.what());
+  }
+  do_accept();
+}
+
+std::vector<std::shared_ptr<HttpServer::Impl::Session>> HttpServer::Impl::live_sessions() {
+  std::vector<std::shared_ptr<Session>> live;
+  std::lock_guard lock(mutex_);
+  for (auto& [raw, weak] : sessions_) {
+    if (auto session = weak.lock()) live.push_back(std::move(session));
+  }
+  return live;
+}
+
+void HttpServer::Impl::stop() {
+  std::call_once(stop_once_, [this] { do_stop(); });
+}
+
+void HttpServer::Impl::do_stop() {
+  stopping_ = true;
+  if (io_threads_.empty()) return;  // never started
+
+  // Stop accepting: after this returns, connection attempts are refused.
+  auto closed = std::make_shared<std::promise<void>>();
+  auto acceptor_closed = closed->get_future();
+  net::post(acceptor_.get_executor(), [this, closed] {
+    beast::error_code ignored;
+    acceptor_.close(ignored);
+    accept_retry_.cancel();
+    closed->set_value();
+  });
+  acceptor_closed.wait_for(std::chrono::seconds(1));
+
+  for (auto& session : live_sessions()) session->on_server_stop();
+  {
+    std::unique_lock lock(mutex_);
+    changed_.wait_for(lock, options_.stop_grace,
+                      [this] { return admitted_ == 0 && writing_ == 0 && open_streams_ == 0; });
+  }
+  for (auto& session : live_sessions()) session->force_close();
+  work_.reset();
+  {
+    // Every socket is closed, so the I/O threads run out of work promptly;
+    // the bound only guards against a straggler.
+    std::unique_lock lock(mutex_);
+    changed_.wait_for(lock, std::chrono::seconds(1), [this] { return io_running_ == 0; });
+  }
+  ioc_.stop();
+  for (auto& thread : io_threads_) thread.join();
+  // Handlers not yet started are dropped; running ones are waited for.
+  workers_.stop();
+  workers_.join();
+
+  std::set<std::shared_ptr<SseStream>> streams;
+  {
+    std::lock_guard lock(mutex_);
+    streams.swap(tracked_streams_);
+  }
+  for (const auto& stream : streams) detail::SseStreamAccess::end(*stream);
+}
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+HttpServer::~HttpServer() { impl_->stop(); }
+
+Result<std::unique_ptr<HttpServer>> HttpServer::start(ServerOptions options, Router router,
+                                                      std::shared_ptr<const Authenticator> authenticator,
+                                                      std::shared_ptr<MetricsRegistry> metrics) {
+  try {
+    auto impl =
+        std::make_unique<Impl>(std::move(options), std::move(router), std::move(authenticator), std::move(metrics));
+    CASCADE_TRY(impl->listen());
+    return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+  } catch (const std::exception& e) {
+    return make_error(ErrorCode::kUnavailable, std::string("cannot start the HTTP server: ") + e.what());
+  }
+}
+
+std::uint16_t HttpServer::port() const { return impl_->port(); }
+
+MetricsRegistry& HttpServer::metrics() { return impl_->metrics(); }
+
+void HttpServer::stop() { impl_->stop(); }
+
+}  // namespace cascade::adapters::http

@@ -1,0 +1,64 @@
+// The releases list: releases newest first, across pipelines or of one
+// pipeline, optionally of one status, in pages whose cursor stays correct
+// while new releases arrive.
+#pragma once
+
+#include "projections/projection.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cascade::projections {
+
+struct ReleaseQuery {
+  static constexpr std::size_t kDefaultLimit = 50;
+  static constexpr std::size_t kMaxLimit = 500;
+
+  std::string pipeline;  // empty: every pipeline
+  std::string status;    // empty: any; else a release status ("Succeeded", "WaitingForApproval", …)
+  std::size_t limit = kDefaultLimit;  // 1…kMaxLimit
+  std::string cursor;    // empty: the first page; else a page's next_cursor
+};
+
+struct ReleasePage {
+  // The releases' summary documents (see summarize()), newest first. A
+  // release whose summary is not written yet (the summary projection is
+  // behind or rebuilding) appears as {id, name, pipeline, artifact,
+  // created_at} without "status", and never matches a status filter.
+  std::vector<nlohmann::json> releases;
+  // Set when more releases match: pass it as the next query's cursor.
+  std::optional<std::string> next_cursor;
+};
+
+// Indexes, keyed by the position of each ReleaseCreated event (BE64), so
+// newer releases always sort after older ones: family "releases_all"
+// (position → entry) and "releases_by_pipeline" (pipeline '\0' position →
+// entry), the entry being {id, name, pipeline, artifact, created_at}.
+// Status comes from the summary documents (ReleaseSummaryProjection's
+// family), read in the same snapshot as the index.
+class ReleaseListProjection final : public Projection {
+ public:
+  static constexpr const char* kName = "releases";
+  static constexpr const char* kAllFamily = "releases_all";
+  static constexpr const char* kByPipelineFamily = "releases_by_pipeline";
+
+  // REQUIRES: `store` was opened with this projection's families and
+  // ReleaseSummaryProjection::kSummariesFamily.
+  ReleaseListProjection(std::shared_ptr<ProjectionStore> store, events::EventLog& log);
+
+  // A page of releases. A cursor names the last release of the previous
+  // page; the next page holds only releases created before it, so releases
+  // created meanwhile never shift or repeat items. A status filter skips
+  // releases while scanning (its cost grows with the releases it skips).
+  // kInvalidArgument: a limit outside 1…kMaxLimit, an unknown status, a
+  // malformed cursor.
+  Result<ReleasePage> list(const ReleaseQuery& query) const;
+
+ protected:
+  Status apply(const std::vector<events::RecordedEvent>& batch, ProjectionWrite& write) override;
+};
+
+}  // namespace cascade::projections
