@@ -140,26 +140,12 @@ Result<TravelTarget> parse_at(const std::string& text) {
     if (*target.version < 1) return make_error(ErrorCode::kInvalidArgument, "--at: versions start at 1");
     return target;
   }
-  std::tm tm{};
-  const char* end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (end == nullptr) end = strptime(text.c_str(), "%Y-%m-%dT%H:%M", &tm);
-  std::int64_t millis = 0;
-  if (end != nullptr && *end == '.') {
-    ++end;
-    int digits = 0;
-    while (std::isdigit(static_cast<unsigned char>(*end))) {
-      if (digits < 3) millis = millis * 10 + (*end - '0');
-      ++digits;
-      ++end;
-    }
-    if (digits == 0) end = nullptr;
-    for (; digits > 0 && digits < 3; ++digits) millis *= 10;
-  }
-  if (end == nullptr || std::string(end) != "Z") {
+  auto time = parse_utc_time(text);
+  if (!time) {
     return make_error(ErrorCode::kInvalidArgument,
                       "--at '" + text + "' is neither a version nor a UTC time like 2026-11-29T02:00:00Z");
   }
-  target.time = static_cast<events::Timestamp>(timegm(&tm)) * 1000 + millis;
+  target.time = time.value();
   return target;
 }
 

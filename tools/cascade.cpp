@@ -42,17 +42,6 @@ Result<std::string> read_file(const std::string& path) {
   return text.str();
 }
 
-// "2026-11-29T02:00:00Z" (UTC; seconds optional) → ms since the epoch.
-Result<events::Timestamp> parse_time(const std::string& text) {
-  std::tm tm{};
-  const char* end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (end == nullptr) end = strptime(text.c_str(), "%Y-%m-%dT%H:%M", &tm);
-  if (end == nullptr || (*end != '\0' && std::string(end) != "Z")) {
-    return make_error(ErrorCode::kInvalidArgument, "'" + text + "' is not a UTC time like 2026-11-29T02:00:00Z");
-  }
-  return static_cast<events::Timestamp>(timegm(&tm)) * 1000;
-}
-
 Result<events::Variables> parse_variables(const std::vector<std::string>& assignments) {
   events::Variables variables;
   for (const std::string& assignment : assignments) {
@@ -298,7 +287,7 @@ int main(int argc, char** argv) {
   auto* approve = stage_command("approve", "approve a stage's pending approval", [&]() -> cascade::Result<Command> {
     cascade::engine::ApproveStage command{stage, comment, 0};
     if (!defer_until.empty()) {
-      auto at = parse_time(defer_until);
+      auto at = parse_utc_time(defer_until);
       if (!at) return at.error();
       command.defer_until = at.value();
     }

@@ -45,6 +45,10 @@ class Session {
   std::unique_ptr<Runtime> runtime_;
 };
 
+// "2026-11-29T02:00:00Z", seconds and milliseconds optional, UTC only → ms
+// since the epoch; kInvalidArgument naming the text otherwise.
+Result<events::Timestamp> parse_utc_time(const std::string& text);
+
 // --data, --json and --as on a subcommand.
 void add_common_options(CLI::App* command, Common& common, bool actor_required = false);
 

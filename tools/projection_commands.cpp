@@ -18,17 +18,6 @@ using nlohmann::json;
 
 constexpr std::int64_t kDayMs = 24LL * 3600 * 1000;
 
-// "2026-11-29T02:00:00Z" (UTC; seconds optional) → ms since the epoch.
-Result<events::Timestamp> parse_utc(const std::string& text) {
-  std::tm tm{};
-  const char* end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (end == nullptr) end = strptime(text.c_str(), "%Y-%m-%dT%H:%M", &tm);
-  if (end == nullptr || (*end != '\0' && std::string(end) != "Z")) {
-    return make_error(ErrorCode::kInvalidArgument, "'" + text + "' is not a UTC time like 2026-11-29T02:00:00Z");
-  }
-  return static_cast<events::Timestamp>(timegm(&tm)) * 1000;
-}
-
 // "850ms", "12.5s", "12m 5s", "3h 12m", "2d 4h".
 std::string duration_text(std::int64_t ms) {
   std::ostringstream out;
@@ -263,13 +252,13 @@ struct MetricsOptions {
 int delivery_metrics(const Common& common, const MetricsOptions& options) {
   events::Timestamp to = engine::SystemClock().now();
   if (!options.to.empty()) {
-    auto parsed = parse_utc(options.to);
+    auto parsed = parse_utc_time(options.to);
     if (!parsed) return report(parsed.error(), common.json);
     to = parsed.value();
   }
   events::Timestamp from = to - 30 * kDayMs;
   if (!options.from.empty()) {
-    auto parsed = parse_utc(options.from);
+    auto parsed = parse_utc_time(options.from);
     if (!parsed) return report(parsed.error(), common.json);
     from = parsed.value();
   }
