@@ -319,19 +319,9 @@ Result<Evidence> collect_evidence(events::EventLog& log, StepLogStore& step_logs
 
 namespace {
 
-// A key as one JSON pointer token (RFC 6901).
-std::string token(const std::string& key) {
-  std::string out;
-  for (char c : key) {
-    if (c == '~') {
-      out += "~0";
-    } else if (c == '/') {
-      out += "~1";
-    } else {
-      out += c;
-    }
-  }
-  return out;
+// `path` extended by `key` as a JSON pointer (RFC 6901 escaping by nlohmann).
+std::string child_path(const std::string& path, const std::string& key) {
+  return (nlohmann::json::json_pointer(path) / key).to_string();
 }
 
 // The JSON pointer of the first place where `a` and `b` differ, or nullopt.
@@ -342,11 +332,11 @@ std::optional<std::string> first_difference(const nlohmann::json& a, const nlohm
     auto ia = a.begin();
     auto ib = b.begin();
     for (; ia != a.end() && ib != b.end(); ++ia, ++ib) {
-      if (ia.key() != ib.key()) return path + "/" + token(std::min(ia.key(), ib.key()));
-      if (auto d = first_difference(ia.value(), ib.value(), path + "/" + token(ia.key()))) return d;
+      if (ia.key() != ib.key()) return child_path(path, std::min(ia.key(), ib.key()));
+      if (auto d = first_difference(ia.value(), ib.value(), child_path(path, ia.key()))) return d;
     }
-    if (ia != a.end()) return path + "/" + token(ia.key());
-    if (ib != b.end()) return path + "/" + token(ib.key());
+    if (ia != a.end()) return child_path(path, ia.key());
+    if (ib != b.end()) return child_path(path, ib.key());
     return std::nullopt;
   }
   if (a.is_array()) {

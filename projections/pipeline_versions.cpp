@@ -22,20 +22,6 @@ namespace {
 
 using nlohmann::json;
 
-// RFC 6901: "~" and "/" in a reference token are escaped.
-std::string pointer_token(const std::string& token) {
-  std::string out;
-  for (char c : token) {
-    if (c == '~') {
-      out += "~0";
-    } else if (c == '/') {
-      out += "~1";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
 
 // The element names of an array whose elements all are objects with a
 // distinct string "name"; nullopt for any other array.
@@ -90,7 +76,7 @@ void diff_into(const json& from, const json& to, const std::string& path, std::v
     for (const auto& item : from.items()) keys.insert(item.key());
     for (const auto& item : to.items()) keys.insert(item.key());
     for (const std::string& key : keys) {
-      const std::string child = path + "/" + pointer_token(key);
+      const std::string child = (json::json_pointer(path) / key).to_string();
       const bool in_from = from.contains(key), in_to = to.contains(key);
       if (in_from && in_to) {
         diff_into(from.at(key), to.at(key), child, out);

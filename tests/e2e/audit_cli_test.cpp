@@ -1,5 +1,6 @@
 // `cascade replay`, `cascade audit export|verify` and `cascade why`, run as a
 // user would against the demo's data directory.
+#include "tests/support/cli_runner.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include <gtest/gtest.h>
@@ -14,30 +15,11 @@
 namespace cascade {
 namespace {
 
-struct CommandRun {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
+using testing::CommandRun;
+using testing::read_file;
+using testing::run;
 
-CommandRun run(const std::string& arguments, bool with_stderr = true) {
-  const std::string command = std::string(CASCADE_BINARY) + " " + arguments + (with_stderr ? " 2>&1" : " 2>/dev/null");
-  CommandRun result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  std::size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) result.output.append(buffer, n);
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 

@@ -1,4 +1,5 @@
 // The real `cascade` program, run as a user would, against a temp data dir.
+#include "tests/support/cli_runner.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include <gtest/gtest.h>
@@ -11,28 +12,9 @@
 namespace cascade {
 namespace {
 
-struct CommandRun {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
-
-CommandRun run(const std::string& arguments) {
-  const std::string command = std::string(CASCADE_BINARY) + " " + arguments + " 2>&1";
-  CommandRun result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  std::size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) result.output.append(buffer, n);
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using testing::CommandRun;
+using testing::read_file;
+using testing::run;
 
 const nlohmann::json* find_event(const nlohmann::json& events, const std::string& type, const std::string& stage) {
   for (const auto& e : events) {

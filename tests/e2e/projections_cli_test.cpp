@@ -1,4 +1,5 @@
 // The read-model commands of the real `cascade` program, against a temp data dir.
+#include "tests/support/cli_runner.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include <gtest/gtest.h>
@@ -12,23 +13,10 @@
 namespace cascade {
 namespace {
 
-struct CommandRun {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
+using testing::CommandRun;
+using testing::read_file;
+using testing::run;
 
-CommandRun run(const std::string& arguments) {
-  const std::string command = std::string(CASCADE_BINARY) + " " + arguments + " 2>&1";
-  CommandRun result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  std::size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) result.output.append(buffer, n);
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
 
 class ProjectionsCliTest : public ::testing::Test {
  protected:
