@@ -22,20 +22,8 @@ class EngineTest : public testing::EngineHarness {
   // Position of the first event of `type` for `stage` (0 when none).
   std::uint64_t position_of(const std::vector<RecordedEvent>& events, std::string_view type,
                             const std::string& stage) {
-    for (const RecordedEvent& e : events) {
-      if (events::type_name(e.data) != type) continue;
-      const bool match = std::visit(
-          [&](const auto& payload) {
-            if constexpr (events::kIsStageEvent<std::decay_t<decltype(payload)>>) {
-              return payload.stage == stage;
-            } else {
-              return false;
-            }
-          },
-          e.data);
-      if (match) return e.position;
-    }
-    return 0;
+    const RecordedEvent* found = testing::find_event(events, type, stage);
+    return found == nullptr ? 0 : found->position;
   }
 };
 

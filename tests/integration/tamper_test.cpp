@@ -100,21 +100,9 @@ class TamperTest : public testing::EngineHarness {
   }
 
   const RecordedEvent& first(std::string_view type, const std::string& stage) const {
-    for (const RecordedEvent& e : events_) {
-      if (events::type_name(e.data) != type) continue;
-      const bool match = std::visit(
-          [&](const auto& payload) {
-            if constexpr (events::kIsStageEvent<std::decay_t<decltype(payload)>>) {
-              return payload.stage == stage;
-            } else {
-              return stage.empty();
-            }
-          },
-          e.data);
-      if (match) return e;
-    }
-    ADD_FAILURE() << "no " << type << " of " << stage;
-    return events_.front();
+    const RecordedEvent* found = testing::find_event(events_, type, stage);
+    if (found == nullptr) ADD_FAILURE() << "no " << type << " of " << stage;
+    return found == nullptr ? events_.front() : *found;
   }
 
   std::string id_;

@@ -15,6 +15,26 @@
 
 namespace cascade::testing {
 
+// The first event of `type` for `stage` (a stage-less event when `stage` is
+// empty), or nullptr.
+inline const events::RecordedEvent* find_event(const std::vector<events::RecordedEvent>& events,
+                                               std::string_view type, const std::string& stage) {
+  for (const events::RecordedEvent& e : events) {
+    if (events::type_name(e.data) != type) continue;
+    const bool match = std::visit(
+        [&](const auto& payload) {
+          if constexpr (events::kIsStageEvent<std::decay_t<decltype(payload)>>) {
+            return payload.stage == stage;
+          } else {
+            return stage.empty();
+          }
+        },
+        e.data);
+    if (match) return &e;
+  }
+  return nullptr;
+}
+
 class EngineHarness : public ::testing::Test {
  protected:
   void SetUp() override {
