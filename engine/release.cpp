@@ -326,10 +326,12 @@ void evolve(ReleaseState& state, const RecordedEvent& event) {
                    end_steps(*stage, StepStatus::kCanceled);
                  },
                  [&](const StageCanceled& e) {
-                   if (!stage->approval.phase.empty() && stage->approvals.size() < 1000) {
-                     const bool pending = stage->approval.satisfied.size() <
-                                          static_cast<std::size_t>(std::max(stage->approval.required, 0));
-                     if (pending) stage->approvals.push_back(decision(stage->approval.phase, "", "", "closed", e.reason, at));
+                   // An approval still short of its count is closed, not left dangling.
+                   const bool approval_pending =
+                       !stage->approval.phase.empty() &&
+                       stage->approval.satisfied.size() < static_cast<std::size_t>(std::max(stage->approval.required, 0));
+                   if (approval_pending) {
+                     stage->approvals.push_back(decision(stage->approval.phase, "", "", "closed", e.reason, at));
                    }
                    stage->finished_at = at;
                    stage->failure_reason = e.reason;
