@@ -321,6 +321,7 @@ int main(int argc, char** argv) {
 
   add_projection_commands(app, common, result);
   add_audit_commands(app, common, result);
+  add_serve_command(app, common, result);
 
   CLI11_PARSE(app, argc, argv);
   return result;

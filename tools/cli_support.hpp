@@ -55,5 +55,6 @@ void add_common_options(CLI::App* command, Common& common, bool actor_required =
 // Each group of subcommands registers itself; its callbacks set `exit_code`.
 void add_projection_commands(CLI::App& app, Common& common, int& exit_code);  // projection_commands.cpp
 void add_audit_commands(CLI::App& app, Common& common, int& exit_code);       // audit_commands.cpp
+void add_serve_command(CLI::App& app, Common& common, int& exit_code);        // serve_command.cpp
 
 }  // namespace cascade::tools
