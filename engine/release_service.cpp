@@ -144,33 +144,34 @@ Result<std::int64_t> ReleaseService::apply_pipeline(const PipelineDefinition& su
   return make_error(ErrorCode::kAborted, "pipeline '" + definition.name + "' kept changing under concurrent applies");
 }
 
-Result<std::int64_t> ReleaseService::next_release_number(const std::string& pipeline) {
-  std::int64_t known = 0;
-  {
-    std::lock_guard lock(mutex_);
-    auto it = last_release_number_.find(pipeline);
-    if (it != last_release_number_.end()) known = it->second;
+Result<std::int64_t> ReleaseService::reserve_release_number(const std::string& pipeline) {
+  // Reserved under one lock, so creators in this process never race for a
+  // number; only another process writing the same log can, and then the
+  // create's expected-version check makes the loser take the next one.
+  std::lock_guard lock(numbers_mutex_);
+  auto it = last_release_number_.find(pipeline);
+  if (it == last_release_number_.end()) {
+    // Numbers are dense (each is taken by creating its stream with expected
+    // version 0), so the first free one is found by galloping then bisecting.
+    auto taken = [&](std::int64_t n) -> Result<bool> {
+      CASCADE_TRY(version, log_.stream_version(release_stream(pipeline + "-" + std::to_string(n))));
+      return version > 0;
+    };
+    std::int64_t low = 0, high = 1;  // invariant: low is taken (or 0), high is probed next
+    for (;;) {
+      CASCADE_TRY(is_taken, taken(high));
+      if (!is_taken) break;
+      low = high;
+      high *= 2;
+    }
+    while (high - low > 1) {
+      const std::int64_t middle = low + (high - low) / 2;
+      CASCADE_TRY(is_taken, taken(middle));
+      (is_taken ? low : high) = middle;
+    }
+    it = last_release_number_.emplace(pipeline, high - 1).first;
   }
-  if (known > 0) return known + 1;
-  // Numbers are dense (each is taken by creating its stream with expected
-  // version 0), so the first free one is found by galloping then bisecting.
-  auto taken = [&](std::int64_t n) -> Result<bool> {
-    CASCADE_TRY(version, log_.stream_version(release_stream(pipeline + "-" + std::to_string(n))));
-    return version > 0;
-  };
-  std::int64_t low = 0, high = 1;  // invariant: low is taken (or 0), high is probed next
-  for (;;) {
-    CASCADE_TRY(is_taken, taken(high));
-    if (!is_taken) break;
-    low = high;
-    high *= 2;
-  }
-  while (high - low > 1) {
-    const std::int64_t middle = low + (high - low) / 2;
-    CASCADE_TRY(is_taken, taken(middle));
-    (is_taken ? low : high) = middle;
-  }
-  return high;
+  return ++it->second;
 }
 
 Result<std::string> ReleaseService::create_release(const NewRelease& request, const Invocation& invocation) {
@@ -182,7 +183,7 @@ Result<std::string> ReleaseService::create_release(const NewRelease& request, co
     secret_digests[name] = digest;
   }
   for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
-    CASCADE_TRY(number, next_release_number(request.pipeline));
+    CASCADE_TRY(number, reserve_release_number(request.pipeline));
     const std::string release_id = request.pipeline + "-" + std::to_string(number);
     CreateRelease command;
     command.release_id = release_id;
@@ -206,14 +207,17 @@ Result<std::string> ReleaseService::create_release(const NewRelease& request, co
     }
     auto appended = log_.append(stream, 0, std::move(created));
     if (appended && appended.value().duplicate) {
+      {
+        // Keep numbers dense when no one reserved a later one meanwhile.
+        std::lock_guard lock(numbers_mutex_);
+        auto& last = last_release_number_[request.pipeline];
+        if (last == number) --last;
+      }
       CASCADE_TRY(original, log_.read_all(appended.value().last_position, 1));
       const auto* first = original.empty() ? nullptr : std::get_if<events::ReleaseCreated>(&original.front().data);
       if (first == nullptr) return make_error(ErrorCode::kDataLoss, "the release created by this key cannot be read");
       return first->release_id;
     }
-    std::lock_guard lock(mutex_);
-    auto& last = last_release_number_[request.pipeline];
-    last = std::max(last, number);
     if (appended) return release_id;
     if (appended.error().code != ErrorCode::kAborted) return appended.error();
   }

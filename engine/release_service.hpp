@@ -67,7 +67,10 @@ class ReleaseService {
 
  private:
   Result<ReleaseState> catch_up(const std::string& release_id);
-  Result<std::int64_t> next_release_number(const std::string& pipeline);
+  // The next release number of `pipeline`, never handed out twice by this
+  // service. A number whose create turns out to be a repeat (same
+  // idempotency key) is left unused.
+  Result<std::int64_t> reserve_release_number(const std::string& pipeline);
   std::vector<events::NewEvent> envelope(const std::string& stream, std::vector<events::Event> events,
                                          const CommandContext& context, const std::string& correlation_id) const;
 
@@ -78,7 +81,8 @@ class ReleaseService {
   const Clock& clock_;
   std::mutex mutex_;
   std::map<std::string, ReleaseState> cache_;
-  std::map<std::string, std::int64_t> last_release_number_;
+  std::mutex numbers_mutex_;
+  std::map<std::string, std::int64_t> last_release_number_;  // guarded by numbers_mutex_
 };
 
 }  // namespace cascade::engine

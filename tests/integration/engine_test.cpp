@@ -2,6 +2,9 @@
 // step runner: fork/join, failures, manual stages, restarts, projection.
 #include "tests/support/engine_harness.hpp"
 
+#include <set>
+#include <thread>
+
 namespace cascade::engine {
 namespace {
 
@@ -253,6 +256,33 @@ TEST_F(EngineTest, AnOperatorCommandRepeatedWithItsKeyChangesNothing) {
   auto repeated = service().execute(id, CancelStage{"prod", ""}, Invocation{"alice", "cancel-1", ""});
   ASSERT_TRUE(repeated) << "a repeat is acknowledged, not refused";
   EXPECT_EQ(load(id).version, version);
+}
+
+}  // namespace
+}  // namespace cascade::engine
+
+namespace cascade::engine {
+namespace {
+
+TEST_F(EngineTest, SixtyFourConcurrentCreatesOfOnePipelineGetSixtyFourNumbers) {
+  apply(testing::kForkJoinPipeline);
+  stop();
+  start(scripted_, /*run=*/false);  // only the command path: no deployments
+  std::vector<std::string> ids(64);
+  std::vector<std::thread> creators;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    creators.emplace_back([&, i] {
+      NewRelease request;
+      request.pipeline = "SampleApp";
+      request.artifact = {"1.0." + std::to_string(i), "/a", 0};
+      auto id = service().create_release(request, Invocation{"ci", "", ""});
+      ids[i] = id ? id.value() : "error: " + id.error().message;
+    });
+  }
+  for (auto& creator : creators) creator.join();
+  std::set<std::string> unique(ids.begin(), ids.end());
+  EXPECT_EQ(unique.size(), 64u);
+  for (int n = 1; n <= 64; ++n) EXPECT_EQ(unique.count("SampleApp-" + std::to_string(n)), 1u) << n;
 }
 
 }  // namespace
