@@ -13,6 +13,7 @@
 // Run one alone: cascade_bench --benchmark_filter='Fig3_Replay/51200'.
 
 #include "adapters/rocksdb/store.hpp"
+#include "adapters/rocksdb/store_options.hpp"
 #include "engine/audit.hpp"
 #include "engine/pipeline.hpp"
 #include "engine/ports.hpp"
@@ -69,16 +70,9 @@ std::string be64(std::uint64_t value) {
 class RawDb {
  public:
   explicit RawDb(const std::string& dir) {
-    options_.create_if_missing = true;
-    options_.create_missing_column_families = true;
-    options_.allow_concurrent_memtable_write = false;  // as the store
+    options_ = adapters::store_db_options();  // exactly the store's, plus statistics
     options_.statistics = rocksdb::CreateDBStatistics();
-    rocksdb::ColumnFamilyOptions ids_options;
-    ids_options.memtable_prefix_bloom_size_ratio = 0.05;
-    ids_options.memtable_whole_key_filtering = true;
-    rocksdb::BlockBasedTableOptions ids_table;
-    ids_table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-    ids_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(ids_table));
+    const rocksdb::ColumnFamilyOptions ids_options = adapters::event_ids_family_options();
     std::vector<rocksdb::ColumnFamilyDescriptor> families = {
         {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
         {"events", rocksdb::ColumnFamilyOptions()},
