@@ -1191,7 +1191,7 @@ std::string approvals_of_attempt(const StageRecord& stage, const std::string& ph
   std::vector<std::string> people;
   for (const ApprovalRecord& record : stage.approvals) {
     if (record.phase == phase && record.decision == "approved" && record.at >= stage.triggered_at) {
-      people.push_back(record.approver + at_time(record.at));
+      people.push_back(record.approver + (record.override ? " (admin override)" : "") + at_time(record.at));
     }
   }
   return join(people);

@@ -304,6 +304,9 @@ Result<std::map<std::string, std::string>> Executor::step_environment(const Rele
   env["CASCADE_STAGE"] = stage.name;
   env["CASCADE_ARTIFACT_VERSION"] = release.artifact.version;
   env["CASCADE_ARTIFACT_PATH"] = release.artifact.path;
+  // From CI (Kafka ingress) only; fetching from the URI is a step's job.
+  if (!release.artifact.id.empty()) env["CASCADE_ARTIFACT_ID"] = release.artifact.id;
+  if (!release.artifact.uri.empty()) env["CASCADE_ARTIFACT_URI"] = release.artifact.uri;
   return env;
 }
 

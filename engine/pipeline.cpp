@@ -44,8 +44,10 @@ constexpr std::string_view kArrow = " \xE2\x86\x92 ";  // " → " (U+2192)
 constexpr std::string_view kRevisionToken = "$(rev:r)";
 
 // Known fields in schema order, which is also the order their problems are reported in.
-constexpr std::array<std::string_view, 6> kPipelineFields = {"name",      "description", "release_name_format",
-                                                             "variables", "groups",      "stages"};
+constexpr std::array<std::string_view, 7> kPipelineFields = {"name",      "description", "release_name_format",
+                                                             "variables", "groups",      "stages",
+                                                             "artifact"};
+constexpr std::array<std::string_view, 2> kArtifactTriggerFields = {"source", "branch_filters"};
 constexpr std::array<std::string_view, 9> kStageFields = {"name",         "trigger",      "pre_approval",
                                                           "post_approval", "variables",   "steps",
                                                           "max_parallel", "on_new_release", "on_failure"};
@@ -554,6 +556,9 @@ class PipelineParser {
       definition.variables = read_variables(*value, "variables");
     }
     if (const json* value = find(document, "", "groups", false)) definition.groups = read_groups(*value, "groups");
+    if (const json* value = find(document, "", "artifact", false)) {
+      definition.artifact = read_artifact_trigger(*value, "artifact");
+    }
     const json* stages = find(document, "", "stages", true);
     if (stages == nullptr) return;
     if (!stages->is_array()) {
@@ -567,6 +572,60 @@ class PipelineParser {
     for (std::size_t i = 0; i < stages->size(); ++i) {
       drafts.push_back(parse_stage((*stages)[i], element_path("stages", i)));
     }
+  }
+
+  // {"source": "<pattern>", "branch_filters": ["main", "!release/old*"]}.
+  std::optional<ArtifactTrigger> read_artifact_trigger(const json& value, const std::string& path) {
+    if (!value.is_object()) {
+      add(path, expected("an object", value));
+      return std::nullopt;
+    }
+    const std::size_t problems_before = problems_.size();
+    check_fields(value, path, kArtifactTriggerFields);
+    ArtifactTrigger trigger;
+    if (const json* source = find(value, path, "source", true)) {
+      const std::string source_path = member_path(path, "source");
+      if (auto text = read_string(*source, source_path)) {
+        if (is_blank(*text)) {
+          add(source_path, "source is empty: give the CI source (or a pattern) whose builds create releases");
+        } else {
+          trigger.source = std::move(*text);
+        }
+      }
+    }
+    if (const json* filters = find(value, path, "branch_filters", false)) {
+      const std::string filters_path = member_path(path, "branch_filters");
+      if (!filters->is_array()) {
+        add(filters_path, expected("an array", *filters));
+      } else {
+        std::map<std::string, std::size_t> first_index;
+        for (std::size_t i = 0; i < filters->size(); ++i) {
+          const std::string item_path = element_path(filters_path, i);
+          std::optional<std::string> filter = read_string((*filters)[i], item_path);
+          if (!filter) continue;
+          const std::string_view pattern = std::string_view(*filter).substr(!filter->empty() && (*filter)[0] == '!');
+          if (pattern.empty() || is_blank(pattern)) {
+            add(item_path, "empty branch pattern: write e.g. \"main\", \"release/*\" or \"!release/old*\"");
+            continue;
+          }
+          if (std::any_of(pattern.begin(), pattern.end(), [](char c) {
+                return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\0';
+              })) {
+            add(item_path, "branch pattern " + single_quoted(*filter) + " contains whitespace, which no branch name has");
+            continue;
+          }
+          const auto [it, inserted] = first_index.emplace(*filter, i);
+          if (!inserted) {
+            add(item_path, "duplicate branch filter " + single_quoted(*filter) + " (first listed at " +
+                               element_path(filters_path, it->second) + ")");
+            continue;
+          }
+          trigger.branch_filters.push_back(std::move(*filter));
+        }
+      }
+    }
+    if (problems_.size() != problems_before) return std::nullopt;
+    return trigger;
   }
 
   // Group name → its members, user names. Groups do not nest: a member is a user.
@@ -1238,12 +1297,64 @@ json to_json(const PipelineDefinition& definition) {
   for (const StageDefinition& stage : definition.stages) stages.push_back(stage_to_json(stage));
   json groups = json::object();
   for (const auto& [name, members] : definition.groups) groups[name] = members;
-  return {{"name", definition.name},
-          {"description", definition.description},
-          {"release_name_format", definition.release_name_format},
-          {"variables", variables_to_json(definition.variables)},
-          {"groups", std::move(groups)},
-          {"stages", std::move(stages)}};
+  json out = {{"name", definition.name},
+              {"description", definition.description},
+              {"release_name_format", definition.release_name_format},
+              {"variables", variables_to_json(definition.variables)},
+              {"groups", std::move(groups)},
+              {"stages", std::move(stages)}};
+  // Absent rather than null: definitions without it keep their canonical form.
+  if (definition.artifact) {
+    out["artifact"] = {{"source", definition.artifact->source},
+                       {"branch_filters", definition.artifact->branch_filters}};
+  }
+  return out;
+}
+
+bool glob_match(std::string_view pattern, std::string_view text) {
+  // Backtracking over the last star only, as fnmatch does; '**' may also
+  // consume '/', so it backtracks separately.
+  std::size_t p = 0;
+  std::size_t t = 0;
+  std::size_t star_p = std::string_view::npos;
+  std::size_t star_t = 0;
+  bool star_crosses = false;
+  while (t < text.size()) {
+    if (p < pattern.size() && pattern[p] == '*') {
+      star_crosses = p + 1 < pattern.size() && pattern[p + 1] == '*';
+      p += star_crosses ? 2 : 1;
+      star_p = p;
+      star_t = t;
+    } else if (p < pattern.size() && (pattern[p] == text[t] || (pattern[p] == '?' && text[t] != '/'))) {
+      ++p;
+      ++t;
+    } else if (star_p != std::string_view::npos && (star_crosses || text[star_t] != '/')) {
+      p = star_p;
+      t = ++star_t;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*') ++p;
+  return p == pattern.size();
+}
+
+bool ArtifactTrigger::matches_source(std::string_view candidate) const {
+  return !candidate.empty() && glob_match(source, candidate);
+}
+
+bool ArtifactTrigger::matches_branch(std::string_view branch) const {
+  bool has_include = false;
+  bool included = false;
+  for (const std::string& filter : branch_filters) {
+    if (!filter.empty() && filter[0] == '!') {
+      if (!branch.empty() && glob_match(std::string_view(filter).substr(1), branch)) return false;
+    } else {
+      has_include = true;
+      if (!branch.empty() && glob_match(filter, branch)) included = true;
+    }
+  }
+  return !has_include || included;
 }
 
 std::string expand_variables(std::string_view text, const std::map<std::string, std::string>& variables) {

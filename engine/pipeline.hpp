@@ -84,6 +84,30 @@ struct StageDefinition {
   OnFailure on_failure = OnFailure::kNothing;
 };
 
+// Continuous deployment from CI: which build announcements (CDEvents arriving
+// through the Kafka ingress) create a release of the pipeline.
+//
+// Patterns are globs: '*' matches any run of characters within one
+// '/'-separated segment, '**' any run across segments, '?' one character
+// other than '/'; everything else matches itself.
+struct ArtifactTrigger {
+  // Matched against the CDEvent's context.source, its subject.source, and the
+  // artifact's package URL without version and qualifiers ("pkg:oci/shop").
+  std::string source;
+  // "main", "release/*", "!release/old*": a leading '!' excludes. A branch
+  // passes when no exclude matches it and, if there are includes, one of them
+  // matches. No filters: every branch, and builds that name no branch.
+  std::vector<std::string> branch_filters;
+
+  bool matches_source(std::string_view candidate) const;
+  // `branch` is empty when the event names none: it then passes only when
+  // there are no include filters.
+  bool matches_branch(std::string_view branch) const;
+};
+
+// The glob of ArtifactTrigger ('*' within a '/'-segment, '**' across, '?').
+bool glob_match(std::string_view pattern, std::string_view text);
+
 struct PipelineDefinition {
   static constexpr const char* kDefaultReleaseNameFormat = "Release-$(rev:r)";
   std::string name;
@@ -92,6 +116,7 @@ struct PipelineDefinition {
   VariableMap variables;
   std::map<std::string, std::vector<std::string>> groups;  // group name → members
   std::vector<StageDefinition> stages;
+  std::optional<ArtifactTrigger> artifact;  // absent: releases are created by hand or API only
 
   // nullptr when there is no such stage.
   const StageDefinition* find_stage(std::string_view stage) const;

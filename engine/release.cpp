@@ -226,6 +226,7 @@ void evolve(ReleaseState& state, const RecordedEvent& event) {
     state.variables = created->variables;
     state.secret_variables = created->secret_variables;
     state.trigger = created->trigger;
+    state.trigger_cdevent = created->trigger_cdevent;
     state.requested_by = created->requested_by;
     state.created_at = event.recorded_at;
     // The snapshot was validated before it was stored.
@@ -260,11 +261,13 @@ void evolve(ReleaseState& state, const RecordedEvent& event) {
                    stage->approval.approved_by.push_back(e.approver);
                    ApprovalRecord record = decision(e.phase, e.approver, e.on_behalf_of, "approved", e.comment, at);
                    record.defer_until = e.defer_until;
+                   record.override = e.override;
                    stage->approvals.push_back(record);
                    stage->defer_until = std::max(stage->defer_until, e.defer_until);
                  },
                  [&](const ApprovalRejected& e) {
                    stage->approvals.push_back(decision(e.phase, e.approver, e.on_behalf_of, "rejected", e.comment, at));
+                   stage->approvals.back().override = e.override;
                    stage->finished_at = at;
                    stage->failure_reason = "rejected by " + e.approver;
                  },
@@ -469,6 +472,13 @@ Result<std::vector<Event>> trigger(const ReleaseState& state, const StageRecord&
   return decision.take();
 }
 
+// Whether the acting user may give an approval naming `entry`: it is them, a
+// pipeline group listing them, or a group their credential names.
+bool acts_for(const ReleaseState& state, const CommandContext& context, const std::string& entry) {
+  return state.definition.acts_for(context.actor, entry) ||
+         (!context.actor.empty() && contains(context.actor_groups, entry));
+}
+
 std::string not_an_approver(const ReleaseState& state, const StageRecord& stage, const std::string& actor) {
   return "'" + actor + "' is not an approver of stage '" + stage.name + "' of release " + state.id +
          " (approvers: " + join(stage.approval.approvers, ", ") + ")";
@@ -483,8 +493,21 @@ Result<std::vector<Event>> approve(const ReleaseState& state, const ApproveStage
   granted.approver = context.actor;
   granted.comment = c.comment;
   granted.defer_until = c.defer_until;
+  granted.override = c.override;
   CASCADE_TRY(decision.check(granted));
   const PendingApproval& approval = stage->approval;
+  if (c.defer_until != 0 && approval.phase != "pre") {
+    return make_error(ErrorCode::kInvalidArgument, "defer_until applies to pre-deployment approvals only");
+  }
+  if (c.defer_until != 0 && c.defer_until <= context.now) {
+    return make_error(ErrorCode::kInvalidArgument, "defer_until must be in the future (it is " +
+                                                       describe_time(c.defer_until) + ", now is " +
+                                                       describe_time(context.now) + ")");
+  }
+  if (c.override) {
+    CASCADE_TRY(decision.propose(granted));
+    return decision.take();
+  }
   const ApprovalPolicy* policy = policy_for(state, *stage, approval.phase);
   if (policy != nullptr && policy->requester_cannot_approve && context.actor == state.requested_by) {
     return make_error(ErrorCode::kPermissionDenied, "'" + context.actor + "' requested release " + state.id +
@@ -499,21 +522,13 @@ Result<std::vector<Event>> approve(const ReleaseState& state, const ApproveStage
   for (const std::string& entry : approval.approvers) {
     if (!contains(approval.satisfied, entry)) open.push_back(entry);
   }
-  auto acts = [&](const std::string& entry) { return state.definition.acts_for(context.actor, entry); };
+  auto acts = [&](const std::string& entry) { return acts_for(state, context, entry); };
   auto match = std::find_if(open.begin(), open.end(), acts);
   if (match == open.end()) return make_error(ErrorCode::kPermissionDenied, not_an_approver(state, *stage, context.actor));
   if (approval.order == "sequential" && match != open.begin()) {
     return make_error(ErrorCode::kPermissionDenied, "stage '" + stage->name + "' of release " + state.id +
                                                         " needs approval by '" + open.front() +
                                                         "' first (sequential order)");
-  }
-  if (c.defer_until != 0 && approval.phase != "pre") {
-    return make_error(ErrorCode::kInvalidArgument, "defer_until applies to pre-deployment approvals only");
-  }
-  if (c.defer_until != 0 && c.defer_until <= context.now) {
-    return make_error(ErrorCode::kInvalidArgument, "defer_until must be in the future (it is " +
-                                                       describe_time(c.defer_until) + ", now is " +
-                                                       describe_time(context.now) + ")");
   }
   granted.on_behalf_of = *match;
   CASCADE_TRY(decision.propose(granted));
@@ -528,10 +543,15 @@ Result<std::vector<Event>> reject(const ReleaseState& state, const RejectStage& 
   rejected.phase = stage->approval.phase;
   rejected.approver = context.actor;
   rejected.comment = c.comment;
+  rejected.override = c.override;
   CASCADE_TRY(decision.check(rejected));
+  if (c.override) {
+    CASCADE_TRY(decision.propose(rejected));
+    return decision.take();
+  }
   const auto& entries = stage->approval.approvers;
   auto match = std::find_if(entries.begin(), entries.end(),
-                            [&](const std::string& entry) { return state.definition.acts_for(context.actor, entry); });
+                            [&](const std::string& entry) { return acts_for(state, context, entry); });
   if (match == entries.end()) return make_error(ErrorCode::kPermissionDenied, not_an_approver(state, *stage, context.actor));
   rejected.on_behalf_of = *match;
   CASCADE_TRY(decision.propose(rejected));
@@ -646,6 +666,7 @@ Result<std::vector<Event>> decide(const ReleaseState& state, const Command& comm
             created.variables = c.variables;
             created.secret_variables = c.secret_variables;
             created.trigger = c.trigger;
+            created.trigger_cdevent = c.trigger_cdevent;
             created.requested_by = context.actor;
             return std::vector<Event>{created};
           },
@@ -655,6 +676,7 @@ Result<std::vector<Event>> decide(const ReleaseState& state, const Command& comm
           },
           [&](const DeployStage& c) -> Result<std::vector<Event>> {
             CASCADE_TRY(stage, find_stage(state, c.stage));
+            CASCADE_TRY(check_open(state));  // "abandoned" says more than "deployed before"
             if (stage->attempt != 0) {
               return make_error(ErrorCode::kFailedPrecondition,
                                 "stage '" + stage->name + "' of release " + state.id + " was deployed before (attempt " +
@@ -664,6 +686,7 @@ Result<std::vector<Event>> decide(const ReleaseState& state, const Command& comm
           },
           [&](const RedeployStage& c) -> Result<std::vector<Event>> {
             CASCADE_TRY(stage, find_stage(state, c.stage));
+            CASCADE_TRY(check_open(state));
             if (stage->attempt == 0) {
               return make_error(ErrorCode::kFailedPrecondition, "stage '" + stage->name + "' of release " + state.id +
                                                                     " was never deployed; use deploy");

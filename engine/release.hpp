@@ -17,6 +17,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_set>
 #include <variant>
 #include <vector>
 
@@ -28,6 +29,7 @@ struct ApprovalRecord {
   std::string on_behalf_of;
   std::string decision;  // "approved" | "rejected" | "timed out" | "skipped" | "closed"
   std::string comment;
+  bool override = false;  // an administrator decided in place of the approvers
   Timestamp at = 0;
   Timestamp defer_until = 0;
 };
@@ -100,6 +102,7 @@ struct ReleaseState {
   events::Variables variables;
   std::map<std::string, std::string> secret_variables;  // name → digest
   std::string trigger;
+  std::optional<events::CdEventTrigger> trigger_cdevent;  // the CI event that asked for it, if one did
   std::string requested_by;
   Timestamp created_at = 0;
   bool abandoned = false;
@@ -107,7 +110,7 @@ struct ReleaseState {
   std::vector<StageRecord> stages;     // in definition order
   std::int64_t version = 0;            // stream version folded so far; 0: no such release
   std::string last_hash;               // hash of the last folded event
-  std::set<std::string> command_ids;   // commands already applied (idempotency)
+  std::unordered_set<std::string> command_ids;  // commands already applied (idempotency); hashed: one per command of a long history
 
   bool exists() const { return version > 0; }
   const StageRecord* find_stage(std::string_view name) const;
@@ -150,6 +153,7 @@ struct CreateRelease {
   events::Variables variables;
   std::map<std::string, std::string> secret_variables;  // name → digest
   std::string trigger = "manual";
+  std::optional<events::CdEventTrigger> trigger_cdevent;  // the CI event that asked for it (Kafka ingress)
 };
 // The orchestrator's: a stage's trigger condition holds.
 struct TriggerStage {
@@ -166,14 +170,19 @@ struct RedeployStage {
   std::string stage;
   std::string reason;  // empty: "redeploy by <actor>"
 };
+// `override`: an administrator decides in place of the approvers (the
+// caller checks the role; the engine records it). The approval completes at
+// once, whatever the policy's approvers, count, order or requester rule.
 struct ApproveStage {
   std::string stage;
   std::string comment;
   Timestamp defer_until = 0;
+  bool override = false;
 };
 struct RejectStage {
   std::string stage;
   std::string comment;
+  bool override = false;
 };
 // The scheduler's, once the clock has passed a deadline.
 struct ExpireApproval {
@@ -246,6 +255,10 @@ struct CommandContext {
   std::string actor;
   std::string causation_id;
   Timestamp now = 0;
+  // The approver groups the actor's credential says they belong to (the
+  // users file's `groups`): an approval entry naming one of them may be given
+  // by the actor, as may one naming a pipeline group that lists them.
+  std::vector<std::string> actor_groups = {};
 };
 
 // kNotFound: no such release or stage. kFailedPrecondition: the stage machine

@@ -2,6 +2,7 @@
 
 #include "events/codec.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 
@@ -17,6 +18,7 @@ CommandContext context_for(const Invocation& invocation, Timestamp now) {
   context.actor = invocation.actor;
   context.causation_id = invocation.causation_id.empty() ? context.command_id : invocation.causation_id;
   context.now = now;
+  context.actor_groups = invocation.actor_groups;
   return context;
 }
 
@@ -67,8 +69,9 @@ std::string format_release_name(std::string_view format, std::int64_t number, st
   return name;
 }
 
-ReleaseService::ReleaseService(events::EventLog& log, SecretStore& secrets, const Clock& clock)
-    : log_(log), secrets_(secrets), clock_(clock) {}
+ReleaseService::ReleaseService(events::EventLog& log, SecretStore& secrets, const Clock& clock,
+                               std::size_t cache_capacity)
+    : log_(log), secrets_(secrets), clock_(clock), cache_capacity_(std::max<std::size_t>(cache_capacity, 1)) {}
 
 Status ReleaseService::seal_secrets(VariableMap& variables) {
   for (auto& [name, variable] : variables) {
@@ -105,6 +108,13 @@ Result<StoredPipeline> ReleaseService::load_pipeline(const std::string& name) {
   const std::string stream = pipeline_stream(name);
   CASCADE_TRY(version, log_.stream_version(stream));
   if (version == 0) return make_error(ErrorCode::kNotFound, "no pipeline named '" + name + "'");
+  {
+    // Parsing and validating a definition costs more than the rest of a
+    // create: reuse the last one while the stream has not moved.
+    std::lock_guard lock(mutex_);
+    auto it = pipelines_.find(name);
+    if (it != pipelines_.end() && it->second->version == version) return *it->second;
+  }
   CASCADE_TRY(events, log_.read(stream, version, 1));
   if (events.empty()) return make_error(ErrorCode::kNotFound, "no pipeline named '" + name + "'");
   const auto* defined = std::get_if<events::PipelineDefined>(&events.back().data);
@@ -113,7 +123,11 @@ Result<StoredPipeline> ReleaseService::load_pipeline(const std::string& name) {
                                                 std::string(events::type_name(events.back().data)));
   }
   CASCADE_TRY(definition, parse_pipeline(defined->definition));
-  return StoredPipeline{defined->version, std::move(definition)};
+  auto stored = std::make_shared<const StoredPipeline>(StoredPipeline{defined->version, std::move(definition)});
+  std::lock_guard lock(mutex_);
+  std::shared_ptr<const StoredPipeline>& slot = pipelines_[name];
+  if (slot == nullptr || slot->version < stored->version) slot = stored;
+  return *stored;
 }
 
 Result<std::int64_t> ReleaseService::apply_pipeline(const PipelineDefinition& submitted, const std::string& actor) {
@@ -196,6 +210,7 @@ Result<std::string> ReleaseService::create_release(const NewRelease& request, co
     command.artifact = request.artifact;
     command.variables = request.variables;
     command.trigger = request.trigger;
+    command.trigger_cdevent = request.trigger_cdevent;
     CASCADE_TRY(events, decide(ReleaseState{}, command, context));
     const std::string stream = release_stream(release_id);
     std::vector<NewEvent> created = envelope(stream, std::move(events), context, release_id);
@@ -225,26 +240,57 @@ Result<std::string> ReleaseService::create_release(const NewRelease& request, co
                                              request.pipeline + "' under concurrent creates");
 }
 
-Result<ReleaseState> ReleaseService::catch_up(const std::string& release_id) {
-  ReleaseState state;
-  {
-    std::lock_guard lock(mutex_);
-    auto it = cache_.find(release_id);
-    if (it != cache_.end()) state = it->second;
-  }
-  CASCADE_TRY(events, log_.read(release_stream(release_id), state.version + 1));
-  if (events.empty()) return state;
-  for (const events::RecordedEvent& event : events) evolve(state, event);
+ReleaseService::StatePtr ReleaseService::cached(const std::string& release_id) {
   std::lock_guard lock(mutex_);
-  ReleaseState& cached = cache_[release_id];
-  if (cached.version < state.version) cached = state;
-  return state;
+  auto it = cache_.find(release_id);
+  if (it == cache_.end()) return nullptr;
+  recency_.splice(recency_.begin(), recency_, it->second.recency);
+  return it->second.state;
+}
+
+void ReleaseService::remember(const std::string& release_id, StatePtr state) {
+  std::lock_guard lock(mutex_);
+  auto it = cache_.find(release_id);
+  if (it != cache_.end()) {
+    // A concurrent catch-up may have stored a newer fold meanwhile.
+    if (it->second.state->version < state->version) it->second.state = std::move(state);
+    recency_.splice(recency_.begin(), recency_, it->second.recency);
+    return;
+  }
+  recency_.push_front(release_id);
+  cache_.emplace(release_id, CacheEntry{std::move(state), recency_.begin()});
+  while (cache_.size() > cache_capacity_) {
+    cache_.erase(recency_.back());
+    recency_.pop_back();
+  }
+}
+
+Result<ReleaseService::StatePtr> ReleaseService::catch_up(const std::string& release_id) {
+  const std::string stream = release_stream(release_id);
+  StatePtr state = cached(release_id);
+  if (state != nullptr) {
+    // The log knows its streams' versions without reading them: when nothing
+    // was appended since the fold, the fold is the answer.
+    CASCADE_TRY(version, log_.stream_version(stream));
+    if (version == state->version) return state;
+  }
+  const std::int64_t from = state == nullptr ? 1 : state->version + 1;
+  std::shared_ptr<ReleaseState> next;  // copied from the cached fold only when there is something to add
+  CASCADE_TRY(log_.read_each(stream, from, [&](const events::RecordedEvent& event) -> Status {
+    if (next == nullptr) next = state != nullptr ? std::make_shared<ReleaseState>(*state) : std::make_shared<ReleaseState>();
+    evolve(*next, event);
+    return success();
+  }));
+  if (next == nullptr) return state != nullptr ? state : std::make_shared<const ReleaseState>();
+  StatePtr folded = std::move(next);
+  remember(release_id, folded);
+  return folded;
 }
 
 Result<ReleaseState> ReleaseService::load(const std::string& release_id) {
   CASCADE_TRY(state, catch_up(release_id));
-  if (!state.exists()) return make_error(ErrorCode::kNotFound, "no release '" + release_id + "'");
-  return std::move(state);
+  if (!state->exists()) return make_error(ErrorCode::kNotFound, "no release '" + release_id + "'");
+  return ReleaseState(*state);
 }
 
 Result<ReleaseState> ReleaseService::execute(const std::string& release_id, const Command& command,
@@ -252,10 +298,11 @@ Result<ReleaseState> ReleaseService::execute(const std::string& release_id, cons
   const CommandContext context = context_for(invocation, clock_.now());
   const std::string stream = release_stream(release_id);
   for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
-    CASCADE_TRY(state, load(release_id));
-    CASCADE_TRY(events, decide(state, command, context));
-    if (events.empty()) return std::move(state);
-    auto appended = log_.append(stream, state.version, envelope(stream, std::move(events), context, release_id));
+    CASCADE_TRY(state, catch_up(release_id));
+    if (!state->exists()) return make_error(ErrorCode::kNotFound, "no release '" + release_id + "'");
+    CASCADE_TRY(events, decide(*state, command, context));
+    if (events.empty()) return ReleaseState(*state);
+    auto appended = log_.append(stream, state->version, envelope(stream, std::move(events), context, release_id));
     if (appended) return load(release_id);
     if (appended.error().code != ErrorCode::kAborted) return appended.error();
   }

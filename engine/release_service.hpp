@@ -8,10 +8,15 @@
 #include "engine/release.hpp"
 #include "events/event_log.hpp"
 
+#include <cstddef>
+#include <list>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 namespace cascade::engine {
 
@@ -26,6 +31,7 @@ struct NewRelease {
   events::Variables variables;
   std::map<std::string, std::string> secret_variables;  // name → value; stored in the secret store only
   std::string trigger = "manual";
+  std::optional<events::CdEventTrigger> trigger_cdevent;  // set by the Kafka ingress
 };
 
 // A release's name from its pipeline's release_name_format: $(rev:r) is the
@@ -38,14 +44,25 @@ struct Invocation {
   std::string actor;
   std::string command_id;
   std::string causation_id;
+  std::vector<std::string> actor_groups = {};  // see CommandContext::actor_groups
 };
 
 // Thread-safe.
+//
+// Caches folded releases, at most `cache_capacity` of them (least recently
+// used out first; each costs its definition snapshot plus its stages'
+// history, typically a few KiB), and the latest definition of each pipeline
+// it has loaded. A cached release is used as is while the log's version of
+// its stream equals the cached one; otherwise only the newer events are read
+// and folded on top. The cache changes speed, never answers: an evicted
+// release is folded again from the log.
 class ReleaseService {
  public:
   static constexpr int kMaxConflictRetries = 16;
+  static constexpr std::size_t kDefaultCacheCapacity = 4096;
 
-  ReleaseService(events::EventLog& log, SecretStore& secrets, const Clock& clock);
+  ReleaseService(events::EventLog& log, SecretStore& secrets, const Clock& clock,
+                 std::size_t cache_capacity = kDefaultCacheCapacity);
 
   // Appends PipelineDefined with the next version, or nothing when the
   // canonical definition equals the latest one. Returns the version in force.
@@ -66,7 +83,12 @@ class ReleaseService {
   Result<ReleaseState> load(const std::string& release_id);
 
  private:
-  Result<ReleaseState> catch_up(const std::string& release_id);
+  using StatePtr = std::shared_ptr<const ReleaseState>;
+  // The release folded up to the stream's current version (an empty state,
+  // version 0, for an unknown release); cached.
+  Result<StatePtr> catch_up(const std::string& release_id);
+  StatePtr cached(const std::string& release_id);
+  void remember(const std::string& release_id, StatePtr state);
   // The next release number of `pipeline`, never handed out twice by this
   // service. A number whose create turns out to be a repeat (same
   // idempotency key) is left unused.
@@ -79,8 +101,15 @@ class ReleaseService {
   events::EventLog& log_;
   SecretStore& secrets_;
   const Clock& clock_;
-  std::mutex mutex_;
-  std::map<std::string, ReleaseState> cache_;
+  const std::size_t cache_capacity_;
+  std::mutex mutex_;  // guards the cache
+  struct CacheEntry {
+    StatePtr state;
+    std::list<std::string>::iterator recency;  // its place in recency_
+  };
+  std::unordered_map<std::string, CacheEntry> cache_;
+  std::list<std::string> recency_;  // release ids, most recently used first
+  std::map<std::string, std::shared_ptr<const StoredPipeline>> pipelines_;  // latest loaded; guarded by mutex_
   std::mutex numbers_mutex_;
   std::map<std::string, std::int64_t> last_release_number_;  // guarded by numbers_mutex_
 };

@@ -48,34 +48,40 @@ struct IsPost {
   template <class E, class Fsm, class S, class T>
   bool operator()(const E& e, Fsm&, S&, T&) const { return e.phase == "post"; }
 };
+// Whether a grant completes the approval: it reaches the required count, or
+// an administrator overrides the policy.
+template <class Fsm>
+bool completes(const ApprovalGranted& e, const Fsm& fsm) {
+  return e.override || fsm.grants + 1 >= fsm.required;
+}
 // The grant leaves the approval short of its required count.
 struct GrantFallsShort {
   template <class Fsm, class S, class T>
-  bool operator()(const ApprovalGranted&, Fsm& fsm, S&, T&) const { return fsm.grants + 1 < fsm.required; }
+  bool operator()(const ApprovalGranted& e, Fsm& fsm, S&, T&) const { return !completes(e, fsm); }
 };
 struct GrantCompletes {
   template <class Fsm, class S, class T>
-  bool operator()(const ApprovalGranted&, Fsm& fsm, S&, T&) const { return fsm.grants + 1 >= fsm.required; }
+  bool operator()(const ApprovalGranted& e, Fsm& fsm, S&, T&) const { return completes(e, fsm); }
 };
 struct GrantCompletesDeferred {
   template <class Fsm, class S, class T>
   bool operator()(const ApprovalGranted& e, Fsm& fsm, S&, T&) const {
-    return fsm.grants + 1 >= fsm.required && (fsm.deferred || e.defer_until > 0);
+    return completes(e, fsm) && (fsm.deferred || e.defer_until > 0);
   }
 };
 struct GrantCompletesAtOnce {
   template <class Fsm, class S, class T>
   bool operator()(const ApprovalGranted& e, Fsm& fsm, S&, T&) const {
-    return fsm.grants + 1 >= fsm.required && !fsm.deferred && e.defer_until == 0;
+    return completes(e, fsm) && !fsm.deferred && e.defer_until == 0;
   }
 };
 struct GrantCompletesWhole {
   template <class Fsm, class S, class T>
-  bool operator()(const ApprovalGranted&, Fsm& fsm, S&, T&) const { return fsm.grants + 1 >= fsm.required && !fsm.partial; }
+  bool operator()(const ApprovalGranted& e, Fsm& fsm, S&, T&) const { return completes(e, fsm) && !fsm.partial; }
 };
 struct GrantCompletesPartial {
   template <class Fsm, class S, class T>
-  bool operator()(const ApprovalGranted&, Fsm& fsm, S&, T&) const { return fsm.grants + 1 >= fsm.required && fsm.partial; }
+  bool operator()(const ApprovalGranted& e, Fsm& fsm, S&, T&) const { return completes(e, fsm) && fsm.partial; }
 };
 struct WholeSuccess {
   template <class Fsm, class S, class T>

@@ -31,6 +31,14 @@ std::string seal(RecordedEvent& event);
 // well-formed event. Does not check the hash: see verify_chain.
 Result<RecordedEvent> decode(std::string_view stored, std::uint64_t position);
 
+// decode() into `out`, reusing its storage (a replay decodes every event of a
+// stream into one RecordedEvent). On error `out` is unspecified.
+Status decode_into(std::string_view stored, std::uint64_t position, RecordedEvent& out);
+
+// verify_chain for one event: it links to `expected_prev_hash` and its hash
+// matches its content. Allocates nothing for an intact event.
+Status verify_event(const RecordedEvent& event, std::string_view expected_prev_hash);
+
 // Checks that each event's hash matches its bytes and links to the previous
 // one, for events of one stream read from its first version (or from
 // `expected_prev_hash` when the slice starts later). kDataLoss names the first

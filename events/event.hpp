@@ -28,6 +28,19 @@ struct Artifact {
   // When CI finished building it (0: unknown; lead time then starts at the
   // release's creation).
   Timestamp built_at = 0;
+  // From CI (Kafka ingress): the artifact's package URL, e.g.
+  // pkg:oci/shop@sha256%3A…, and where to download it. Empty when unknown;
+  // empty fields are left out of the JSON, so older events keep their bytes.
+  std::string id;
+  std::string uri;
+};
+
+// The CDEvent that created a release (Kafka ingress). Its id is the create
+// command's idempotency key.
+struct CdEventTrigger {
+  std::string id;
+  std::string source;
+  std::string type;  // e.g. dev.cdevents.artifact.published.0.3.0
 };
 
 // Stream pipeline-<name>.
@@ -55,6 +68,9 @@ struct ReleaseCreated {
   std::map<std::string, std::string> secret_variables;
   std::string trigger;  // "manual" or what created it
   std::string requested_by;
+  // Set when a CI event created the release; absent from the JSON otherwise
+  // (additive: schema version 1 still reads events written before it).
+  std::optional<CdEventTrigger> trigger_cdevent;
 };
 
 struct StageTriggered {
@@ -82,9 +98,13 @@ struct ApprovalGranted {
   std::string stage;
   std::string phase;
   std::string approver;      // who the credential says acted
-  std::string on_behalf_of;  // the approver entry (user or group) this approval counts for
+  std::string on_behalf_of;  // the approver entry (user or group) this approval counts for; empty for an override
   std::string comment;
   Timestamp defer_until = 0;  // pre-deployment: deploy no earlier than this (0: at once)
+  // An administrator decided in place of the approvers: the approval is
+  // complete whatever the policy asked for. Serialised only when true, so
+  // events written before overrides existed keep their bytes and hashes.
+  bool override = false;
 };
 
 struct ApprovalRejected {
@@ -95,6 +115,7 @@ struct ApprovalRejected {
   std::string approver;
   std::string on_behalf_of;
   std::string comment;
+  bool override = false;  // as ApprovalGranted::override
 };
 
 struct ApprovalTimedOut {

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <string>
 #include <vector>
@@ -40,6 +41,19 @@ class EventLog {
   virtual Result<std::vector<RecordedEvent>> read(
       const std::string& stream, std::int64_t from_version = 1,
       std::size_t limit = std::numeric_limits<std::size_t>::max()) = 0;
+
+  // The events read() would return, handed to `visit` one at a time and
+  // stopping at the first error `visit` returns (which it returns). The event
+  // passed is valid only during the call: implementations may reuse it, so
+  // that replaying a long stream allocates nothing per event.
+  virtual Status read_each(const std::string& stream, std::int64_t from_version,
+                           const std::function<Status(const RecordedEvent&)>& visit) {
+    CASCADE_TRY(events, read(stream, from_version));
+    for (const RecordedEvent& e : events) {
+      CASCADE_TRY(visit(e));
+    }
+    return success();
+  }
 
   // Durable events with position >= from_position, in position order, at most `limit`.
   virtual Result<std::vector<RecordedEvent>> read_all(std::uint64_t from_position, std::size_t limit) = 0;

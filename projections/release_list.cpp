@@ -70,21 +70,29 @@ Result<ReleasePage> ReleaseListProjection::list(const ReleaseQuery& query) const
   std::unique_ptr<rocksdb::Iterator> it = view.iterate(index);
   for (it->SeekForPrev(prefix + big_endian(before)); it->Valid() && starts_with(it->key().ToStringView(), prefix);
        it->Prev()) {
-    nlohmann::json release = nlohmann::json::parse(it->value().ToStringView());
+    const std::string entry = it->value().ToString();
     CASCADE_TRY(summary, view.get(store().family(ReleaseSummaryProjection::kSummariesFamily),
-                                  release["id"].get<std::string>()));
-    if (summary) release = nlohmann::json::parse(*summary);
-    if (!query.status.empty() && release.value("status", "") != query.status) continue;
-    if (page.releases.size() == query.limit) {
+                                  nlohmann::json::parse(entry)["id"].get<std::string>()));
+    std::string document = summary ? std::move(*summary) : entry;
+    // Only a status filter needs the document parsed.
+    if (!query.status.empty() && nlohmann::json::parse(document).value("status", "") != query.status) continue;
+    if (page.documents.size() == query.limit) {
       // One more matches: there is a next page, continuing after the last item.
       page.next_cursor = encode_cursor(last_position);
       break;
     }
     last_position = from_big_endian(it->key().ToStringView().substr(prefix.size()));
-    page.releases.push_back(std::move(release));
+    page.documents.push_back(std::move(document));
   }
   if (!it->status().ok()) return storage_error(it->status(), "list releases");
   return page;
+}
+
+std::vector<nlohmann::json> ReleasePage::releases() const {
+  std::vector<nlohmann::json> out;
+  out.reserve(documents.size());
+  for (const std::string& document : documents) out.push_back(nlohmann::json::parse(document));
+  return out;
 }
 
 }  // namespace cascade::projections

@@ -24,11 +24,14 @@ struct ReleaseQuery {
 };
 
 struct ReleasePage {
-  // The releases' summary documents (see summarize()), newest first. A
-  // release whose summary is not written yet (the summary projection is
-  // behind or rebuilding) appears as {id, name, pipeline, artifact,
+  // The releases' summary documents (see summarize()) as stored — JSON text,
+  // so a server can answer without parsing and re-writing them — newest
+  // first. A release whose summary is not written yet (the summary projection
+  // is behind or rebuilding) appears as {id, name, pipeline, artifact,
   // created_at} without "status", and never matches a status filter.
-  std::vector<nlohmann::json> releases;
+  std::vector<std::string> documents;
+  // The documents parsed.
+  std::vector<nlohmann::json> releases() const;
   // Set when more releases match: pass it as the next query's cursor.
   std::optional<std::string> next_cursor;
 };

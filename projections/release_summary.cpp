@@ -17,6 +17,7 @@ nlohmann::json summarize(const ReleaseState& release) {
       approvals.push_back({{"phase", a.phase}, {"approver", a.approver}, {"on_behalf_of", a.on_behalf_of},
                            {"decision", a.decision}, {"comment", a.comment}, {"at", a.at},
                            {"defer_until", a.defer_until}});
+      if (a.override) approvals.back()["override"] = true;  // absent otherwise: older summaries stay byte-equal
     }
     nlohmann::json steps = nlohmann::json::array();
     for (const auto& s : stage.steps) {
@@ -47,11 +48,16 @@ nlohmann::json summarize(const ReleaseState& release) {
   // Secret variables appear by name only: their values never leave the secret store.
   nlohmann::json secret_names = nlohmann::json::array();
   for (const auto& [name, digest] : release.secret_variables) secret_names.push_back(name);
-  return {{"id", release.id},
+  // The artifact's package URL and download location, and the CI event, only
+  // when there are any: summaries of releases without them stay byte-equal.
+  nlohmann::json artifact{{"version", release.artifact.version}, {"path", release.artifact.path}};
+  if (!release.artifact.id.empty()) artifact["id"] = release.artifact.id;
+  if (!release.artifact.uri.empty()) artifact["uri"] = release.artifact.uri;
+  nlohmann::json summary{{"id", release.id},
           {"name", release.name},
           {"pipeline", release.pipeline},
           {"pipeline_version", release.pipeline_version},
-          {"artifact", {{"version", release.artifact.version}, {"path", release.artifact.path}}},
+          {"artifact", std::move(artifact)},
           {"variables", release.variables},
           {"secret_variables", secret_names},
           {"abandoned", release.abandoned},
@@ -62,6 +68,12 @@ nlohmann::json summarize(const ReleaseState& release) {
           {"status", engine::to_string(engine::release_status(release))},
           {"version", release.version},
           {"stages", stages}};
+  if (release.trigger_cdevent) {
+    summary["trigger_cdevent"] = {{"id", release.trigger_cdevent->id},
+                                  {"source", release.trigger_cdevent->source},
+                                  {"type", release.trigger_cdevent->type}};
+  }
+  return summary;
 }
 
 ReleaseSummaryProjection::ReleaseSummaryProjection(std::shared_ptr<ProjectionStore> store, events::EventLog& log)

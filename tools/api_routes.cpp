@@ -3,12 +3,18 @@
 #include "adapters/http/errors.hpp"
 #include "adapters/http/json_body.hpp"
 #include "adapters/http/request.hpp"
+#include "engine/audit.hpp"
 #include "engine/release.hpp"
+#include "projections/release_summary.hpp"
 #include "tools/cli_support.hpp"
+#include "tools/dashboard_routes.hpp"
 #include "tools/format.hpp"
 
 #include <chrono>
+#include <algorithm>
 #include <map>
+#include <set>
+#include <tuple>
 #include <sstream>
 #include <thread>
 
@@ -107,7 +113,8 @@ Error invalid(std::string message, std::vector<Problem> details = {}) {
 engine::Invocation invocation(const http::Request& request) {
   std::string key;
   if (auto header = request.header("Idempotency-Key")) key = std::string(*header);
-  return engine::Invocation{request.user ? request.user->name : std::string(), key, ""};
+  if (!request.user) return engine::Invocation{"", key, ""};
+  return engine::Invocation{request.user->name, key, "", request.user->groups};
 }
 
 Result<std::size_t> parse_size(const std::string& name, const std::string& text) {
@@ -118,6 +125,24 @@ Result<std::size_t> parse_size(const std::string& name, const std::string& text)
     value = value * 10 + static_cast<std::size_t>(c - '0');
   }
   return value;
+}
+
+// A pipeline version from the query: ?from=3.
+Result<std::int64_t> required_version(const http::Request& request, const std::string& name) {
+  auto text = request.query.get(name);
+  if (!text) return invalid(name + ": required", {{name, "required"}});
+  CASCADE_TRY(value, parse_size(name, *text));
+  return static_cast<std::int64_t>(value);
+}
+
+// A time from the query: RFC 3339 UTC or milliseconds since the epoch.
+Result<events::Timestamp> query_time(const std::string& name, const std::string& text) {
+  if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos && text.size() <= 15) {
+    return static_cast<events::Timestamp>(std::stoll(text));
+  }
+  auto at = parse_utc_time(text);
+  if (!at) return invalid(name + ": " + at.error().message, {{name, at.error().message}});
+  return at.value();
 }
 
 // Reads an optional string field; a problem when present but not a string.
@@ -184,6 +209,7 @@ json command_answer(const engine::ReleaseState& state, const std::string& stage_
                            {"approver", record.approver},
                            {"on_behalf_of", record.on_behalf_of},
                            {"decision", record.decision},
+                           {"override", record.override},
                            {"comment", record.comment},
                            {"at", record.at}});
     }
@@ -193,16 +219,34 @@ json command_answer(const engine::ReleaseState& state, const std::string& stage_
   return answer;
 }
 
-Result<json> summary_of(Runtime& runtime, const std::string& release_id) {
+// The stored summary document, as JSON text.
+Result<std::string> summary_of(Runtime& runtime, const std::string& release_id) {
   // A release just created may not have its summary yet: wait a little.
   for (int i = 0;; ++i) {
     auto text = runtime.summaries().summary(release_id);
-    if (text) return json::parse(text.value());
+    if (text) return std::move(text).value();
     if (text.error().code != ErrorCode::kNotFound || i >= 50) return text.error();
     CASCADE_TRY(state, runtime.service().load(release_id));  // kNotFound for an unknown release
     (void)state;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+}
+
+const std::string kJsonContentType = "application/json";
+
+// Whether the stage's current attempt will write no more step logs.
+bool deployment_over(engine::StageState state) {
+  return engine::is_finished(state) || state == engine::StageState::kAwaitingPostApproval;
+}
+
+// Counts a command's outcome ("ok" or the error code) in
+// cascade_commands_total{command,outcome}, when the server keeps metrics.
+template <class T>
+Result<T> counted(http::CounterFamily* commands, std::string_view command, Result<T> result) {
+  if (commands != nullptr) {
+    commands->with({std::string(command), result ? std::string("ok") : std::string(to_string(result.error().code))}).inc();
+  }
+  return result;
 }
 
 events::Timestamp now_ms() {
@@ -223,6 +267,13 @@ Result<http::Router> make_api_router(Runtime& runtime, EventHub& hub, std::share
   Runtime* rt = &runtime;
   const std::atomic<bool>* is_started = &started;
   const std::string base = "/api/v1";
+  http::CounterFamily* commands = nullptr;
+  if (metrics) {
+    CASCADE_TRY(family, metrics->counter("cascade_commands_total",
+                                         "Commands received over the API, by command and outcome (ok or the error code).",
+                                         {"command", "outcome"}));
+    commands = family;
+  }
 
   // ---- probes
   CASCADE_TRY(router.add_public("GET", base + "/healthz", [](const Request&) -> Result<Response> {
@@ -269,7 +320,7 @@ Result<http::Router> make_api_router(Runtime& runtime, EventHub& hub, std::share
     return Response::json(
         {{"name", stored.definition.name}, {"version", stored.version}, {"definition", engine::to_json(stored.definition)}});
   }));
-  CASCADE_TRY(router.add("PUT", base + "/pipelines/{name}", Role::kAdmin, [rt](const Request& request) -> Result<Response> {
+  CASCADE_TRY(router.add("PUT", base + "/pipelines/{name}", Role::kAdmin, [rt, commands](const Request& request) -> Result<Response> {
     CASCADE_TRY(document, http::parse_json_body(request.body));
     if (document.is_object()) {
       auto name = document.find("name");
@@ -285,7 +336,8 @@ Result<http::Router> make_api_router(Runtime& runtime, EventHub& hub, std::share
       return invalid("the pipeline's name differs from the path's '" + request.param("name") + "'",
                      {{"name", "must equal the name in the path"}});
     }
-    CASCADE_TRY(version, rt->service().apply_pipeline(definition.value(), request.user->name));
+    CASCADE_TRY(version, (counted(commands, "ApplyPipeline",
+                                         rt->service().apply_pipeline(definition.value(), request.user->name))));
     return Response::json({{"name", definition.value().name}, {"version", version}});
   }));
   CASCADE_TRY(router.add("GET", base + "/pipelines/{name}/versions", Role::kViewer,
@@ -295,9 +347,19 @@ Result<http::Router> make_api_router(Runtime& runtime, EventHub& hub, std::share
                            for (const auto& version : versions) list.push_back(projections::to_json(version));
                            return Response::json({{"versions", std::move(list)}});
                          }));
+  CASCADE_TRY(router.add("GET", base + "/pipelines/{name}/diff", Role::kViewer,
+                         [rt](const Request& request) -> Result<Response> {
+                           CASCADE_TRY(from, required_version(request, "from"));
+                           CASCADE_TRY(to, required_version(request, "to"));
+                           const std::string& name = request.param("name");
+                           CASCADE_TRY(changes, rt->projections().pipelines().diff(name, from, to));
+                           json list = json::array();
+                           for (const auto& change : changes) list.push_back(projections::to_json(change));
+                           return Response::json({{"pipeline", name}, {"from", from}, {"to", to}, {"changes", std::move(list)}});
+                         }));
 
   // ---- releases
-  CASCADE_TRY(router.add("POST", base + "/releases", Role::kReleaser, [rt](const Request& request) -> Result<Response> {
+  CASCADE_TRY(router.add("POST", base + "/releases", Role::kReleaser, [rt, commands](const Request& request) -> Result<Response> {
     CASCADE_TRY(body, http::parse_json_object(request.body, {"pipeline", "artifact", "variables", "secrets"}));
     std::vector<Problem> problems;
     engine::NewRelease release;
@@ -327,7 +389,7 @@ Result<http::Router> make_api_router(Runtime& runtime, EventHub& hub, std::share
     for (auto& [name, value] : string_map(body, "variables", problems)) release.variables[name] = value;
     release.secret_variables = string_map(body, "secrets", problems);
     CASCADE_TRY(check_problems(std::move(problems)));
-    CASCADE_TRY(id, rt->service().create_release(release, invocation(request)));
+    CASCADE_TRY(id, (counted(commands, "CreateRelease", rt->service().create_release(release, invocation(request)))));
     CASCADE_TRY(state, rt->service().load(id));
     Response response = Response::json({{"id", id}, {"name", state.name}}, 201);
     response.headers.emplace_back("Location", "/api/v1/releases/" + id);
@@ -343,13 +405,19 @@ Result<http::Router> make_api_router(Runtime& runtime, EventHub& hub, std::share
       query.limit = value;
     }
     CASCADE_TRY(page, rt->projections().releases().list(query));
-    json body{{"releases", page.releases}};
-    body["next_cursor"] = page.next_cursor ? json(*page.next_cursor) : json(nullptr);
-    return Response::json(body);
+    // The stored documents as they are: parsing and re-writing them was
+    // most of this route's time (issue 7, figure 6).
+    std::string body = "{\"next_cursor\":" + (page.next_cursor ? json(*page.next_cursor).dump() : "null") + ",\"releases\":[";
+    for (std::size_t i = 0; i < page.documents.size(); ++i) {
+      if (i > 0) body += ',';
+      body += page.documents[i];
+    }
+    body += "]}";
+    return Response::text(std::move(body), kJsonContentType);
   }));
   CASCADE_TRY(router.add("GET", base + "/releases/{id}", Role::kViewer, [rt](const Request& request) -> Result<Response> {
     CASCADE_TRY(summary, summary_of(*rt, request.param("id")));
-    return Response::json(summary);
+    return Response::text(std::move(summary), kJsonContentType);
   }));
   CASCADE_TRY(router.add("GET", base + "/releases/{id}/events", Role::kViewer, [rt](const Request& request) -> Result<Response> {
     const std::string& id = request.param("id");
@@ -374,6 +442,28 @@ Result<http::Router> make_api_router(Runtime& runtime, EventHub& hub, std::share
           CASCADE_TRY(value, parse_size("attempt", *text));
           attempt = static_cast<int>(value);
         }
+        const std::string follow = request.query.get("follow").value_or("false");
+        if (follow != "true" && follow != "false") {
+          return invalid("follow: expected true or false, got '" + follow + "'", {{"follow", "expected true or false"}});
+        }
+        if (follow == "true") {
+          // An event stream: the lines so far, each new line, then `end`.
+          if (attempt < 1 || attempt > stage->attempt) {
+            return make_error(ErrorCode::kNotFound, "stage '" + stage_name + "' of release " + id + " has no attempt " +
+                                                        std::to_string(attempt));
+          }
+          std::vector<std::string> step_names;
+          for (const auto& step : definition->steps) step_names.push_back(step.name);
+          auto stream = http::SseStream::create();
+          CASCADE_TRY(rt->log_follow().follow(stream, id, stage_name, attempt, std::move(step_names),
+                                              [rt, id, stage_name, attempt]() -> Result<bool> {
+                                                CASCADE_TRY(now, rt->service().load(id));
+                                                const engine::StageRecord* current = now.find_stage(stage_name);
+                                                return current == nullptr || current->attempt != attempt ||
+                                                       deployment_over(current->state());
+                                              }));
+          return Response::event_stream(stream);
+        }
         json lines = json::array();
         for (std::size_t i = 0; attempt > 0 && i < definition->steps.size(); ++i) {
           CASCADE_TRY(step_lines, rt->step_logs().read({id, stage_name, attempt, static_cast<int>(i)}));
@@ -385,13 +475,14 @@ Result<http::Router> make_api_router(Runtime& runtime, EventHub& hub, std::share
         return Response::json({{"release", id}, {"stage", stage_name}, {"attempt", attempt}, {"lines", std::move(lines)}});
       }));
 
-  auto execute = [rt](const Request& request, const engine::Command& command, const std::string& stage) -> Result<Response> {
-    CASCADE_TRY(state, rt->service().execute(request.param("id"), command, invocation(request)));
+  auto execute = [rt, commands](const Request& request, std::string_view name, const engine::Command& command,
+                                const std::string& stage) -> Result<Response> {
+    CASCADE_TRY(state, (counted(commands, name, rt->service().execute(request.param("id"), command, invocation(request)))));
     return Response::json(command_answer(state, stage));
   };
   CASCADE_TRY(router.add("POST", base + "/releases/{id}/stages/{stage}/approvals", Role::kApprover,
                          [execute](const Request& request) -> Result<Response> {
-                           CASCADE_TRY(body, http::parse_json_object(request.body, {"decision", "comment", "defer_until"}));
+                           CASCADE_TRY(body, http::parse_json_object(request.body, {"decision", "comment", "defer_until", "override"}));
                            std::vector<Problem> problems;
                            const std::string decision = string_field(body, "decision", "decision", problems, true);
                            const std::string comment = string_field(body, "comment", "comment", problems);
@@ -416,18 +507,33 @@ Result<http::Router> make_api_router(Runtime& runtime, EventHub& hub, std::share
                                problems.push_back({"defer_until", "must be an RFC 3339 UTC time or milliseconds since the epoch"});
                              }
                            }
+                           bool override = false;
+                           auto override_field = body.find("override");
+                           if (override_field != body.end() && !override_field->is_null()) {
+                             if (override_field->is_boolean()) {
+                               override = override_field->get<bool>();
+                             } else {
+                               problems.push_back({"override", "must be true or false"});
+                             }
+                           }
                            CASCADE_TRY(check_problems(std::move(problems)));
+                           if (override && !request.user->has_role(Role::kAdmin)) {
+                             return make_error(ErrorCode::kPermissionDenied,
+                                               "'" + request.user->name + "' may not override an approval: that needs the admin role");
+                           }
                            const std::string& stage = request.param("stage");
                            if (decision == "approve") {
-                             return execute(request, engine::ApproveStage{stage, comment, defer_until}, stage);
+                             return execute(request, override ? "approve override" : "approve",
+                                            engine::ApproveStage{stage, comment, defer_until, override}, stage);
                            }
-                           return execute(request, engine::RejectStage{stage, comment}, stage);
+                           return execute(request, override ? "reject override" : "reject",
+                                          engine::RejectStage{stage, comment, override}, stage);
                          }));
   CASCADE_TRY(router.add("POST", base + "/releases/{id}/stages/{stage}/deploy", Role::kReleaser,
                          [execute](const Request& request) -> Result<Response> {
                            CASCADE_TRY(body, optional_object(request, {}));
                            (void)body;
-                           return execute(request, engine::DeployStage{request.param("stage")}, request.param("stage"));
+                           return execute(request, "deploy", engine::DeployStage{request.param("stage")}, request.param("stage"));
                          }));
   CASCADE_TRY(router.add("POST", base + "/releases/{id}/stages/{stage}/redeploy", Role::kReleaser,
                          [execute](const Request& request) -> Result<Response> {
@@ -435,7 +541,7 @@ Result<http::Router> make_api_router(Runtime& runtime, EventHub& hub, std::share
                            std::vector<Problem> problems;
                            const std::string reason = string_field(body, "reason", "reason", problems);
                            CASCADE_TRY(check_problems(std::move(problems)));
-                           return execute(request, engine::RedeployStage{request.param("stage"), reason}, request.param("stage"));
+                           return execute(request, "redeploy", engine::RedeployStage{request.param("stage"), reason}, request.param("stage"));
                          }));
   CASCADE_TRY(router.add("POST", base + "/releases/{id}/stages/{stage}/cancel", Role::kReleaser,
                          [execute](const Request& request) -> Result<Response> {
@@ -443,7 +549,7 @@ Result<http::Router> make_api_router(Runtime& runtime, EventHub& hub, std::share
                            std::vector<Problem> problems;
                            const std::string reason = string_field(body, "reason", "reason", problems);
                            CASCADE_TRY(check_problems(std::move(problems)));
-                           return execute(request, engine::CancelStage{request.param("stage"), reason}, request.param("stage"));
+                           return execute(request, "cancel", engine::CancelStage{request.param("stage"), reason}, request.param("stage"));
                          }));
   CASCADE_TRY(router.add("POST", base + "/releases/{id}/abandon", Role::kReleaser,
                          [execute](const Request& request) -> Result<Response> {
@@ -451,28 +557,85 @@ Result<http::Router> make_api_router(Runtime& runtime, EventHub& hub, std::share
                            std::vector<Problem> problems;
                            const std::string reason = string_field(body, "reason", "reason", problems);
                            CASCADE_TRY(check_problems(std::move(problems)));
-                           return execute(request, engine::AbandonRelease{reason}, "");
+                           return execute(request, "abandon", engine::AbandonRelease{reason}, "");
                          }));
 
   // ---- read models
   CASCADE_TRY(router.add("GET", base + "/approvals", Role::kViewer, [rt](const Request& request) -> Result<Response> {
-    CASCADE_TRY(items, rt->projections().approvals().inbox(request.user->name));
-    return Response::json({{"approvals", items}});
+    // The caller's own inbox (their name and the pipeline groups they are a
+    // member of), or one group's with ?group=.
+    auto& inbox = rt->projections().approvals();
+    if (auto group = request.query.get("group")) {
+      if (group->empty()) return invalid("group: must not be empty", {{"group", "must not be empty"}});
+      CASCADE_TRY(items, inbox.group_inbox(*group));
+      return Response::json({{"group", *group}, {"approvals", items}});
+    }
+    CASCADE_TRY(items, inbox.inbox(request.user->name));
+    // And what waits for the groups the credential names, each item once.
+    std::set<std::tuple<std::string, std::string, std::string>> seen;
+    for (const json& item : items) seen.emplace(item.value("release", ""), item.value("stage", ""), item.value("phase", ""));
+    // A credential's group is no pipeline's group: the inbox files approvals
+    // naming it under its plain name, as for a user.
+    for (const std::string& group : request.user->groups) {
+      CASCADE_TRY(named, inbox.inbox(group));
+      CASCADE_TRY(as_group, inbox.group_inbox(group));
+      named.insert(named.end(), as_group.begin(), as_group.end());
+      for (json& item : named) {
+        if (seen.emplace(item.value("release", ""), item.value("stage", ""), item.value("phase", "")).second) {
+          items.push_back(std::move(item));
+        }
+      }
+    }
+    std::stable_sort(items.begin(), items.end(), [](const json& a, const json& b) {
+      return a.value("deadline", events::Timestamp{0}) < b.value("deadline", events::Timestamp{0});
+    });
+    return Response::json({{"user", request.user->name}, {"approvals", items}});
   }));
   CASCADE_TRY(router.add("GET", base + "/environments", Role::kViewer, [rt](const Request& request) -> Result<Response> {
     CASCADE_TRY(items, rt->projections().environments().environments(request.query.get("pipeline").value_or("")));
     return Response::json({{"environments", items}});
   }));
+  CASCADE_TRY(router.add("GET", base + "/environments/{pipeline}/{stage}", Role::kViewer,
+                         [rt](const Request& request) -> Result<Response> {
+                           const auto& environments = rt->projections().environments();
+                           const std::string& pipeline = request.param("pipeline");
+                           const std::string& stage = request.param("stage");
+                           CASCADE_TRY(environment, environments.environment(pipeline, stage));
+                           std::size_t limit = projections::EnvironmentProjection::kDefaultLimit;
+                           if (auto text = request.query.get("limit")) {
+                             CASCADE_TRY(value, parse_size("limit", *text));
+                             limit = value;
+                           }
+                           CASCADE_TRY(page, environments.history(pipeline, stage, limit,
+                                                                  request.query.get("cursor").value_or("")));
+                           return Response::json({{"environment", std::move(environment)},
+                                                  {"history", std::move(page.deployments)},
+                                                  {"next_cursor", page.next_cursor ? json(*page.next_cursor) : json(nullptr)}});
+                         }));
   CASCADE_TRY(router.add("GET", base + "/metrics/delivery", Role::kViewer, [rt](const Request& request) -> Result<Response> {
     auto pipeline = request.query.get("pipeline");
     if (!pipeline || pipeline->empty()) return invalid("pipeline: required", {{"pipeline", "required"}});
-    const events::Timestamp to = now_ms();
-    std::size_t days = 30;
-    if (auto text = request.query.get("days")) {
-      CASCADE_TRY(value, parse_size("days", *text));
-      days = value;
+    // The window: ?from=&to= (RFC 3339 UTC or milliseconds since the epoch;
+    // `to` defaults to now), or the last ?days= (default 30) before `to`.
+    events::Timestamp to = now_ms();
+    if (auto text = request.query.get("to")) {
+      CASCADE_TRY(value, query_time("to", *text));
+      to = value;
     }
-    const events::Timestamp from = to - static_cast<events::Timestamp>(days) * 86'400'000;
+    events::Timestamp from = 0;
+    if (auto text = request.query.get("from")) {
+      if (request.query.get("days")) return invalid("days: give either from or days", {{"days", "conflicts with from"}});
+      CASCADE_TRY(value, query_time("from", *text));
+      from = value;
+    } else {
+      std::size_t days = 30;
+      if (auto text = request.query.get("days")) {
+        CASCADE_TRY(value, parse_size("days", *text));
+        days = value;
+      }
+      from = to - static_cast<events::Timestamp>(days) * 86'400'000;
+    }
+    if (from >= to) return invalid("from: must be before to", {{"from", "must be before to"}});
     CASCADE_TRY(figures, rt->projections().delivery_metrics().pipeline_metrics(*pipeline, from, to));
     json list = json::array();
     for (const auto& stage : figures) list.push_back(projections::to_json(stage));
@@ -514,6 +677,39 @@ Result<http::Router> make_api_router(Runtime& runtime, EventHub& hub, std::share
   // Where Prometheus looks by default, and beside the rest of the API.
   CASCADE_TRY(router.add("GET", "/metrics", Role::kViewer, prometheus));
   CASCADE_TRY(router.add("GET", base + "/metrics", Role::kViewer, prometheus));
+  // ---- what the dashboard needs: who is signed in, the audit check, its files
+  CASCADE_TRY(router.add("GET", base + "/me", Role::kViewer, [](const Request& request) -> Result<Response> {
+    Role highest = Role::kViewer;
+    json roles = json::array();
+    for (Role role : request.user->roles) {
+      roles.push_back(std::string(http::to_string(role)));
+      if (role > highest) highest = role;
+    }
+    return Response::json({{"name", request.user->name},
+                           {"role", std::string(http::to_string(highest))},
+                           {"roles", std::move(roles)},
+                           {"groups", request.user->groups}});
+  }));
+  CASCADE_TRY(router.add("GET", base + "/releases/{id}/verify", Role::kViewer, [rt](const Request& request) -> Result<Response> {
+    // The checks of `cascade replay --verify`, on the live store. The summary
+    // is read before the events, so the events cover every version it reflects.
+    const std::string& id = request.param("id");
+    std::optional<engine::StoredSummary> stored;
+    if (auto text = rt->summaries().summary(id)) {
+      const json summary = json::parse(text.value(), nullptr, false);
+      stored = engine::StoredSummary{text.value(), summary.is_object() ? summary.value("version", std::int64_t{0}) : 0};
+    } else if (text.error().code != ErrorCode::kNotFound) {
+      return text.error();
+    }
+    CASCADE_TRY(evidence, engine::collect_evidence(rt->log(), rt->step_logs(), id));
+    evidence.summary = std::move(stored);
+    const engine::Verification verification = engine::verify(
+        evidence, [](const engine::ReleaseState& state) { return projections::summarize(state).dump(); });
+    json body = engine::to_json(verification);
+    body["release"] = id;
+    return Response::json(body);
+  }));
+  CASCADE_TRY(add_dashboard_routes(router));
   return router;
 }
 

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <iostream>
+#include <thread>
 
 namespace cascade::tools {
 
@@ -82,6 +83,83 @@ void add_common_options(CLI::App* command, Common& common, bool actor_required) 
   command->add_flag("--json", common.json, "print JSON for scripts");
   auto* as = command->add_option("--as", common.actor, "who is acting (default $USER)");
   if (actor_required) as->required();
+}
+
+void add_client_options(CLI::App* command, Common& common) {
+  command->add_option("--server", common.server, "the cascade serve to talk to (default $CASCADE_SERVER or " +
+                                                      std::string(kDefaultServer) + ")")
+      ->each([&common](const std::string&) { common.server_given = true; });
+  command->add_option("--token", common.token, "bearer token for the server (default $CASCADE_TOKEN)");
+  command->add_option("--data", common.data_dir,
+                      "work offline on this data directory instead of a server (default $CASCADE_DATA)")
+      ->each([&common](const std::string&) { common.data_given = true; });
+  command->add_flag("--json", common.json, "print JSON for scripts");
+  command->add_option("--as", common.actor, "offline only: who is acting (over a server: the token's user)")
+      ->each([&common](const std::string&) { common.actor_given = true; });
+}
+
+namespace {
+
+std::string environment(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr ? value : "";
+}
+
+}  // namespace
+
+Result<Mode> choose_mode(const Common& common, bool actor_required) {
+  Mode mode;
+  if (common.data_given && common.server_given) {
+    return make_error(ErrorCode::kInvalidArgument, "both --server " + common.server + " and --data " + common.data_dir +
+                                                       " given: use --server to talk to a running cascade serve, "
+                                                       "or --data to work offline on a directory no server holds");
+  }
+  if (common.data_given) {
+    mode = Mode::kOffline;
+  } else if (common.server_given) {
+    mode = Mode::kServer;
+  } else if (!environment("CASCADE_DATA").empty()) {  // common.data_dir defaults to it
+    if (!environment("CASCADE_SERVER").empty()) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "both CASCADE_SERVER and CASCADE_DATA are set: unset one, or choose with --server or --data");
+    }
+    mode = Mode::kOffline;
+  } else {
+    mode = Mode::kServer;
+  }
+  if (mode == Mode::kServer && common.actor_given) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "--as works offline only (with --data): over a server the acting user is the token's owner");
+  }
+  if (mode == Mode::kOffline && actor_required && !common.actor_given) {
+    return make_error(ErrorCode::kInvalidArgument, "--as USER is required offline (with --data): who is acting?");
+  }
+  return mode;
+}
+
+Result<ApiClient> api_client(const Common& common) {
+  std::string server = common.server_given ? common.server : environment("CASCADE_SERVER");
+  if (server.empty()) server = kDefaultServer;
+  const std::string token = common.token.empty() ? environment("CASCADE_TOKEN") : common.token;
+  return ApiClient::create(server, token);
+}
+
+Result<nlohmann::json> summary_at_least(ApiClient& client, const std::string& release_id, std::int64_t at_least,
+                                        std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::chrono::milliseconds pause(2);
+  for (;;) {
+    CASCADE_TRY(summary, client.get("/api/v1/releases/" + url_encode(release_id)));
+    if (summary.value("version", std::int64_t{0}) >= at_least) return summary;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return make_error(ErrorCode::kUnavailable, "the server's summary of " + release_id +
+                                                     " did not catch up with version " + std::to_string(at_least) +
+                                                     " in time");
+    }
+    // The read model trails the log by milliseconds; poll with a growing pause.
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(100));
+  }
 }
 
 }  // namespace cascade::tools

@@ -1,8 +1,10 @@
 // What every `cascade` subcommand shares: the common options, how errors
-// are reported (and which exit code each error code gives), and a Session
-// that opens the data directory and runs the engine while a command works.
+// are reported (and which exit code each error code gives), whether a
+// command talks to a server or opens a data directory, and a Session that
+// opens the data directory and runs the engine while a command works.
 #pragma once
 
+#include "tools/api_client.hpp"
 #include "tools/format.hpp"
 #include "tools/runtime.hpp"
 
@@ -20,10 +22,34 @@ struct Common {
   // The caller's idempotency key for a mutating command: repeating the
   // command with the same key changes nothing (empty: a fresh key).
   std::string command_id;
+  // The server a command talks to, and the bearer token it sends (the
+  // defaults come from CASCADE_SERVER and CASCADE_TOKEN when not given).
+  std::string server;
+  std::string token;
+  // Which of --data, --server and --as the command line gave.
+  bool data_given = false;
+  bool server_given = false;
+  bool actor_given = false;
 };
 
 std::string default_data_dir();
 std::string default_actor();
+inline constexpr const char* kDefaultServer = "http://127.0.0.1:8080";
+
+// Where a command that works either way does its work.
+enum class Mode { kOffline, kServer };
+
+// --data DIR → offline, --server URL → the server; both given is an error
+// naming both. Without either flag: CASCADE_DATA → offline, else the server
+// (CASCADE_SERVER or http://127.0.0.1:8080); CASCADE_DATA and CASCADE_SERVER
+// both set is an error too. Over a server the acting user is the token's
+// owner, so --as is refused there; offline, `actor_required` makes --as
+// mandatory. kInvalidArgument with the reason.
+Result<Mode> choose_mode(const Common& common, bool actor_required = false);
+
+// The client for common.server (or the default) with common.token (or
+// CASCADE_TOKEN).
+Result<ApiClient> api_client(const Common& common);
 
 // 2 invalid input, 3 not found, 4 the state does not allow it, 5 not
 // permitted, 6 lost races, 7 stored data failed verification, 1 otherwise.
@@ -49,12 +75,22 @@ class Session {
 // since the epoch; kInvalidArgument naming the text otherwise.
 Result<events::Timestamp> parse_utc_time(const std::string& text);
 
-// --data, --json and --as on a subcommand.
+// --data, --json and --as on a subcommand that works on a data directory only.
 void add_common_options(CLI::App* command, Common& common, bool actor_required = false);
+// --data, --server, --token, --json and --as on a subcommand that works
+// either way (see choose_mode).
+void add_client_options(CLI::App* command, Common& common);
+
+// Remote commands read what they just wrote: the release's summary once the
+// server's read model has caught up with stream version `at_least` (a short
+// bounded wait; kUnavailable naming the release after `timeout`).
+Result<nlohmann::json> summary_at_least(ApiClient& client, const std::string& release_id, std::int64_t at_least,
+                                        std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 // Each group of subcommands registers itself; its callbacks set `exit_code`.
 void add_projection_commands(CLI::App& app, Common& common, int& exit_code);  // projection_commands.cpp
 void add_audit_commands(CLI::App& app, Common& common, int& exit_code);       // audit_commands.cpp
 void add_serve_command(CLI::App& app, Common& common, int& exit_code);        // serve_command.cpp
+void add_users_commands(CLI::App& app, Common& common, int& exit_code);       // serve_command.cpp
 
 }  // namespace cascade::tools

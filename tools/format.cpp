@@ -2,8 +2,10 @@
 
 #include "events/codec.hpp"
 
+#include <algorithm>
 #include <ctime>
 #include <iomanip>
+#include <iostream>
 #include <sstream>
 
 namespace cascade::tools {
@@ -80,11 +82,14 @@ std::string describe(const RecordedEvent& event) {
           },
           [](const ApprovalGranted& e) {
             std::string line = e.stage + " approved by " + e.approver;
+            if (e.override) line += " (admin override)";
             if (!e.on_behalf_of.empty() && e.on_behalf_of != e.approver) line += " for " + e.on_behalf_of;
             if (e.defer_until != 0) line += ", deploying at " + iso_time(e.defer_until);
             return line + with_comment(e.comment);
           },
-          [](const ApprovalRejected& e) { return e.stage + " rejected by " + e.approver + with_comment(e.comment); },
+          [](const ApprovalRejected& e) {
+            return e.stage + " rejected by " + e.approver + (e.override ? " (admin override)" : "") + with_comment(e.comment);
+          },
           [](const ApprovalTimedOut& e) { return e.stage + " " + e.phase + "-deployment approval timed out"; },
           [](const ApprovalSkipped& e) { return e.stage + " approval skipped: " + e.reason; },
           [](const DeferralElapsed& e) { return e.stage + " deferral over: may deploy now"; },
@@ -115,11 +120,212 @@ std::string describe(const RecordedEvent& event) {
 nlohmann::json event_json(const RecordedEvent& e) {
   return {{"position", e.position},         {"stream", e.stream},
           {"version", e.version},           {"event_id", e.event_id},
-          {"type", type_name(e.data)},      {"recorded_at", e.recorded_at},
+          {"type", type_name(e.data)},      {"schema_version", schema_version(e.data)},
+          {"recorded_at", e.recorded_at},
           {"time", iso_time(e.recorded_at)}, {"actor", e.actor},
           {"command_id", e.command_id},     {"causation_id", e.causation_id},
           {"correlation_id", e.correlation_id}, {"data", payload_to_json(e.data)},
           {"prev_hash", e.prev_hash},       {"hash", e.hash}};
+}
+
+Result<RecordedEvent> event_from_json(const nlohmann::json& j) {
+  try {
+    RecordedEvent e;
+    j.at("position").get_to(e.position);
+    j.at("stream").get_to(e.stream);
+    j.at("version").get_to(e.version);
+    j.at("event_id").get_to(e.event_id);
+    j.at("recorded_at").get_to(e.recorded_at);
+    j.at("actor").get_to(e.actor);
+    j.at("command_id").get_to(e.command_id);
+    j.at("causation_id").get_to(e.causation_id);
+    j.at("correlation_id").get_to(e.correlation_id);
+    j.at("prev_hash").get_to(e.prev_hash);
+    j.at("hash").get_to(e.hash);
+    CASCADE_TRY(payload, payload_from_json(j.at("type").get<std::string>(), j.value("schema_version", 1), j.at("data")));
+    e.data = std::move(payload);
+    return e;
+  } catch (const nlohmann::json::exception& ex) {
+    return make_error(ErrorCode::kInvalidArgument, std::string("not an event: ") + ex.what());
+  }
+}
+
+void print_event_line(std::ostream& out, const RecordedEvent& event) {
+  out << std::right << std::setw(4) << event.version << "  " << iso_time(event.recorded_at) << "  " << std::left
+      << std::setw(22) << event.actor << std::setw(20) << type_name(event.data) << describe(event) << "\n";
+}
+
+void print_timeline_line(std::ostream& out, const RecordedEvent& event) {
+  out << clock_time(event.recorded_at) << "  " << std::left << std::setw(14) << event.correlation_id << " "
+      << describe(event) << "\n";
+}
+
+void print_log_line(std::ostream& out, const nlohmann::json& line) {
+  out << clock_time(line.value("at", Timestamp{0})) << "  " << std::left << std::setw(20) << line.value("step", "")
+      << (line.value("stream", "") == "stderr" ? "! " : "  ") << line.value("text", "") << "\n";
+}
+
+std::string duration_text(std::int64_t ms) {
+  constexpr std::int64_t kDayMs = 24LL * 3600 * 1000;
+  std::ostringstream out;
+  if (ms < 0) return "-" + duration_text(-ms);
+  if (ms < 1000) {
+    out << ms << "ms";
+  } else if (ms < 60'000) {
+    out << std::fixed << std::setprecision(1) << static_cast<double>(ms) / 1000 << "s";
+  } else if (ms < 3'600'000) {
+    out << ms / 60'000 << "m " << (ms / 1000) % 60 << "s";
+  } else if (ms < kDayMs) {
+    out << ms / 3'600'000 << "h " << (ms / 60'000) % 60 << "m";
+  } else {
+    out << ms / kDayMs << "d " << (ms / 3'600'000) % 24 << "h";
+  }
+  return out.str();
+}
+
+void print_table(std::ostream& out, const std::vector<std::string>& header,
+                 const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> widths(header.size());
+  for (std::size_t i = 0; i < header.size(); ++i) widths[i] = header[i].size();
+  for (const auto& row : rows) {
+    for (std::size_t i = 0; i < row.size() && i < widths.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  }
+  auto line = [&](const std::vector<std::string>& cells) {
+    for (std::size_t i = 0; i < cells.size(); ++i) {
+      if (i + 1 == cells.size()) {
+        out << cells[i];
+      } else {
+        out << std::left << std::setw(static_cast<int>(widths[i] + 2)) << cells[i];
+      }
+    }
+    out << "\n";
+  };
+  line(header);
+  for (const auto& row : rows) line(row);
+}
+
+namespace {
+
+using nlohmann::json;
+
+std::string optional_duration(const json& value) { return value.is_null() ? "-" : duration_text(value.get<std::int64_t>()); }
+
+void print_next_page(std::ostream& out, const json& cursor) {
+  if (cursor.is_string()) out << "more: --cursor " << cursor.get<std::string>() << "\n";
+}
+
+}  // namespace
+
+void print_release_list(std::ostream& out, const json& page) {
+  std::vector<std::vector<std::string>> rows;
+  for (const json& release : page["releases"]) {
+    rows.push_back({release["id"], release["name"], release["pipeline"], release["artifact"]["version"],
+                    release.contains("status") ? release["status"].get<std::string>() : "-",
+                    iso_time(release["created_at"].get<Timestamp>())});
+  }
+  print_table(out, {"RELEASE", "NAME", "PIPELINE", "ARTIFACT", "STATUS", "CREATED"}, rows);
+  print_next_page(out, page.value("next_cursor", json(nullptr)));
+}
+
+void print_environments(std::ostream& out, const json& document, const std::string& pipeline) {
+  const json& environments = document["environments"];
+  if (environments.empty()) {
+    out << "nothing was deployed" << (pipeline.empty() ? "" : " by pipeline " + pipeline) << " yet\n";
+    return;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const json& environment : environments) {
+    const json& current = environment["current"];
+    const json& last = environment["last"];
+    rows.push_back({environment["pipeline"], environment["stage"],
+                    current.is_null() ? "-" : current["release"].get<std::string>(),
+                    current.is_null() ? "-" : current["artifact_version"].get<std::string>(),
+                    current.is_null() ? "-" : iso_time(current["deployed_at"].get<Timestamp>()),
+                    current.is_null() ? "-" : current["trigger_reason"].get<std::string>(),
+                    last["outcome"].get<std::string>() + " (" + last["release"].get<std::string>() + ")"});
+  }
+  print_table(out, {"PIPELINE", "STAGE", "RELEASE", "ARTIFACT", "DEPLOYED", "TRIGGER", "LAST"}, rows);
+}
+
+void print_environment_history(std::ostream& out, const json& page) {
+  std::vector<std::vector<std::string>> rows;
+  for (const json& d : page["deployments"]) {
+    std::string outcome = d["outcome"];
+    if (!d["reason"].get<std::string>().empty()) outcome += ": " + d["reason"].get<std::string>();
+    rows.push_back({iso_time(d["finished_at"].get<Timestamp>()), d["release"], d["artifact_version"],
+                    std::to_string(d["attempt"].get<int>()), d["trigger_reason"], outcome});
+  }
+  print_table(out, {"FINISHED", "RELEASE", "ARTIFACT", "ATTEMPT", "TRIGGER", "OUTCOME"}, rows);
+  print_next_page(out, page.value("next_cursor", json(nullptr)));
+}
+
+void print_approvals(std::ostream& out, const json& inbox) {
+  if (inbox["approvals"].empty()) {
+    out << "no approvals wait for "
+        << (inbox.contains("group") ? "group " + inbox["group"].get<std::string>() : inbox.value("user", std::string()))
+        << "\n";
+    return;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const json& item : inbox["approvals"]) {
+    std::string via;
+    for (const auto& entry : item["via"]) via += (via.empty() ? "" : ", ") + entry.get<std::string>();
+    rows.push_back({iso_time(item["deadline"].get<Timestamp>()), item["release"], item["stage"], item["phase"],
+                    std::to_string(item["approved"].get<int>()) + "/" + std::to_string(item["required"].get<int>()),
+                    item["order"], via});
+  }
+  print_table(out, {"DEADLINE", "RELEASE", "STAGE", "PHASE", "APPROVED", "ORDER", "AS"}, rows);
+}
+
+void print_pipeline_versions(std::ostream& out, const json& versions) {
+  std::vector<std::vector<std::string>> rows;
+  for (const json& version : versions["versions"]) {
+    std::string releases;
+    for (const json& id : version["releases"]) releases += (releases.empty() ? "" : ", ") + id.get<std::string>();
+    rows.push_back({std::to_string(version["version"].get<std::int64_t>()),
+                    iso_time(version["defined_at"].get<Timestamp>()), version["actor"],
+                    releases.empty() ? "-" : releases});
+  }
+  print_table(out, {"VERSION", "DEFINED", "BY", "RELEASES"}, rows);
+}
+
+void print_pipeline_diff(std::ostream& out, const json& diff) {
+  if (diff["changes"].empty()) out << "versions " << diff["from"] << " and " << diff["to"] << " are the same\n";
+  for (const json& change : diff["changes"]) {
+    const std::string op = change["op"];
+    out << std::left << std::setw(9) << op << change["path"].get<std::string>();
+    if (op == "remove") out << "  (was " << change["from"].dump() << ")";
+    if (op == "add") out << "  = " << change["to"].dump();
+    if (op == "replace") out << "  " << change["from"].dump() << " → " << change["to"].dump();
+    out << "\n";
+  }
+}
+
+void print_delivery_metrics(std::ostream& out, const json& metrics) {
+  out << "pipeline " << metrics["pipeline"].get<std::string>() << ", " << iso_time(metrics["from"].get<Timestamp>())
+      << " to " << iso_time(metrics["to"].get<Timestamp>()) << "\n";
+  std::vector<std::vector<std::string>> rows;
+  for (const json& m : metrics["stages"]) {
+    std::ostringstream per_day, rate;
+    per_day << std::fixed << std::setprecision(2) << m["deployment_frequency"]["per_day"].get<double>();
+    const json& failures = m["change_failure_rate"];
+    if (!failures["rate"].is_null()) {
+      rate << std::fixed << std::setprecision(1) << failures["rate"].get<double>() * 100 << "% ("
+           << failures["failed"].get<std::int64_t>() << "/"
+           << failures["failed"].get<std::int64_t>() + failures["succeeded"].get<std::int64_t>() << ")";
+    } else {
+      rate << "-";
+    }
+    rows.push_back({m["stage"], std::to_string(m["deployment_frequency"]["deployments"].get<std::int64_t>()),
+                    per_day.str(), optional_duration(m["lead_time_ms"]["median"]),
+                    optional_duration(m["lead_time_ms"]["p90"]), rate.str(),
+                    optional_duration(m["time_to_restore_ms"]["median"]),
+                    std::to_string(m["time_to_restore_ms"]["unrestored"].get<std::int64_t>())});
+  }
+  print_table(out,
+              {"STAGE", "DEPLOYS", "PER DAY", "LEAD TIME (MEDIAN)", "LEAD TIME (P90)", "FAILURE RATE",
+               "TIME TO RESTORE (MEDIAN)", "UNRESTORED"},
+              rows);
 }
 
 void print_summary(std::ostream& out, const nlohmann::json& summary) {
@@ -149,10 +355,7 @@ void print_summary(std::ostream& out, const nlohmann::json& summary) {
 }
 
 Status TimelinePrinter::handle(const std::vector<RecordedEvent>& batch) {
-  for (const RecordedEvent& event : batch) {
-    const std::string& who = event.correlation_id;
-    out_ << clock_time(event.recorded_at) << "  " << std::left << std::setw(14) << who << " " << describe(event) << "\n";
-  }
+  for (const RecordedEvent& event : batch) print_timeline_line(out_, event);
   out_.flush();
   return success();
 }

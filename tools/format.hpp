@@ -8,6 +8,7 @@
 
 #include <ostream>
 #include <string>
+#include <vector>
 
 namespace cascade::tools {
 
@@ -19,8 +20,35 @@ std::string iso_time(events::Timestamp at);
 // One line of a release timeline: "dev  step deploy succeeded (0.41 s)".
 std::string describe(const events::RecordedEvent& event);
 
-// An event as the --json output and `cascade events` show it.
+// An event as the --json output, `cascade events` and the API show it.
 nlohmann::json event_json(const events::RecordedEvent& event);
+// The inverse, for events that arrive over HTTP. kInvalidArgument when
+// `event` does not have that shape.
+Result<events::RecordedEvent> event_from_json(const nlohmann::json& event);
+
+// "  12  2026-11-28T14:03:07.250Z  alice   ApprovalGranted   prod approved by alice".
+void print_event_line(std::ostream& out, const events::RecordedEvent& event);
+// "14:03:07.250  SampleApp-1    dev deployed": one line of a live timeline.
+void print_timeline_line(std::ostream& out, const events::RecordedEvent& event);
+// One step log line ({"step", "at", "stream", "text"}); stderr lines marked "!".
+void print_log_line(std::ostream& out, const nlohmann::json& line);
+
+// "850ms", "12.5s", "12m 5s", "3h 12m", "2d 4h".
+std::string duration_text(std::int64_t ms);
+// Rows under a header, each column as wide as its widest cell.
+void print_table(std::ostream& out, const std::vector<std::string>& header,
+                 const std::vector<std::vector<std::string>>& rows);
+
+// The tables of the read-model commands, each from the JSON document that
+// the command prints with --json (the same document offline and from the API).
+void print_release_list(std::ostream& out, const nlohmann::json& page);           // {"releases", "next_cursor"}
+void print_environments(std::ostream& out, const nlohmann::json& document,
+                        const std::string& pipeline);                            // {"environments"}
+void print_environment_history(std::ostream& out, const nlohmann::json& page);    // {"deployments", "next_cursor"}
+void print_approvals(std::ostream& out, const nlohmann::json& inbox);             // {"user"|"group", "approvals"}
+void print_pipeline_versions(std::ostream& out, const nlohmann::json& versions);  // {"pipeline", "versions"}
+void print_pipeline_diff(std::ostream& out, const nlohmann::json& diff);          // {"from", "to", "changes"}
+void print_delivery_metrics(std::ostream& out, const nlohmann::json& metrics);    // {"pipeline", "from", "to", "stages"}
 
 // The summary table of a release, from its summary document.
 void print_summary(std::ostream& out, const nlohmann::json& summary);

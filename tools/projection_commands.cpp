@@ -1,8 +1,10 @@
 // The read-model commands: release list, environments, approvals, pipeline
 // versions and diffs, delivery metrics, and the projections' own status and
-// rebuild. Each opens a Session, lets the engine settle (so the read models
-// have caught up with the log), queries one projection and prints a table,
-// or JSON with --json.
+// rebuild. Each asks a running server (GET /api/v1/...), or — offline —
+// opens a Session, lets the engine settle (so the read models have caught up
+// with the log) and queries one projection; either way it prints the same
+// JSON document with --json, or the same table from it. `projections status`
+// and `projections rebuild` work on a data directory only.
 #include "tools/cli_support.hpp"
 
 #include <ctime>
@@ -18,48 +20,6 @@ using nlohmann::json;
 
 constexpr std::int64_t kDayMs = 24LL * 3600 * 1000;
 
-// "850ms", "12.5s", "12m 5s", "3h 12m", "2d 4h".
-std::string duration_text(std::int64_t ms) {
-  std::ostringstream out;
-  if (ms < 0) return "-" + duration_text(-ms);
-  if (ms < 1000) {
-    out << ms << "ms";
-  } else if (ms < 60'000) {
-    out << std::fixed << std::setprecision(1) << static_cast<double>(ms) / 1000 << "s";
-  } else if (ms < 3'600'000) {
-    out << ms / 60'000 << "m " << (ms / 1000) % 60 << "s";
-  } else if (ms < kDayMs) {
-    out << ms / 3'600'000 << "h " << (ms / 60'000) % 60 << "m";
-  } else {
-    out << ms / kDayMs << "d " << (ms / 3'600'000) % 24 << "h";
-  }
-  return out.str();
-}
-
-std::string optional_duration(const json& value) { return value.is_null() ? "-" : duration_text(value.get<std::int64_t>()); }
-
-// Prints rows under a header, each column as wide as its widest cell.
-void print_table(std::ostream& out, const std::vector<std::string>& header,
-                 const std::vector<std::vector<std::string>>& rows) {
-  std::vector<std::size_t> widths(header.size());
-  for (std::size_t i = 0; i < header.size(); ++i) widths[i] = header[i].size();
-  for (const auto& row : rows) {
-    for (std::size_t i = 0; i < row.size() && i < widths.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
-  }
-  auto line = [&](const std::vector<std::string>& cells) {
-    for (std::size_t i = 0; i < cells.size(); ++i) {
-      if (i + 1 == cells.size()) {
-        out << cells[i];
-      } else {
-        out << std::left << std::setw(static_cast<int>(widths[i] + 2)) << cells[i];
-      }
-    }
-    out << "\n";
-  };
-  line(header);
-  for (const auto& row : rows) line(row);
-}
-
 // Opens the data directory, runs the engine until it settles, then answers.
 template <class Query>
 int settled_query(const Common& common, Query query) {
@@ -72,8 +32,39 @@ int settled_query(const Common& common, Query query) {
 
 json cursor_json(const std::optional<std::string>& cursor) { return cursor ? json(*cursor) : json(nullptr); }
 
-void print_next_page(const std::optional<std::string>& cursor) {
-  if (cursor) std::cout << "more: --cursor " << *cursor << "\n";
+// "?a=1&b=2" from the pairs whose value is not empty.
+std::string query_string(const std::vector<std::pair<std::string, std::string>>& pairs) {
+  std::string out;
+  for (const auto& [name, value] : pairs) {
+    if (value.empty()) continue;
+    out += (out.empty() ? "?" : "&") + name + "=" + url_encode(value);
+  }
+  return out;
+}
+
+// The read-model commands all work the same way: get one JSON document —
+// from the projections of a data directory, or from the server — and print
+// it with --json, or as a table. `offline` gets the settled runtime, `remote`
+// a client; each returns the document.
+template <class Offline, class Remote, class Print>
+int read_model(Common& common, Offline offline, Remote remote, Print print) {
+  auto mode = choose_mode(common);
+  if (!mode) return report(mode.error(), common.json);
+  auto show = [&](const Result<json>& document) {
+    if (!document) return report(document.error(), common.json);
+    if (common.json) {
+      std::cout << document.value().dump(2) << "\n";
+    } else {
+      print(document.value());
+    }
+    return 0;
+  };
+  if (mode.value() == Mode::kOffline) {
+    return settled_query(common, [&](Runtime& runtime) { return show(offline(runtime)); });
+  }
+  auto client = api_client(common);
+  if (!client) return report(client.error(), common.json);
+  return show(remote(client.value()));
 }
 
 // ---- release list -----------------------------------------------------------
@@ -85,159 +76,98 @@ struct ListOptions {
   std::string cursor;
 };
 
-int list_releases(const Common& common, const ListOptions& options) {
-  return settled_query(common, [&](Runtime& runtime) {
-    projections::ReleaseQuery query{options.pipeline, options.status, options.limit, options.cursor};
-    auto page = runtime.projections().releases().list(query);
-    if (!page) return report(page.error(), common.json);
-    if (common.json) {
-      std::cout << json{{"releases", page.value().releases}, {"next_cursor", cursor_json(page.value().next_cursor)}}.dump(2)
-                << "\n";
-      return 0;
-    }
-    std::vector<std::vector<std::string>> rows;
-    for (const json& release : page.value().releases) {
-      rows.push_back({release["id"], release["name"], release["pipeline"], release["artifact"]["version"],
-                      release.contains("status") ? release["status"].get<std::string>() : "-",
-                      iso_time(release["created_at"].get<events::Timestamp>())});
-    }
-    print_table(std::cout, {"RELEASE", "NAME", "PIPELINE", "ARTIFACT", "STATUS", "CREATED"}, rows);
-    print_next_page(page.value().next_cursor);
-    return 0;
-  });
+int list_releases(Common& common, const ListOptions& options) {
+  return read_model(
+      common,
+      [&](Runtime& runtime) -> Result<json> {
+        projections::ReleaseQuery query{options.pipeline, options.status, options.limit, options.cursor};
+        CASCADE_TRY(page, runtime.projections().releases().list(query));
+        return json{{"releases", page.releases()}, {"next_cursor", cursor_json(page.next_cursor)}};
+      },
+      [&](ApiClient& client) {
+        return client.get("/api/v1/releases" + query_string({{"pipeline", options.pipeline},
+                                                            {"status", options.status},
+                                                            {"limit", std::to_string(options.limit)},
+                                                            {"cursor", options.cursor}}));
+      },
+      [](const json& page) { print_release_list(std::cout, page); });
 }
 
 // ---- environments -------------------------------------------------------------
 
-int list_environments(const Common& common, const std::string& pipeline) {
-  return settled_query(common, [&](Runtime& runtime) {
-    auto environments = runtime.projections().environments().environments(pipeline);
-    if (!environments) return report(environments.error(), common.json);
-    if (common.json) {
-      std::cout << json{{"environments", environments.value()}}.dump(2) << "\n";
-      return 0;
-    }
-    if (environments.value().empty()) {
-      std::cout << "nothing was deployed" << (pipeline.empty() ? "" : " by pipeline " + pipeline) << " yet\n";
-      return 0;
-    }
-    std::vector<std::vector<std::string>> rows;
-    for (const json& environment : environments.value()) {
-      const json& current = environment["current"];
-      const json& last = environment["last"];
-      rows.push_back({environment["pipeline"], environment["stage"],
-                      current.is_null() ? "-" : current["release"].get<std::string>(),
-                      current.is_null() ? "-" : current["artifact_version"].get<std::string>(),
-                      current.is_null() ? "-" : iso_time(current["deployed_at"].get<events::Timestamp>()),
-                      current.is_null() ? "-" : current["trigger_reason"].get<std::string>(),
-                      last["outcome"].get<std::string>() + " (" + last["release"].get<std::string>() + ")"});
-    }
-    print_table(std::cout, {"PIPELINE", "STAGE", "RELEASE", "ARTIFACT", "DEPLOYED", "TRIGGER", "LAST"}, rows);
-    return 0;
-  });
+int list_environments(Common& common, const std::string& pipeline) {
+  return read_model(
+      common,
+      [&](Runtime& runtime) -> Result<json> {
+        CASCADE_TRY(environments, runtime.projections().environments().environments(pipeline));
+        return json{{"environments", environments}};
+      },
+      [&](ApiClient& client) { return client.get("/api/v1/environments" + query_string({{"pipeline", pipeline}})); },
+      [&](const json& document) { print_environments(std::cout, document, pipeline); });
 }
 
-int environment_history(const Common& common, const std::string& pipeline, const std::string& stage,
-                        std::size_t limit, const std::string& cursor) {
-  return settled_query(common, [&](Runtime& runtime) {
-    auto page = runtime.projections().environments().history(pipeline, stage, limit, cursor);
-    if (!page) return report(page.error(), common.json);
-    if (common.json) {
-      std::cout << json{{"deployments", page.value().deployments},
-                        {"next_cursor", cursor_json(page.value().next_cursor)}}
-                       .dump(2)
-                << "\n";
-      return 0;
-    }
-    std::vector<std::vector<std::string>> rows;
-    for (const json& d : page.value().deployments) {
-      std::string outcome = d["outcome"];
-      if (!d["reason"].get<std::string>().empty()) outcome += ": " + d["reason"].get<std::string>();
-      rows.push_back({iso_time(d["finished_at"].get<events::Timestamp>()), d["release"], d["artifact_version"],
-                      std::to_string(d["attempt"].get<int>()), d["trigger_reason"], outcome});
-    }
-    print_table(std::cout, {"FINISHED", "RELEASE", "ARTIFACT", "ATTEMPT", "TRIGGER", "OUTCOME"}, rows);
-    print_next_page(page.value().next_cursor);
-    return 0;
-  });
+int environment_history(Common& common, const std::string& pipeline, const std::string& stage, std::size_t limit,
+                        const std::string& cursor) {
+  return read_model(
+      common,
+      [&](Runtime& runtime) -> Result<json> {
+        CASCADE_TRY(page, runtime.projections().environments().history(pipeline, stage, limit, cursor));
+        return json{{"deployments", page.deployments}, {"next_cursor", cursor_json(page.next_cursor)}};
+      },
+      [&](ApiClient& client) -> Result<json> {
+        CASCADE_TRY(answer, client.get("/api/v1/environments/" + url_encode(pipeline) + "/" + url_encode(stage) +
+                                       query_string({{"limit", std::to_string(limit)}, {"cursor", cursor}})));
+        return json{{"deployments", answer["history"]}, {"next_cursor", answer.value("next_cursor", json(nullptr))}};
+      },
+      [](const json& page) { print_environment_history(std::cout, page); });
 }
 
 // ---- approvals ------------------------------------------------------------------
 
-int list_approvals(const Common& common, const std::string& group) {
-  return settled_query(common, [&](Runtime& runtime) {
-    auto& inbox = runtime.projections().approvals();
-    auto items = group.empty() ? inbox.inbox(common.actor) : inbox.group_inbox(group);
-    if (!items) return report(items.error(), common.json);
-    if (common.json) {
-      std::cout << json{{group.empty() ? "user" : "group", group.empty() ? common.actor : group},
-                        {"approvals", items.value()}}
-                       .dump(2)
-                << "\n";
-      return 0;
-    }
-    if (items.value().empty()) {
-      std::cout << "no approvals wait for " << (group.empty() ? common.actor : "group " + group) << "\n";
-      return 0;
-    }
-    std::vector<std::vector<std::string>> rows;
-    for (const json& item : items.value()) {
-      std::string via;
-      for (const auto& entry : item["via"]) via += (via.empty() ? "" : ", ") + entry.get<std::string>();
-      rows.push_back({iso_time(item["deadline"].get<events::Timestamp>()), item["release"], item["stage"],
-                      item["phase"],
-                      std::to_string(item["approved"].get<int>()) + "/" + std::to_string(item["required"].get<int>()),
-                      item["order"], via});
-    }
-    print_table(std::cout, {"DEADLINE", "RELEASE", "STAGE", "PHASE", "APPROVED", "ORDER", "AS"}, rows);
-    return 0;
-  });
+int list_approvals(Common& common, const std::string& group) {
+  return read_model(
+      common,
+      [&](Runtime& runtime) -> Result<json> {
+        auto& inbox = runtime.projections().approvals();
+        CASCADE_TRY(items, group.empty() ? inbox.inbox(common.actor) : inbox.group_inbox(group));
+        return json{{group.empty() ? "user" : "group", group.empty() ? common.actor : group}, {"approvals", items}};
+      },
+      [&](ApiClient& client) { return client.get("/api/v1/approvals" + query_string({{"group", group}})); },
+      [](const json& inbox) { print_approvals(std::cout, inbox); });
 }
 
 // ---- pipelines --------------------------------------------------------------------
 
-int pipeline_versions(const Common& common, const std::string& pipeline) {
-  return settled_query(common, [&](Runtime& runtime) {
-    auto versions = runtime.projections().pipelines().versions(pipeline);
-    if (!versions) return report(versions.error(), common.json);
-    if (common.json) {
-      json list = json::array();
-      for (const auto& version : versions.value()) list.push_back(projections::to_json(version));
-      std::cout << json{{"pipeline", pipeline}, {"versions", list}}.dump(2) << "\n";
-      return 0;
-    }
-    std::vector<std::vector<std::string>> rows;
-    for (const auto& version : versions.value()) {
-      std::string releases;
-      for (const std::string& id : version.releases) releases += (releases.empty() ? "" : ", ") + id;
-      rows.push_back({std::to_string(version.version), iso_time(version.defined_at), version.actor,
-                      releases.empty() ? "-" : releases});
-    }
-    print_table(std::cout, {"VERSION", "DEFINED", "BY", "RELEASES"}, rows);
-    return 0;
-  });
+int pipeline_versions(Common& common, const std::string& pipeline) {
+  return read_model(
+      common,
+      [&](Runtime& runtime) -> Result<json> {
+        CASCADE_TRY(versions, runtime.projections().pipelines().versions(pipeline));
+        json list = json::array();
+        for (const auto& version : versions) list.push_back(projections::to_json(version));
+        return json{{"pipeline", pipeline}, {"versions", list}};
+      },
+      [&](ApiClient& client) -> Result<json> {
+        CASCADE_TRY(answer, client.get("/api/v1/pipelines/" + url_encode(pipeline) + "/versions"));
+        return json{{"pipeline", pipeline}, {"versions", answer["versions"]}};
+      },
+      [](const json& versions) { print_pipeline_versions(std::cout, versions); });
 }
 
-int pipeline_diff(const Common& common, const std::string& pipeline, std::int64_t from, std::int64_t to) {
-  return settled_query(common, [&](Runtime& runtime) {
-    auto changes = runtime.projections().pipelines().diff(pipeline, from, to);
-    if (!changes) return report(changes.error(), common.json);
-    if (common.json) {
-      json list = json::array();
-      for (const auto& change : changes.value()) list.push_back(projections::to_json(change));
-      std::cout << json{{"pipeline", pipeline}, {"from", from}, {"to", to}, {"changes", list}}.dump(2) << "\n";
-      return 0;
-    }
-    if (changes.value().empty()) std::cout << "versions " << from << " and " << to << " are the same\n";
-    for (const auto& change : changes.value()) {
-      std::cout << std::left << std::setw(9) << change.op << change.path;
-      if (change.op == "remove") std::cout << "  (was " << change.from.dump() << ")";
-      if (change.op == "add") std::cout << "  = " << change.to.dump();
-      if (change.op == "replace") std::cout << "  " << change.from.dump() << " → " << change.to.dump();
-      std::cout << "\n";
-    }
-    return 0;
-  });
+int pipeline_diff(Common& common, const std::string& pipeline, std::int64_t from, std::int64_t to) {
+  return read_model(
+      common,
+      [&](Runtime& runtime) -> Result<json> {
+        CASCADE_TRY(changes, runtime.projections().pipelines().diff(pipeline, from, to));
+        json list = json::array();
+        for (const auto& change : changes) list.push_back(projections::to_json(change));
+        return json{{"pipeline", pipeline}, {"from", from}, {"to", to}, {"changes", list}};
+      },
+      [&](ApiClient& client) {
+        return client.get("/api/v1/pipelines/" + url_encode(pipeline) + "/diff" +
+                          query_string({{"from", std::to_string(from)}, {"to", std::to_string(to)}}));
+      },
+      [](const json& diff) { print_pipeline_diff(std::cout, diff); });
 }
 
 // ---- delivery metrics -------------------------------------------------------------
@@ -249,7 +179,7 @@ struct MetricsOptions {
   std::string to;
 };
 
-int delivery_metrics(const Common& common, const MetricsOptions& options) {
+int delivery_metrics(Common& common, const MetricsOptions& options) {
   events::Timestamp to = engine::SystemClock().now();
   if (!options.to.empty()) {
     auto parsed = parse_utc_time(options.to);
@@ -262,42 +192,37 @@ int delivery_metrics(const Common& common, const MetricsOptions& options) {
     if (!parsed) return report(parsed.error(), common.json);
     from = parsed.value();
   }
-  return settled_query(common, [&](Runtime& runtime) {
-    auto& metrics = runtime.projections().delivery_metrics();
-    auto stages = [&]() -> Result<std::vector<projections::DeliveryMetrics>> {
-      if (options.stage.empty()) return metrics.pipeline_metrics(options.pipeline, from, to);
-      CASCADE_TRY(one, metrics.stage_metrics(options.pipeline, options.stage, from, to));
-      return std::vector<projections::DeliveryMetrics>{one};
-    }();
-    if (!stages) return report(stages.error(), common.json);
-    if (common.json) {
-      json list = json::array();
-      for (const auto& m : stages.value()) list.push_back(projections::to_json(m));
-      std::cout << json{{"pipeline", options.pipeline}, {"from", from}, {"to", to}, {"stages", list}}.dump(2) << "\n";
-      return 0;
-    }
-    std::cout << "pipeline " << options.pipeline << ", " << iso_time(from) << " to " << iso_time(to) << "\n";
-    std::vector<std::vector<std::string>> rows;
-    for (const auto& m : stages.value()) {
-      const json j = projections::to_json(m);
-      std::ostringstream per_day, rate;
-      per_day << std::fixed << std::setprecision(2) << m.deployments_per_day;
-      if (m.change_failure_rate) {
-        rate << std::fixed << std::setprecision(1) << *m.change_failure_rate * 100 << "% (" << m.failed << "/"
-             << m.failed + m.deployments << ")";
-      } else {
-        rate << "-";
-      }
-      rows.push_back({m.stage, std::to_string(m.deployments), per_day.str(),
-                      optional_duration(j["lead_time_ms"]["median"]), optional_duration(j["lead_time_ms"]["p90"]),
-                      rate.str(), optional_duration(j["time_to_restore_ms"]["median"]), std::to_string(m.unrestored)});
-    }
-    print_table(std::cout,
-                {"STAGE", "DEPLOYS", "PER DAY", "LEAD TIME (MEDIAN)", "LEAD TIME (P90)", "FAILURE RATE",
-                 "TIME TO RESTORE (MEDIAN)", "UNRESTORED"},
-                rows);
-    return 0;
-  });
+  return read_model(
+      common,
+      [&](Runtime& runtime) -> Result<json> {
+        auto& metrics = runtime.projections().delivery_metrics();
+        auto stages = [&]() -> Result<std::vector<projections::DeliveryMetrics>> {
+          if (options.stage.empty()) return metrics.pipeline_metrics(options.pipeline, from, to);
+          CASCADE_TRY(one, metrics.stage_metrics(options.pipeline, options.stage, from, to));
+          return std::vector<projections::DeliveryMetrics>{one};
+        }();
+        if (!stages) return stages.error();
+        json list = json::array();
+        for (const auto& m : stages.value()) list.push_back(projections::to_json(m));
+        return json{{"pipeline", options.pipeline}, {"from", from}, {"to", to}, {"stages", list}};
+      },
+      [&](ApiClient& client) -> Result<json> {
+        CASCADE_TRY(answer, client.get("/api/v1/metrics/delivery" +
+                                       query_string({{"pipeline", options.pipeline},
+                                                     {"from", std::to_string(from)},
+                                                     {"to", std::to_string(to)}})));
+        if (options.stage.empty()) return std::move(answer);
+        json stages = json::array();
+        for (const json& stage : answer["stages"]) {
+          if (stage.value("stage", "") == options.stage) stages.push_back(stage);
+        }
+        if (stages.empty()) {
+          return make_error(ErrorCode::kNotFound, "pipeline " + options.pipeline + " has no stage '" + options.stage + "'");
+        }
+        answer["stages"] = std::move(stages);
+        return std::move(answer);
+      },
+      [](const json& metrics) { print_delivery_metrics(std::cout, metrics); });
 }
 
 // ---- projections --------------------------------------------------------------------
@@ -360,12 +285,12 @@ void add_projection_commands(CLI::App& app, Common& common, int& exit_code) {
   list->add_option("--status", o->list.status, "only releases in this status (Succeeded, Failed, …)");
   list->add_option("--limit", o->list.limit, "at most this many (1-500)")->capture_default_str();
   list->add_option("--cursor", o->list.cursor, "continue after the previous page (its next cursor)");
-  add_common_options(list, common);
+  add_client_options(list, common);
   list->callback([o, &common, &exit_code] { exit_code = list_releases(common, o->list); });
 
   auto* environments = app.add_subcommand("environments", "what is deployed now, per pipeline and stage");
   environments->add_option("--pipeline", o->pipeline, "only this pipeline");
-  add_common_options(environments, common);
+  add_client_options(environments, common);
   environments->callback([o, &common, &exit_code] { exit_code = list_environments(common, o->pipeline); });
 
   auto* environment = subcommand(app, "environment", "one pipeline stage's deployments");
@@ -374,27 +299,27 @@ void add_projection_commands(CLI::App& app, Common& common, int& exit_code) {
   history->add_option("STAGE", o->stage)->required();
   history->add_option("--limit", o->limit, "at most this many (1-500)")->capture_default_str();
   history->add_option("--cursor", o->cursor, "continue after the previous page (its next cursor)");
-  add_common_options(history, common);
+  add_client_options(history, common);
   history->callback([o, &common, &exit_code] {
     exit_code = environment_history(common, o->pipeline, o->stage, o->limit, o->cursor);
   });
 
   auto* approvals =
-      app.add_subcommand("approvals", "pending approvals of a person (--as) or of a group, soonest deadline first");
+      app.add_subcommand("approvals", "pending approvals of the token's user (offline: --as) or of a group, soonest deadline first");
   approvals->add_option("--group", o->group, "the approvals waiting for this group instead");
-  add_common_options(approvals, common);
+  add_client_options(approvals, common);
   approvals->callback([o, &common, &exit_code] { exit_code = list_approvals(common, o->group); });
 
   auto* pipeline_command = subcommand(app, "pipeline", "pipeline definitions");
   auto* versions = pipeline_command->add_subcommand("versions", "every version of a pipeline and the releases using it");
   versions->add_option("NAME", o->pipeline)->required();
-  add_common_options(versions, common);
+  add_client_options(versions, common);
   versions->callback([o, &common, &exit_code] { exit_code = pipeline_versions(common, o->pipeline); });
   auto* diff = pipeline_command->add_subcommand("diff", "what changed between two versions of a pipeline");
   diff->add_option("NAME", o->pipeline)->required();
   diff->add_option("V1", o->from_version)->required();
   diff->add_option("V2", o->to_version)->required();
-  add_common_options(diff, common);
+  add_client_options(diff, common);
   diff->callback([o, &common, &exit_code] {
     exit_code = pipeline_diff(common, o->pipeline, o->from_version, o->to_version);
   });
@@ -406,7 +331,7 @@ void add_projection_commands(CLI::App& app, Common& common, int& exit_code) {
   delivery->add_option("--stage", o->metrics.stage, "one stage (default: every stage)");
   delivery->add_option("--from", o->metrics.from, "window start, RFC 3339 UTC (default: 30 days before --to)");
   delivery->add_option("--to", o->metrics.to, "window end, exclusive, RFC 3339 UTC (default: now)");
-  add_common_options(delivery, common);
+  add_client_options(delivery, common);
   delivery->callback([o, &common, &exit_code] { exit_code = delivery_metrics(common, o->metrics); });
 
   auto* projections_command = subcommand(app, "projections", "the read models");

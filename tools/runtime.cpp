@@ -26,8 +26,15 @@ Result<std::unique_ptr<Runtime>> Runtime::open(const std::string& data_dir) {
   if (ec) return make_error(ErrorCode::kInvalidArgument, "cannot create data directory " + data_dir + ": " + ec.message());
   std::unique_ptr<Runtime> runtime(new Runtime());
   runtime->data_dir_ = std::filesystem::absolute(data_dir).lexically_normal().string();
-  CASCADE_TRY(store, adapters::RocksStore::open(runtime->data_dir_ + "/log"));
-  runtime->store_ = std::move(store);
+  auto store = adapters::RocksStore::open(runtime->data_dir_ + "/log");
+  if (!store && store.error().message.find("lock file") != std::string::npos) {
+    // RocksDB's own words ("While lock file: …/LOCK: Resource temporarily
+    // unavailable") do not say what to do.
+    return make_error(ErrorCode::kUnavailable, data_dir + " is held by a running server (or another cascade "
+                                                          "command); use --server to talk to it");
+  }
+  if (!store) return store.error();
+  runtime->store_ = std::move(store).value();
   CASCADE_TRY(projections,
               projections::ProjectionSet::open(runtime->data_dir_ + "/projections", runtime->store_->log()));
   runtime->projections_ = std::move(projections);
@@ -36,9 +43,11 @@ Result<std::unique_ptr<Runtime>> Runtime::open(const std::string& data_dir) {
   options.work_root = runtime->data_dir_ + "/work";
   options.base_env = inherited_environment();
   adapters::RocksStore& s = *runtime->store_;
+  runtime->log_follow_ = std::make_unique<LogFollowHub>(s.step_logs(), s.log());
   runtime->engine_ = std::make_unique<engine::ReleaseEngine>(
-      engine::EnginePorts{s.log(), s.checkpoints(), s.step_logs(), s.secrets(), *runtime->runner_, runtime->clock_},
+      engine::EnginePorts{s.log(), s.checkpoints(), *runtime->log_follow_, s.secrets(), *runtime->runner_, runtime->clock_},
       std::move(options));
+  runtime->engine_->add(*runtime->log_follow_);
   for (projections::Projection* projection : runtime->projections_->all()) runtime->engine_->add(*projection);
   return runtime;
 }

@@ -10,6 +10,7 @@
 #include "adapters/rocksdb/store.hpp"
 #include "engine/release_engine.hpp"
 #include "projections/projection_set.hpp"
+#include "tools/log_follow.hpp"
 
 #include <memory>
 #include <string>
@@ -26,6 +27,7 @@ class Runtime {
   engine::ReleaseService& service() { return engine_->service(); }
   projections::ReleaseSummaryProjection& summaries() { return projections_->summaries(); }
   projections::ProjectionSet& projections() { return *projections_; }
+  LogFollowHub& log_follow() { return *log_follow_; }
   const std::string& data_dir() const { return data_dir_; }
 
   // REQUIRES: before start(). An observer that prints, for instance.
@@ -44,6 +46,7 @@ class Runtime {
   std::unique_ptr<adapters::RocksStore> store_;
   std::unique_ptr<adapters::ProcessStepRunner> runner_;
   std::unique_ptr<projections::ProjectionSet> projections_;
+  std::unique_ptr<LogFollowHub> log_follow_;
   std::unique_ptr<engine::ReleaseEngine> engine_;
 };
 

@@ -3,6 +3,8 @@
 #include "adapters/http/server.hpp"
 #include "tools/api_routes.hpp"
 #include "tools/cli_support.hpp"
+#include "tools/engine_metrics.hpp"
+#include "tools/kafka_wiring.hpp"
 
 #include <atomic>
 #include <csignal>
@@ -64,11 +66,17 @@ int serve(const std::string& data_dir, const std::string& listen, std::string us
   runtime.value()->add_observer(hub);
   std::atomic<bool> started{false};
   auto metrics = std::make_shared<http::MetricsRegistry>();
+  auto engine_metrics = EngineMetrics::create(runtime.value()->log(), *metrics);
+  if (!engine_metrics) return report(engine_metrics.error(), false);
+  runtime.value()->add_observer(*engine_metrics.value());
+  auto kafka = KafkaEdges::attach(kafka_serve_options(), *runtime.value(), *metrics);
+  if (!kafka) return report(kafka.error(), false);
   auto router = make_api_router(*runtime.value(), hub, metrics, started);
   if (!router) return report(router.error(), false);
 
   runtime.value()->start();
   started = true;
+  kafka.value()->start();
   http::ServerOptions options;
   options.address = endpoint.value().first;
   options.port = endpoint.value().second;
@@ -89,11 +97,124 @@ int serve(const std::string& data_dir, const std::string& listen, std::string us
   std::cout << "cascade serve: " << (received == SIGINT ? "SIGINT" : "SIGTERM") << ", stopping\n" << std::flush;
   hub.close_all();
   server.value()->stop();
+  kafka.value()->stop();
   runtime.value()->stop();
   return 0;
 }
 
+// ---- users -------------------------------------------------------------------
+
+struct UsersOptions {
+  std::string file;  // --users
+  bool data_given = false;
+  std::string name;
+  std::string role;
+  std::vector<std::string> groups;
+};
+
+// The users file a `users` command edits: --users FILE, else DATA/users.json.
+Result<std::string> users_path(const Common& common, const UsersOptions& options) {
+  if (!options.file.empty() && options.data_given) {
+    return make_error(ErrorCode::kInvalidArgument, "both --users and --data given: name the users file one way");
+  }
+  return options.file.empty() ? common.data_dir + "/users.json" : options.file;
+}
+
+void print_token(const Common& common, const std::string& path, const std::string& name, const std::string& verb,
+                 const std::string& token) {
+  if (common.json) {
+    std::cout << nlohmann::json{{"users_file", path}, {"name", name}, {"token", token}}.dump(2) << "\n";
+    return;
+  }
+  std::cout << verb << " user '" << name << "' in " << path << "; its token (shown only this once):\n  " << token
+            << "\n(a running cascade serve reads the users file when it starts: restart it to apply this)\n";
+}
+
+int users_add(const Common& common, const UsersOptions& options) {
+  auto path = users_path(common, options);
+  if (!path) return report(path.error(), common.json);
+  auto role = http::parse_role(options.role);
+  if (!role) {
+    return report(make_error(ErrorCode::kInvalidArgument,
+                             "--role '" + options.role + "': expected viewer, releaser, approver or admin"),
+                  common.json);
+  }
+  std::error_code ignored;
+  const auto parent = std::filesystem::path(path.value()).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ignored);
+  auto token = http::add_user(path.value(), options.name, {*role}, options.groups);
+  if (!token) return report(token.error(), common.json);
+  print_token(common, path.value(), options.name, "added", token.value());
+  return 0;
+}
+
+int users_rotate(const Common& common, const UsersOptions& options) {
+  auto path = users_path(common, options);
+  if (!path) return report(path.error(), common.json);
+  auto token = http::rotate_user_token(path.value(), options.name);
+  if (!token) return report(token.error(), common.json);
+  print_token(common, path.value(), options.name, "new token for", token.value());
+  return 0;
+}
+
+int users_list(const Common& common, const UsersOptions& options) {
+  auto path = users_path(common, options);
+  if (!path) return report(path.error(), common.json);
+  auto users = http::load_users_file(path.value());
+  if (!users) return report(users.error(), common.json);
+  auto joined = [](const auto& items, auto name_of) {
+    std::string out;
+    for (const auto& item : items) out += (out.empty() ? "" : ", ") + std::string(name_of(item));
+    return out;
+  };
+  if (common.json) {
+    // Names, roles and groups; never the hashes (they are the file's business).
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& user : users.value()) {
+      nlohmann::json roles = nlohmann::json::array();
+      for (http::Role role : user.roles) roles.push_back(std::string(http::to_string(role)));
+      list.push_back({{"name", user.name}, {"roles", roles}, {"groups", user.groups}});
+    }
+    std::cout << nlohmann::json{{"users_file", path.value()}, {"users", list}}.dump(2) << "\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& user : users.value()) {
+    rows.push_back({user.name, joined(user.roles, [](http::Role r) { return http::to_string(r); }),
+                    user.groups.empty() ? "-" : joined(user.groups, [](const std::string& g) { return g; })});
+  }
+  print_table(std::cout, {"USER", "ROLES", "GROUPS"}, rows);
+  return 0;
+}
+
 }  // namespace
+
+void add_users_commands(CLI::App& app, Common& common, int& exit_code) {
+  auto options = std::make_shared<UsersOptions>();
+  auto* users = app.add_subcommand(
+      "users", "the users file of cascade serve (edited offline; restart the server to apply changes)");
+  users->require_subcommand(1);
+  auto file_options = [&common, options](CLI::App* command) {
+    command->add_option("--users", options->file, "the users file (default: DATA/users.json)");
+    command->add_option("--data", common.data_dir, "data directory whose users.json to use (default $CASCADE_DATA or var/cascade)")
+        ->each([options](const std::string&) { options->data_given = true; });
+    command->add_flag("--json", common.json, "print JSON for scripts");
+  };
+  auto* add = users->add_subcommand("add", "add a user with a new token (printed once; the file keeps its SHA-256)");
+  add->add_option("NAME", options->name)->required();
+  add->add_option("--role", options->role, "viewer, releaser, approver or admin (each includes those before it)")
+      ->required();
+  add->add_option("--group", options->groups, "an approver group of pipelines the user belongs to (repeatable)");
+  file_options(add);
+  add->callback([&common, &exit_code, options] { exit_code = users_add(common, *options); });
+  auto* rotate = users->add_subcommand("rotate", "give a user a new token; the old one stops working");
+  rotate->add_option("NAME", options->name)->required();
+  file_options(rotate);
+  rotate->callback([&common, &exit_code, options] { exit_code = users_rotate(common, *options); });
+  auto* list = users->add_subcommand("list", "users, their roles and groups (never tokens or hashes)");
+  file_options(list);
+  list->callback([&common, &exit_code, options] { exit_code = users_list(common, *options); });
+}
 
 void add_serve_command(CLI::App& app, Common& common, int& exit_code) {
   auto* command = app.add_subcommand("serve", "run the engine and the HTTP API until SIGTERM or SIGINT");
@@ -103,6 +224,7 @@ void add_serve_command(CLI::App& app, Common& common, int& exit_code) {
   command->add_option("--listen", *listen, "HOST:PORT to listen on (port 0: any free port)")->capture_default_str();
   command->add_option("--users", *users,
                       "users file (default: DATA/users.json, created with an admin token on first start)");
+  add_kafka_serve_options(*command);
   command->callback([&common, &exit_code, listen, users] { exit_code = serve(common.data_dir, *listen, *users); });
 }
 

@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -108,6 +109,10 @@ bool User::has_role(Role needed) const {
   return std::any_of(roles.begin(), roles.end(), [&](Role r) { return r >= needed; });
 }
 
+bool User::in_group(std::string_view group) const {
+  return std::find(groups.begin(), groups.end(), group) != groups.end();
+}
+
 std::string sha256_hex(std::string_view data) {
   auto digest = sha256(data);
   return to_hex(digest.data(), digest.size());
@@ -158,7 +163,7 @@ Result<std::vector<UserRecord>> parse_users(std::string_view json_text) {
           fail(at, "must be an object");
           continue;
         }
-        absorb(check_fields(entry, {"name", "roles", "token_sha256"}, at));
+        absorb(check_fields(entry, {"name", "roles", "token_sha256", "groups"}, at));
         UserRecord record;
 
         auto name = entry.find("name");
@@ -223,6 +228,25 @@ Result<std::vector<UserRecord>> parse_users(std::string_view json_text) {
             }
           }
         }
+        auto groups = entry.find("groups");
+        if (groups != entry.end()) {
+          if (!groups->is_array()) {
+            fail(at + ".groups", "must be an array of group names");
+          } else {
+            for (std::size_t g = 0; g < groups->size(); ++g) {
+              const std::string group_at = at + ".groups[" + std::to_string(g) + "]";
+              const auto& value = (*groups)[g];
+              if (!value.is_string() || !valid_user_name(value.get<std::string>())) {
+                fail(group_at, "must be a group name ([A-Za-z0-9][A-Za-z0-9._@-]{0,127})");
+              } else if (std::find(record.groups.begin(), record.groups.end(), value.get<std::string>()) !=
+                         record.groups.end()) {
+                fail(group_at, "group '" + value.get<std::string>() + "' listed twice");
+              } else {
+                record.groups.push_back(value.get<std::string>());
+              }
+            }
+          }
+        }
         users.push_back(std::move(record));
       }
     }
@@ -242,7 +266,9 @@ std::string render_users(const std::vector<UserRecord>& users) {
   for (const auto& user : users) {
     nlohmann::ordered_json roles = nlohmann::ordered_json::array();
     for (Role role : user.roles) roles.push_back(std::string(to_string(role)));
-    list.push_back({{"name", user.name}, {"roles", roles}, {"token_sha256", user.token_sha256}});
+    nlohmann::ordered_json entry = {{"name", user.name}, {"roles", roles}, {"token_sha256", user.token_sha256}};
+    if (!user.groups.empty()) entry["groups"] = user.groups;
+    list.push_back(std::move(entry));
   }
   nlohmann::ordered_json root = {{"users", list}};
   return root.dump(2) + "\n";
@@ -266,18 +292,24 @@ Result<std::vector<UserRecord>> load_users_file(const std::string& path) {
   return users;
 }
 
-Result<std::optional<std::string>> create_users_file_if_missing(const std::string& path,
-                                                                const std::string& admin_name) {
-  if (!valid_user_name(admin_name)) {
-    return make_error(ErrorCode::kInvalidArgument, "'" + admin_name + "' is not a valid user name");
+namespace {
+
+std::string directory_of(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  return slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+}
+
+void sync_directory(const std::string& dir) {
+  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
   }
-  struct stat info {};
-  if (::stat(path.c_str(), &info) == 0) return std::optional<std::string>();
-  if (errno != ENOENT) return io_error("cannot inspect users file", path);
+}
 
-  CASCADE_TRY(token, generate_admin_token());
-  const std::string text = render_users({UserRecord{admin_name, {Role::kAdmin}, sha256_hex(token)}});
-
+// Writes `text` to a new temporary file beside `path` (mode 0600, synced) and
+// returns its name; the caller links or renames it into place.
+Result<std::string> write_temporary(const std::string& path, const std::string& text) {
   std::string temp = path + ".tmp-XXXXXX";
   int fd = ::mkstemp(temp.data());  // mode 0600
   if (fd < 0) return io_error("cannot create a temporary file beside", path);
@@ -300,6 +332,51 @@ Result<std::optional<std::string>> create_users_file_if_missing(const std::strin
     return error;
   }
   ::close(fd);
+  return temp;
+}
+
+// Holds an exclusive flock on the users file's directory while alive, so
+// read-modify-write cycles of `cascade users` do not lose each other's edits.
+class DirectoryLock {
+ public:
+  explicit DirectoryLock(const std::string& dir) : fd_(::open(dir.c_str(), O_RDONLY | O_DIRECTORY)) {
+    if (fd_ >= 0 && ::flock(fd_, LOCK_EX) != 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+  }
+  ~DirectoryLock() {
+    if (fd_ >= 0) ::close(fd_);  // releases the lock
+  }
+  DirectoryLock(const DirectoryLock&) = delete;
+  DirectoryLock& operator=(const DirectoryLock&) = delete;
+  bool held() const { return fd_ >= 0; }
+
+ private:
+  int fd_;
+};
+
+// The users in `path`, or none when the file does not exist yet.
+Result<std::vector<UserRecord>> load_users_or_none(const std::string& path) {
+  auto users = load_users_file(path);
+  if (!users && users.error().code == ErrorCode::kNotFound) return std::vector<UserRecord>();
+  return users;
+}
+
+}  // namespace
+
+Result<std::optional<std::string>> create_users_file_if_missing(const std::string& path,
+                                                                const std::string& admin_name) {
+  if (!valid_user_name(admin_name)) {
+    return make_error(ErrorCode::kInvalidArgument, "'" + admin_name + "' is not a valid user name");
+  }
+  struct stat info {};
+  if (::stat(path.c_str(), &info) == 0) return std::optional<std::string>();
+  if (errno != ENOENT) return io_error("cannot inspect users file", path);
+
+  CASCADE_TRY(token, generate_admin_token());
+  const std::string text = render_users({UserRecord{admin_name, {Role::kAdmin}, sha256_hex(token)}});
+  CASCADE_TRY(temp, write_temporary(path, text));
   // link() fails with EEXIST instead of replacing: a file created meanwhile
   // by someone else wins, and its tokens stay valid.
   if (::link(temp.c_str(), path.c_str()) != 0) {
@@ -310,14 +387,63 @@ Result<std::optional<std::string>> create_users_file_if_missing(const std::strin
     return io_error("cannot create users file", path);
   }
   ::unlink(temp.c_str());
-  auto slash = path.find_last_of('/');
-  std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dir_fd >= 0) {
-    ::fsync(dir_fd);
-    ::close(dir_fd);
-  }
+  sync_directory(directory_of(path));
   return std::optional<std::string>(std::move(token));
+}
+
+Status write_users_file(const std::string& path, const std::vector<UserRecord>& users) {
+  CASCADE_TRY(temp, write_temporary(path, render_users(users)));
+  if (::rename(temp.c_str(), path.c_str()) != 0) {
+    auto error = io_error("cannot replace users file", path);
+    ::unlink(temp.c_str());
+    return error;
+  }
+  sync_directory(directory_of(path));
+  return outcome::success();
+}
+
+Result<std::string> add_user(const std::string& path, const std::string& name, const std::vector<Role>& roles,
+                             const std::vector<std::string>& groups) {
+  if (!valid_user_name(name)) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "'" + name + "' is not a valid user name ([A-Za-z0-9][A-Za-z0-9._@-]{0,127})");
+  }
+  if (roles.empty()) return make_error(ErrorCode::kInvalidArgument, "user '" + name + "' needs a role");
+  for (const std::string& group : groups) {
+    if (!valid_user_name(group)) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "'" + group + "' is not a valid group name ([A-Za-z0-9][A-Za-z0-9._@-]{0,127})");
+    }
+  }
+  DirectoryLock lock(directory_of(path));
+  if (!lock.held()) return io_error("cannot lock the directory of users file", path);
+  CASCADE_TRY(users, load_users_or_none(path));
+  for (const UserRecord& user : users) {
+    if (user.name == name) {
+      return make_error(ErrorCode::kAlreadyExists, "user '" + name + "' already exists in " + path +
+                                                       " (cascade users rotate " + name + " gives a new token)");
+    }
+  }
+  CASCADE_TRY(token, generate_admin_token());
+  UserRecord record{name, roles, sha256_hex(token), {}};
+  for (const std::string& group : groups) {
+    if (std::find(record.groups.begin(), record.groups.end(), group) == record.groups.end()) record.groups.push_back(group);
+  }
+  users.push_back(std::move(record));
+  CASCADE_TRY(write_users_file(path, users));
+  return token;
+}
+
+Result<std::string> rotate_user_token(const std::string& path, const std::string& name) {
+  DirectoryLock lock(directory_of(path));
+  if (!lock.held()) return io_error("cannot lock the directory of users file", path);
+  CASCADE_TRY(users, load_users_file(path));
+  auto user = std::find_if(users.begin(), users.end(), [&](const UserRecord& u) { return u.name == name; });
+  if (user == users.end()) return make_error(ErrorCode::kNotFound, "no user '" + name + "' in " + path);
+  CASCADE_TRY(token, generate_admin_token());
+  user->token_sha256 = sha256_hex(token);
+  CASCADE_TRY(write_users_file(path, users));
+  return token;
 }
 
 Authenticator::Authenticator(std::vector<UserRecord> users) {
@@ -325,7 +451,7 @@ Authenticator::Authenticator(std::vector<UserRecord> users) {
   for (auto& record : users) {
     Entry entry;
     entry.valid = from_hex(record.token_sha256, entry.hash);
-    entry.user = User{std::move(record.name), std::move(record.roles)};
+    entry.user = User{std::move(record.name), std::move(record.roles), std::move(record.groups)};
     users_.push_back(std::move(entry));
   }
 }

@@ -36,16 +36,22 @@ std::optional<Role> parse_role(std::string_view name);
 struct User {
   std::string name;
   std::vector<Role> roles;
+  // The approver groups (of pipelines' `groups`) the users file says this
+  // user belongs to; an approval naming one of them may be given by this user.
+  std::vector<std::string> groups = {};
 
   // True when one of the roles is `needed` or above it.
   bool has_role(Role needed) const;
+  bool in_group(std::string_view group) const;
 };
 
-// One entry of the users file: a user and the SHA-256 of their token.
+// One entry of the users file: a user, the SHA-256 of their token, and the
+// approver groups they belong to.
 struct UserRecord {
   std::string name;
   std::vector<Role> roles;
   std::string token_sha256;  // 64 lower-case hex digits
+  std::vector<std::string> groups = {};
 };
 
 // Lower-case hex SHA-256 of `data`.
@@ -61,7 +67,10 @@ bool constant_time_equal(std::string_view a, std::string_view b);
 Result<std::string> generate_admin_token();
 
 // Parses a users file:
-//   {"users": [{"name": "alice", "roles": ["approver"], "token_sha256": "<64 hex>"}]}
+//   {"users": [{"name": "alice", "roles": ["approver"], "token_sha256": "<64 hex>",
+//               "groups": ["release-managers"]}]}
+// `groups` is optional (default none); group names follow the rule of user
+// names, each listed once per user.
 // Names match [A-Za-z0-9][A-Za-z0-9._@-]{0,127} and are unique; every user has
 // at least one known role; hashes are 64 hex digits (upper case is accepted and
 // lower-cased) and unique. Unknown fields are rejected. Errors are
@@ -86,6 +95,26 @@ Result<std::vector<UserRecord>> load_users_file(const std::string& path);
 // nothing, when the file already exists. kUnavailable on I/O errors.
 Result<std::optional<std::string>> create_users_file_if_missing(const std::string& path,
                                                                 const std::string& admin_name = "admin");
+
+// Writes `users` to `path` atomically: a temporary file beside it (mode
+// 0600), synced, renamed over `path`, and the directory synced — a reader or
+// a crash sees the old file or the new one, never a mix. kUnavailable on I/O
+// errors (nothing replaced).
+Status write_users_file(const std::string& path, const std::vector<UserRecord>& users);
+
+// `cascade users add`: adds user `name` (creating the file when missing) with
+// `roles` and `groups`, a fresh token, and returns the token — its only copy:
+// the file keeps its SHA-256. kAlreadyExists when the user exists;
+// kInvalidArgument for a bad name, group or no role; the file is unchanged on
+// any error. Concurrent edits of one file are serialised (flock on its
+// directory), so none is lost.
+Result<std::string> add_user(const std::string& path, const std::string& name, const std::vector<Role>& roles,
+                             const std::vector<std::string>& groups);
+
+// `cascade users rotate`: gives user `name` a fresh token (returned, as
+// add_user) and drops the old one's hash, so the old token stops working for
+// any server that (re)loads the file. kNotFound for an unknown user or file.
+Result<std::string> rotate_user_token(const std::string& path, const std::string& name);
 
 // The result of authenticate(): the user, or why there is none (for the 401).
 struct Authentication {

@@ -29,6 +29,10 @@
 // no gaps while the process lives; after a crash a position whose write never
 // finished may be missing, which readers skip (it was never acknowledged).
 //
+// read() and read_each() find a stream's positions in `streams`, then walk
+// `events` with one forward iterator (a Seek only across gaps), decoding with
+// events::decode; read_each() decodes every event into the same RecordedEvent.
+//
 // Appends to one stream do not overlap: the next waits until the previous
 // one's write has returned. Otherwise version n+1 could reach the WAL before
 // version n, and a crash between the two would leave a stream whose chain
@@ -242,6 +246,7 @@ Result<events::AppendResult> RocksEventLog::append(const std::string& stream, st
   rocksdb::WriteOptions options;
   options.sync = true;
   const rocksdb::Status written = db_->Write(options, &batch);
+  if (written.ok()) events_appended_.fetch_add(sealed.size(), std::memory_order_relaxed);
 
   lock.lock();
   if (!written.ok()) {
@@ -361,9 +366,56 @@ Result<std::vector<events::RecordedEvent>> RocksEventLog::fetch(const std::vecto
   return out;
 }
 
-Result<std::vector<events::RecordedEvent>> RocksEventLog::read(const std::string& stream, std::int64_t from_version,
+Status RocksEventLog::for_each_stored(const std::vector<std::uint64_t>& positions,
+                                      const std::function<Status(std::string_view, std::uint64_t)>& visit) {
+  if (positions.empty()) return success();
+  // A stream's events lie in ascending positions, mostly close together (a
+  // release's events interleave with a few others'), so one iterator walking
+  // forward reads them at the speed of a scan; MultiGet would search the
+  // tables afresh for each. Far gaps are jumped with Seek.
+  constexpr std::uint64_t kMaxSteps = 16;
+  const std::string upper = encode_u64(positions.back() + 1);
+  const rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions options;
+  options.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, events_));
+  auto where = [&] { return it->Valid() && it->key().size() == 8 ? decode_u64(it->key().ToStringView()) : 0; };
+  std::uint64_t at = 0;  // the iterator's position; 0: not positioned
+  for (const std::uint64_t wanted : positions) {
+    if (at == 0 || wanted < at || wanted - at > kMaxSteps) {
+      it->Seek(encode_u64(wanted));
+      at = where();
+    } else {
+      while (at != 0 && at < wanted) {
+        it->Next();
+        at = where();
+      }
+    }
+    if (at != wanted) {
+      if (!it->status().ok()) return from_rocks(it->status(), "reading position " + std::to_string(wanted));
+      return make_error(ErrorCode::kDataLoss,
+                        "event at log position " + std::to_string(wanted) + " is indexed but missing");
+    }
+    CASCADE_TRY(visit(it->value().ToStringView(), wanted));
+  }
+  return success();
+}
+
+Result<std::vector<events::RecordedEvent>> RocksEventLog::fetch_ascending(const std::vector<std::uint64_t>& positions) {
+  std::vector<events::RecordedEvent> out;
+  out.reserve(positions.size());
+  CASCADE_TRY(for_each_stored(positions, [&](std::string_view bytes, std::uint64_t position) -> Status {
+    CASCADE_TRY(e, events::decode(bytes, position));
+    out.push_back(std::move(e));
+    return success();
+  }));
+  return out;
+}
+
+Result<RocksEventLog::StreamIndex> RocksEventLog::stream_index(const std::string& stream, std::int64_t from_version,
                                                                std::size_t limit) {
-  if (limit == 0 || stream.find('\0') != std::string::npos) return std::vector<events::RecordedEvent>{};
+  StreamIndex index;
+  if (limit == 0 || stream.find('\0') != std::string::npos) return index;
   const std::uint64_t visible = head_.load();
   const std::string prefix = stream + '\0';
   const std::string upper = stream + '\x01';  // the first key after every key of the stream
@@ -371,30 +423,66 @@ Result<std::vector<events::RecordedEvent>> RocksEventLog::read(const std::string
   rocksdb::ReadOptions options;
   options.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, streams_));
-
-  std::vector<std::int64_t> versions;
-  std::vector<std::uint64_t> positions;
-  for (it->Seek(stream_key(stream, std::max<std::int64_t>(from_version, 1))); it->Valid() && positions.size() < limit;
-       it->Next()) {
+  for (it->Seek(stream_key(stream, std::max<std::int64_t>(from_version, 1)));
+       it->Valid() && index.positions.size() < limit; it->Next()) {
     if (it->key().size() != prefix.size() + 8 || it->value().size() != 8) {
       return make_error(ErrorCode::kDataLoss, "stream " + stream + ": malformed index entry");
     }
-    versions.push_back(static_cast<std::int64_t>(decode_u64(it->key().ToStringView().substr(prefix.size()))));
-    positions.push_back(decode_u64(it->value().ToStringView()));
+    index.versions.push_back(static_cast<std::int64_t>(decode_u64(it->key().ToStringView().substr(prefix.size()))));
+    index.positions.push_back(decode_u64(it->value().ToStringView()));
   }
   if (!it->status().ok()) return from_rocks(it->status(), "reading stream " + stream);
   // What RocksDB shows is durable (it applies a synced batch only after the
   // sync), but it may lie beyond head(): wait until it does not, so that an
   // appender reads its own events and no reader sees past head().
-  if (!positions.empty() && positions.back() > visible) {
-    const std::uint64_t reached = wait_visible(positions.back());
-    while (!positions.empty() && positions.back() > reached) {  // only when the log failed
-      positions.pop_back();
-      versions.pop_back();
+  if (!index.positions.empty() && index.positions.back() > visible) {
+    const std::uint64_t reached = wait_visible(index.positions.back());
+    while (!index.positions.empty() && index.positions.back() > reached) {  // only when the log failed
+      index.positions.pop_back();
+      index.versions.pop_back();
     }
   }
+  return index;
+}
 
-  auto fetched = fetch(positions);
+Error RocksEventLog::misplaced(const std::string& stream, std::int64_t version, std::uint64_t position,
+                               const events::RecordedEvent& found) {
+  return make_error(ErrorCode::kDataLoss, "stream " + stream + " version " + std::to_string(version) +
+                                              ": the event at position " + std::to_string(position) +
+                                              " belongs to stream " + found.stream + " version " +
+                                              std::to_string(found.version));
+}
+
+Status RocksEventLog::read_each(const std::string& stream, std::int64_t from_version,
+                                const std::function<Status(const events::RecordedEvent&)>& visit) {
+  CASCADE_TRY(index, stream_index(stream, from_version, std::numeric_limits<std::size_t>::max()));
+  events::RecordedEvent e;  // reused: decoding into it keeps its strings' storage
+  std::size_t i = 0;
+  bool visiting = false;  // an error of visit() is returned as is
+  auto walked = for_each_stored(index.positions, [&](std::string_view bytes, std::uint64_t position) -> Status {
+    CASCADE_TRY(events::decode_into(bytes, position, e));
+    if (e.stream != stream || e.version != index.versions[i]) return misplaced(stream, index.versions[i], position, e);
+    ++i;
+    visiting = true;
+    CASCADE_TRY(visit(e));
+    visiting = false;
+    return success();
+  });
+  if (walked || visiting) return walked;
+  // Name the stream version, as read() does.
+  Error error = std::move(walked).error();
+  if (i < index.versions.size() && error.message.rfind("stream ", 0) != 0) {
+    error.message = "stream " + stream + " version " + std::to_string(index.versions[i]) + ": " + error.message;
+  }
+  return error;
+}
+
+Result<std::vector<events::RecordedEvent>> RocksEventLog::read(const std::string& stream, std::int64_t from_version,
+                                                               std::size_t limit) {
+  CASCADE_TRY(index, stream_index(stream, from_version, limit));
+  const std::vector<std::uint64_t>& positions = index.positions;
+  const std::vector<std::int64_t>& versions = index.versions;
+  auto fetched = fetch_ascending(positions);
   if (!fetched) {
     // Name the stream version too, not only the log position: an audit
     // reports where in the stream the damage is. Only this error path reads
@@ -411,10 +499,7 @@ Result<std::vector<events::RecordedEvent>> RocksEventLog::read(const std::string
   std::vector<events::RecordedEvent> out = std::move(fetched).value();
   for (std::size_t i = 0; i < out.size(); ++i) {
     if (out[i].stream != stream || out[i].version != versions[i]) {
-      return make_error(ErrorCode::kDataLoss, "stream " + stream + " version " + std::to_string(versions[i]) +
-                                                  ": the event at position " + std::to_string(positions[i]) +
-                                                  " belongs to stream " + out[i].stream + " version " +
-                                                  std::to_string(out[i].version));
+      return misplaced(stream, versions[i], positions[i], out[i]);
     }
   }
   return out;

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <set>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -55,9 +56,15 @@ class RocksEventLog final : public events::EventLog {
   Result<std::vector<events::RecordedEvent>> read(const std::string& stream, std::int64_t from_version,
                                                   std::size_t limit) override;
   Result<std::vector<events::RecordedEvent>> read_all(std::uint64_t from_position, std::size_t limit) override;
+  // One forward walk, decoding every event into the same RecordedEvent.
+  Status read_each(const std::string& stream, std::int64_t from_version,
+                   const std::function<Status(const events::RecordedEvent&)>& visit) override;
   Result<std::int64_t> stream_version(const std::string& stream) override;
   std::uint64_t head() const override;
   std::uint64_t wait_for_events(std::uint64_t after, std::chrono::milliseconds timeout) override;
+
+  // Events written by appends since open (duplicates not counted).
+  std::uint64_t events_appended() const { return events_appended_.load(std::memory_order_relaxed); }
 
  private:
   // What the log knows of one stream, kept for every stream it has touched.
@@ -75,6 +82,21 @@ class RocksEventLog final : public events::EventLog {
   // Where each id is stored, or 0 when it is not. Called without mu_.
   Result<std::vector<std::uint64_t>> stored_positions(const std::vector<std::string>& ids);
   Result<std::vector<events::RecordedEvent>> fetch(const std::vector<std::uint64_t>& positions);
+  // The same, for ascending positions (a stream's), with one forward iterator.
+  Result<std::vector<events::RecordedEvent>> fetch_ascending(const std::vector<std::uint64_t>& positions);
+  // Hands the stored bytes at each of the ascending `positions` to `visit`.
+  // kDataLoss when one is missing.
+  Status for_each_stored(const std::vector<std::uint64_t>& positions,
+                         const std::function<Status(std::string_view, std::uint64_t)>& visit);
+  struct StreamIndex {
+    std::vector<std::int64_t> versions;
+    std::vector<std::uint64_t> positions;
+  };
+  // The stream's index entries from `from_version`, at most `limit`, once
+  // head() covers them (see read()).
+  Result<StreamIndex> stream_index(const std::string& stream, std::int64_t from_version, std::size_t limit);
+  static Error misplaced(const std::string& stream, std::int64_t version, std::uint64_t position,
+                         const events::RecordedEvent& found);
   // Waits, taking mu_, until head_ >= position or the log has failed; returns
   // the lower of head_ and position.
   std::uint64_t wait_visible(std::uint64_t position);
@@ -102,6 +124,7 @@ class RocksEventLog final : public events::EventLog {
   std::set<std::uint64_t> in_flight_;
   std::uint64_t next_position_;
   std::atomic<std::uint64_t> head_;
+  std::atomic<std::uint64_t> events_appended_{0};
   bool failed_ = false;
   std::string failure_;
 };

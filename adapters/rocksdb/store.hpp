@@ -13,6 +13,17 @@
 
 namespace cascade::adapters {
 
+// What the database has done since the store was opened, from RocksDB's
+// tickers: how well concurrent appends share fsyncs (events_appended /
+// wal_syncs is the events per fsync).
+struct StoreStatistics {
+  std::uint64_t wal_syncs = 0;        // fsyncs of the write-ahead log
+  std::uint64_t write_groups = 0;     // synced or not, each group commit has one leader: writes done by self
+  std::uint64_t writes_joined = 0;    // writes carried out by another writer's group (done by other)
+  std::uint64_t wal_bytes = 0;        // bytes written to the write-ahead log
+  std::uint64_t events_appended = 0;  // events written by the log's appends
+};
+
 // Owns the database; the stores it hands out live as long as it does.
 // Thread-safe: the stores may be used from any number of threads at once.
 class RocksStore {
@@ -42,6 +53,10 @@ class RocksStore {
   // kInvalidArgument for a malformed digest and kDataLoss for an entry that
   // fails authentication. No error message ever holds a secret value.
   engine::SecretStore& secrets();
+
+  // Counters since open; every store write counts (checkpoints, step logs,
+  // secrets too), not only appends. Thread-safe, cheap (atomic loads).
+  StoreStatistics statistics() const;
 
   // Test hooks for audit and tamper tests, never for production code: overwrite
   // the stored bytes of the event at global `position` with `bytes`, or delete

@@ -2,6 +2,7 @@
 // loopback port over a temporary data directory, with four users.
 #include "tools/api_routes.hpp"
 #include "tools/cli_support.hpp"
+#include "tools/engine_metrics.hpp"
 #include "tools/runtime.hpp"
 
 #include "adapters/http/auth.hpp"
@@ -16,6 +17,8 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <functional>
+#include <thread>
 #include <set>
 
 namespace cascade::tools {
@@ -144,11 +147,13 @@ class ApiTest : public ::testing::Test {
                                                                    {"releaser", http::Role::kReleaser},
                                                                    {"approver", http::Role::kApprover},
                                                                    {"release-manager", http::Role::kApprover},
-                                                                   {"admin", http::Role::kAdmin}};
+                                                                   {"admin", http::Role::kAdmin},
+                                                                   {"oncall", http::Role::kApprover}};
     std::vector<http::UserRecord> records;
     for (const auto& [name, role] : users) {
       tokens_[name] = "token-of-" + name + "-0123456789abcdef";
       records.push_back({name, {role}, http::sha256_hex(tokens_[name])});
+      if (name == "oncall") records.back().groups = {"ops"};  // a group of the users file, not of a pipeline
     }
     {
       std::ofstream out(dir_ / "users.json");
@@ -162,6 +167,10 @@ class ApiTest : public ::testing::Test {
     hub_ = std::make_unique<EventHub>(runtime_->log());
     runtime_->add_observer(*hub_);
     metrics_ = std::make_shared<http::MetricsRegistry>();
+    auto engine_metrics = EngineMetrics::create(runtime_->log(), *metrics_);
+    ASSERT_TRUE(engine_metrics) << engine_metrics.error().message;
+    engine_metrics_ = std::move(engine_metrics.value());
+    runtime_->add_observer(*engine_metrics_);
     auto router = make_api_router(*runtime_, *hub_, metrics_, started_);
     ASSERT_TRUE(router) << router.error().message;
     runtime_->start();
@@ -227,13 +236,14 @@ class ApiTest : public ::testing::Test {
     ASSERT_EQ(applied.status, 200) << applied.body;
   }
 
-  // Reads events from a stream until `count` arrived (or 20 s passed).
-  std::vector<SseEvent> read_stream(const std::string& last_event_id, std::size_t count) {
-    std::vector<std::pair<std::string, std::string>> extra = {{"Accept", "text/event-stream"}};
-    if (!last_event_id.empty()) extra.emplace_back("Last-Event-ID", last_event_id);
+  // The events of the event stream at `target` (comments left out), read
+  // until `enough(events)` holds or 20 s passed.
+  std::vector<SseEvent> read_sse(const std::string& target, std::vector<std::pair<std::string, std::string>> extra,
+                                 const std::function<bool(const std::vector<SseEvent>&)>& enough) {
+    extra.emplace_back("Accept", "text/event-stream");
     int fd = connect_to(server_->port());
     EXPECT_GE(fd, 0);
-    send_all(fd, request_text("GET", "/api/v1/stream", tokens_.at("viewer"), "", extra));
+    send_all(fd, request_text("GET", target, tokens_.at("viewer"), "", extra));
     std::string raw;
     std::vector<SseEvent> events;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
@@ -256,14 +266,28 @@ class ApiTest : public ::testing::Test {
           if (line.rfind("event: ", 0) == 0) event.type = line.substr(7);
           if (line.rfind("data: ", 0) == 0) data += line.substr(6);
         }
-        if (event.id == 0) continue;  // a comment
+        if (event.id == 0 && event.type.empty()) continue;  // a comment
         event.data = json::parse(data, nullptr, false);
         events.push_back(std::move(event));
       }
-      if (events.size() >= count) break;
+      if (enough(events)) break;
     }
     ::close(fd);
     return events;
+  }
+
+  // Events of GET /api/v1/stream until `count` arrived.
+  std::vector<SseEvent> read_stream(const std::string& last_event_id, std::size_t count) {
+    std::vector<std::pair<std::string, std::string>> extra;
+    if (!last_event_id.empty()) extra.emplace_back("Last-Event-ID", last_event_id);
+    return read_sse("/api/v1/stream", extra, [count](const std::vector<SseEvent>& events) { return events.size() >= count; });
+  }
+
+  // Frames of the stream at `target` until one of type `last`.
+  std::vector<SseEvent> read_frames(const std::string& target, const std::string& last) {
+    return read_sse(target, {}, [&last](const std::vector<SseEvent>& events) {
+      return !events.empty() && events.back().type == last;
+    });
   }
 
   testing::TempDir dir_;
@@ -272,6 +296,7 @@ class ApiTest : public ::testing::Test {
   std::unique_ptr<EventHub> hub_;
   std::atomic<bool> started_{false};
   std::shared_ptr<http::MetricsRegistry> metrics_;
+  std::unique_ptr<EngineMetrics> engine_metrics_;
   std::unique_ptr<http::HttpServer> server_;
 };
 
@@ -327,6 +352,7 @@ TEST_F(ApiTest, ReleaseThroughApprovalOverHttp) {
 
   summary = call("GET", "/api/v1/releases/" + id, "viewer");
   EXPECT_EQ(summary.json_body()["status"], "Succeeded") << summary.body;
+  EXPECT_FALSE(summary.json_body()["stages"][3]["approvals"][0].contains("override")) << summary.body;
   auto events = call("GET", "/api/v1/releases/" + id + "/events", "viewer");
   ASSERT_EQ(events.status, 200);
   EXPECT_GT(events.json_body()["events"].size(), 10u);
@@ -436,6 +462,273 @@ TEST_F(ApiTest, ReleasesArePaged) {
   EXPECT_EQ(next.json_body()["releases"][0]["id"], "SampleApp-1");
   EXPECT_TRUE(next.json_body()["next_cursor"].is_null());
   EXPECT_EQ(call("GET", "/api/v1/releases?limit=0", "viewer").status, 400);
+}
+
+// A pipeline for operator actions: dev deploys at once, `slow` only by hand
+// and runs until canceled.
+json operations_pipeline(const std::string& marker_dir) {
+  return json{{"name", "Ops"},
+              {"stages",
+               {{{"name", "dev"}, {"trigger", {{"after_release", true}}}, {"steps", {{{"name", "deploy"}, {"run", "echo dev ok"}}}}},
+                {{"name", "slow"},
+                 {"trigger", {{"manual", true}}},
+                 {"steps", {{{"name", "wait"}, {"run", "touch " + marker_dir + "/slow-started; exec sleep 60"}}}}}}}};
+}
+
+// Polls the release summary until `stage` is in `state` (or 20 s pass).
+bool wait_for_stage(const std::function<HttpResult()>& fetch, const std::string& stage, const std::string& state) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    json summary = fetch().json_body();
+    if (summary.is_object()) {
+      for (const json& entry : summary["stages"]) {
+        if (entry.value("name", "") == stage && entry.value("status", "") == state) return true;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+TEST_F(ApiTest, OperatorActionsOverHttp) {
+  ASSERT_EQ(call("PUT", "/api/v1/pipelines/Ops", "admin", operations_pipeline(dir_.path()).dump()).status, 200);
+  auto created = call("POST", "/api/v1/releases", "releaser",
+                      json{{"pipeline", "Ops"}, {"artifact", {{"version", "1"}, {"path", make_artifact("ops-1")}}}}.dump());
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string release = "/api/v1/releases/" + created.json_body()["id"].get<std::string>();
+  runtime_->settle();
+  auto summary = [&] { return call("GET", release, "viewer"); };
+
+  // Deploy the manual stage; viewers may not.
+  EXPECT_EQ(call("POST", release + "/stages/slow/deploy", "viewer").status, 403);
+  auto deploying = call("POST", release + "/stages/slow/deploy", "releaser");
+  ASSERT_EQ(deploying.status, 200) << deploying.body;
+  EXPECT_EQ(deploying.json_body()["stage"]["attempt"], 1) << deploying.body;
+  ASSERT_TRUE(wait_for_stage(summary, "slow", "Deploying")) << summary().body;
+  // A second deploy of a deploying stage is illegal and says why.
+  auto twice = call("POST", release + "/stages/slow/deploy", "releaser");
+  EXPECT_EQ(twice.status, 409) << twice.body;
+  EXPECT_NE(twice.json_body()["error"]["message"].get<std::string>().find("slow"), std::string::npos) << twice.body;
+
+  auto canceled = call("POST", release + "/stages/slow/cancel", "releaser", json{{"reason", "wrong build"}}.dump());
+  ASSERT_EQ(canceled.status, 200) << canceled.body;
+  runtime_->settle();
+  EXPECT_TRUE(wait_for_stage(summary, "slow", "Canceled")) << summary().body;
+  EXPECT_EQ(call("POST", release + "/stages/slow/cancel", "releaser", "{\"reasn\": 1}").status, 400);
+
+  // Redeploy a stage that succeeded: a new attempt.
+  auto redeployed = call("POST", release + "/stages/dev/redeploy", "releaser", json{{"reason", "config drift"}}.dump());
+  ASSERT_EQ(redeployed.status, 200) << redeployed.body;
+  EXPECT_EQ(redeployed.json_body()["stage"]["attempt"], 2) << redeployed.body;
+  runtime_->settle();
+  EXPECT_TRUE(wait_for_stage(summary, "dev", "Succeeded"));
+
+  EXPECT_EQ(call("POST", release + "/abandon", "viewer").status, 403);
+  auto abandoned = call("POST", release + "/abandon", "releaser", json{{"reason", "superseded"}}.dump());
+  ASSERT_EQ(abandoned.status, 200) << abandoned.body;
+  EXPECT_EQ(abandoned.json_body()["status"], "Abandoned") << abandoned.body;
+  auto after = call("POST", release + "/stages/slow/deploy", "releaser");
+  EXPECT_EQ(after.status, 409) << after.body;
+  EXPECT_NE(after.json_body()["error"]["message"].get<std::string>().find("abandoned"), std::string::npos) << after.body;
+  EXPECT_EQ(call("POST", "/api/v1/releases/Ops-9/abandon", "releaser").status, 404);
+
+  runtime_->settle();
+  auto metrics = call("GET", "/metrics", "viewer").body;
+  EXPECT_NE(metrics.find("cascade_commands_total{command=\"deploy\",outcome=\"ok\"} 1\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("cascade_commands_total{command=\"deploy\",outcome=\"failed_precondition\"} 2\n"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("cascade_deployments_total{pipeline=\"Ops\",stage=\"slow\",outcome=\"canceled\"} 1\n"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("cascade_deployments_total{pipeline=\"Ops\",stage=\"dev\",outcome=\"succeeded\"} 2\n"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("cascade_step_duration_seconds_count{pipeline=\"Ops\",stage=\"dev\",outcome=\"succeeded\"} 2\n"),
+            std::string::npos)
+      << metrics;
+}
+
+TEST_F(ApiTest, AnAdminMayOverrideAnApprovalAndTheEventSaysSo) {
+  apply_sample();
+  auto created = create_release("6.0.0");
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string id = created.json_body()["id"];
+  runtime_->settle();
+  const std::string approvals = "/api/v1/releases/" + id + "/stages/prod/approvals";
+  const std::string override_body = json{{"decision", "approve"}, {"override", true}, {"comment", "hotfix"}}.dump();
+  // Only an administrator overrides, even an approver of the stage may not.
+  auto refused = call("POST", approvals, "release-manager", override_body);
+  EXPECT_EQ(refused.status, 403) << refused.body;
+  EXPECT_NE(refused.json_body()["error"]["message"].get<std::string>().find("admin role"), std::string::npos);
+  EXPECT_EQ(call("POST", approvals, "admin", json{{"decision", "approve"}, {"override", "yes"}}.dump()).status, 400);
+  // Without override an admin is no approver of prod.
+  EXPECT_EQ(call("POST", approvals, "admin", json{{"decision", "approve"}}.dump()).status, 403);
+
+  auto overridden = call("POST", approvals, "admin", override_body);
+  ASSERT_EQ(overridden.status, 200) << overridden.body;
+  const json recorded = overridden.json_body()["stage"]["approvals"];
+  ASSERT_EQ(recorded.size(), 1u) << overridden.body;
+  EXPECT_EQ(recorded[0]["approver"], "admin");
+  EXPECT_EQ(recorded[0]["override"], true);
+  runtime_->settle();
+  auto events = call("GET", "/api/v1/releases/" + id + "/events", "viewer").json_body();
+  bool found = false;
+  for (const json& event : events["events"]) {
+    if (event.value("type", "") != "ApprovalGranted") continue;
+    found = true;
+    EXPECT_EQ(event["actor"], "admin") << event;
+    EXPECT_EQ(event["data"]["override"], true) << event;
+  }
+  EXPECT_TRUE(found) << events;
+  EXPECT_EQ(call("GET", "/api/v1/releases/" + id, "viewer").json_body()["status"], "Succeeded");
+  auto metrics = call("GET", "/metrics", "viewer").body;
+  EXPECT_NE(metrics.find("cascade_commands_total{command=\"approve override\",outcome=\"ok\"} 1\n"), std::string::npos)
+      << metrics;
+}
+
+TEST_F(ApiTest, LogsFollowARunningStepLiveAndEnd) {
+  const std::string go = dir_ / "go";
+  json pipeline{{"name", "Talk"},
+                {"stages",
+                 {{{"name", "dev"},
+                   {"trigger", {{"after_release", true}}},
+                   {"steps",
+                    {{{"name", "talk"},
+                      {"run", "echo first; while [ ! -e " + go + " ]; do sleep 0.02; done; echo second"}},
+                     {{"name", "bye"}, {"run", "echo third"}}}}}}}};
+  ASSERT_EQ(call("PUT", "/api/v1/pipelines/Talk", "admin", pipeline.dump()).status, 200);
+  auto created = call("POST", "/api/v1/releases", "releaser",
+                      json{{"pipeline", "Talk"}, {"artifact", {{"version", "1"}, {"path", make_artifact("talk")}}}}.dump());
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string release = "/api/v1/releases/" + created.json_body()["id"].get<std::string>();
+  ASSERT_TRUE(wait_for_stage([&] { return call("GET", release, "viewer"); }, "dev", "Deploying"));
+  EXPECT_EQ(call("GET", release + "/stages/dev/logs?follow=maybe", "viewer").status, 400);
+  EXPECT_EQ(call("GET", release + "/stages/dev/logs?follow=true&attempt=2", "viewer").status, 404);
+
+  // Follow while the step waits for `go`; create it once the stream is open.
+  std::vector<SseEvent> frames;
+  std::thread reader([&] { frames = read_frames(release + "/stages/dev/logs?follow=true", "end"); });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (runtime_->log_follow().followers() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(runtime_->log_follow().followers(), 1u);
+  std::ofstream(go) << "go\n";
+  reader.join();
+  std::vector<std::string> seen;
+  for (const SseEvent& frame : frames) {
+    seen.push_back(frame.type + ":" + frame.data.value("step", "") + ":" + frame.data.value("text", ""));
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"line:talk:first", "line:talk:second", "line:bye:third", "end::"}));
+  EXPECT_EQ(runtime_->log_follow().followers(), 0u);
+
+  // A finished attempt: its lines, then end at once.
+  runtime_->settle();
+  auto replayed = read_frames(release + "/stages/dev/logs?follow=true", "end");
+  ASSERT_EQ(replayed.size(), 4u);
+  EXPECT_EQ(replayed.back().type, "end");
+  EXPECT_EQ(replayed.back().data["attempt"], 1);
+}
+
+TEST_F(ApiTest, AGroupOfTheUsersFileMayApproveForIt) {
+  json pipeline = json::parse(sample_pipeline());
+  pipeline["stages"][3]["pre_approval"]["approvers"] = {"ops"};  // no pipeline group of that name
+  ASSERT_EQ(call("PUT", "/api/v1/pipelines/SampleApp", "admin", pipeline.dump()).status, 200);
+  auto created = create_release("7.0.0");
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string id = created.json_body()["id"];
+  runtime_->settle();
+  auto inbox = call("GET", "/api/v1/approvals", "oncall");
+  ASSERT_EQ(inbox.status, 200) << inbox.body;
+  ASSERT_EQ(inbox.json_body()["approvals"].size(), 1u) << inbox.body;
+  EXPECT_EQ(call("GET", "/api/v1/approvals", "approver").json_body()["approvals"].size(), 0u);
+  const std::string approvals = "/api/v1/releases/" + id + "/stages/prod/approvals";
+  EXPECT_EQ(call("POST", approvals, "approver", json{{"decision", "approve"}}.dump()).status, 403);
+  auto approved = call("POST", approvals, "oncall", json{{"decision", "approve"}}.dump());
+  ASSERT_EQ(approved.status, 200) << approved.body;
+  EXPECT_EQ(approved.json_body()["stage"]["approvals"][0]["approver"], "oncall");
+  EXPECT_EQ(approved.json_body()["stage"]["approvals"][0]["on_behalf_of"], "ops");
+}
+
+TEST_F(ApiTest, ReadinessWaitsForTheEngine) {
+  started_ = false;
+  auto not_ready = call("GET", "/api/v1/readyz");
+  EXPECT_EQ(not_ready.status, 503) << not_ready.body;
+  EXPECT_EQ(not_ready.json_body()["engine_started"], false) << not_ready.body;
+  EXPECT_EQ(not_ready.json_body()["status"], "not ready");
+  started_ = true;
+  runtime_->settle();
+  EXPECT_EQ(call("GET", "/api/v1/readyz").status, 200);
+}
+
+TEST_F(ApiTest, GroupInboxEnvironmentHistoryDiffAndDeliveryWindow) {
+  json pipeline = json::parse(sample_pipeline());
+  pipeline["groups"] = {{"managers", {"release-manager", "approver"}}};
+  pipeline["stages"][3]["pre_approval"]["approvers"] = {"managers"};
+  ASSERT_EQ(call("PUT", "/api/v1/pipelines/SampleApp", "admin", pipeline.dump()).status, 200);
+  auto created = create_release("5.0.0");
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string id = created.json_body()["id"];
+  runtime_->settle();
+
+  auto group = call("GET", "/api/v1/approvals?group=managers", "viewer");
+  ASSERT_EQ(group.status, 200) << group.body;
+  ASSERT_EQ(group.json_body()["approvals"].size(), 1u) << group.body;
+  EXPECT_EQ(group.json_body()["approvals"][0]["release"], id);
+  auto member = call("GET", "/api/v1/approvals", "approver");
+  EXPECT_EQ(member.json_body()["user"], "approver");
+  EXPECT_EQ(member.json_body()["approvals"].size(), 1u) << member.body;
+  EXPECT_EQ(call("GET", "/api/v1/approvals", "releaser").json_body()["approvals"].size(), 0u);
+  EXPECT_EQ(call("GET", "/api/v1/approvals?group=", "viewer").status, 400);
+
+  auto approved = call("POST", "/api/v1/releases/" + id + "/stages/prod/approvals", "approver",
+                       json{{"decision", "approve"}}.dump());
+  ASSERT_EQ(approved.status, 200) << approved.body;
+  EXPECT_EQ(approved.json_body()["stage"]["approvals"][0]["on_behalf_of"], "managers");
+  runtime_->settle();
+  EXPECT_EQ(call("GET", "/api/v1/approvals?group=managers", "viewer").json_body()["approvals"].size(), 0u);
+
+  auto prod = call("GET", "/api/v1/environments/SampleApp/prod?limit=5", "viewer");
+  ASSERT_EQ(prod.status, 200) << prod.body;
+  EXPECT_EQ(prod.json_body()["environment"]["current"]["release"], id) << prod.body;
+  ASSERT_EQ(prod.json_body()["history"].size(), 1u) << prod.body;
+  EXPECT_EQ(prod.json_body()["history"][0]["outcome"], "Succeeded") << prod.body;
+  EXPECT_TRUE(prod.json_body()["next_cursor"].is_null());
+  EXPECT_EQ(call("GET", "/api/v1/environments/SampleApp/nowhere", "viewer").status, 404);
+  EXPECT_EQ(call("GET", "/api/v1/environments/SampleApp/prod?limit=x", "viewer").status, 400);
+
+  pipeline["variables"]["SITES_ROOT"] = dir_ / "sites-v2";
+  ASSERT_EQ(call("PUT", "/api/v1/pipelines/SampleApp", "admin", pipeline.dump()).status, 200);
+  runtime_->settle();
+  auto diff = call("GET", "/api/v1/pipelines/SampleApp/diff?from=1&to=2", "viewer");
+  ASSERT_EQ(diff.status, 200) << diff.body;
+  ASSERT_EQ(diff.json_body()["changes"].size(), 1u) << diff.body;
+  EXPECT_EQ(diff.json_body()["changes"][0]["path"], "/variables/SITES_ROOT") << diff.body;
+  EXPECT_EQ(call("GET", "/api/v1/pipelines/SampleApp/diff?from=1", "viewer").status, 400);
+  EXPECT_EQ(call("GET", "/api/v1/pipelines/SampleApp/diff?from=1&to=9", "viewer").status, 404);
+
+  auto window = call("GET", "/api/v1/metrics/delivery?pipeline=SampleApp&from=2020-01-01T00:00:00Z", "viewer");
+  ASSERT_EQ(window.status, 200) << window.body;
+  EXPECT_EQ(window.json_body()["from"], 1577836800000);
+  bool prod_counted = false;
+  const json window_body = window.json_body();
+  for (const json& stage : window_body["stages"]) {
+    if (stage["stage"] == "prod") prod_counted = stage["deployment_frequency"]["deployments"] == 1;
+  }
+  EXPECT_TRUE(prod_counted) << window.body;
+  auto empty = call("GET", "/api/v1/metrics/delivery?pipeline=SampleApp&from=1000&to=2000", "viewer");
+  ASSERT_EQ(empty.status, 200) << empty.body;
+  const json empty_body = empty.json_body();
+  for (const json& stage : empty_body["stages"]) EXPECT_EQ(stage["deployment_frequency"]["deployments"], 0) << empty.body;
+  EXPECT_EQ(call("GET", "/api/v1/metrics/delivery?pipeline=SampleApp&from=2000&to=1000", "viewer").status, 400);
+  EXPECT_EQ(call("GET", "/api/v1/metrics/delivery?pipeline=SampleApp&from=1000&days=3", "viewer").status, 400);
+  EXPECT_EQ(call("GET", "/api/v1/metrics/delivery?pipeline=SampleApp&from=yesterday", "viewer").status, 400);
+
+  auto metrics = call("GET", "/metrics", "viewer").body;
+  EXPECT_NE(metrics.find("cascade_approval_wait_seconds_count{pipeline=\"SampleApp\",stage=\"prod\",decision=\"approved\"} 1\n"),
+            std::string::npos)
+      << metrics;
 }
 
 }  // namespace

@@ -22,7 +22,7 @@ class DeliveryMetricsTest : public testing::ProjectionsHarness {
   }
   void at(std::int64_t ms_after_t0) { clock_.set(t0_ + ms_after_t0); }
   std::string release(const std::string& version, events::Timestamp built_at) {
-    const std::string id = create_from("Api", events::Artifact{version, "/artifacts/" + version, built_at});
+    const std::string id = create_from("Api", events::Artifact{version, "/artifacts/" + version, built_at, "", ""});
     settle();
     return id;
   }

@@ -237,7 +237,7 @@ TEST_F(EngineTest, CreatingAReleaseTwiceWithOneKeyCreatesOneRelease) {
   apply(testing::kForkJoinPipeline);
   NewRelease request;
   request.pipeline = "SampleApp";
-  request.artifact = {"1.0.0", "/a", 0};
+  request.artifact = {"1.0.0", "/a", 0, "", ""};
   auto first = service().create_release(request, Invocation{"ci", "build-42", ""});
   auto again = service().create_release(request, Invocation{"ci", "build-42", ""});
   auto other = service().create_release(request, Invocation{"ci", "build-43", ""});
@@ -274,7 +274,7 @@ TEST_F(EngineTest, SixtyFourConcurrentCreatesOfOnePipelineGetSixtyFourNumbers) {
     creators.emplace_back([&, i] {
       NewRelease request;
       request.pipeline = "SampleApp";
-      request.artifact = {"1.0." + std::to_string(i), "/a", 0};
+      request.artifact = {"1.0." + std::to_string(i), "/a", 0, "", ""};
       auto id = service().create_release(request, Invocation{"ci", "", ""});
       ids[i] = id ? id.value() : "error: " + id.error().message;
     });

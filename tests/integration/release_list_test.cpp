@@ -31,7 +31,7 @@ class ReleaseListTest : public testing::ProjectionsHarness {
     std::vector<std::string> out;
     for (int pages = 0; pages < 100; ++pages) {
       const ReleasePage p = page(query);
-      for (const std::string& id : ids(p.releases)) out.push_back(id);
+      for (const std::string& id : ids(p.releases())) out.push_back(id);
       if (!p.next_cursor) break;
       query.cursor = *p.next_cursor;
     }
@@ -49,7 +49,7 @@ TEST_F(ReleaseListTest, TheNextPageContinuesExactlyAfterThePreviousOneWhileNewRe
   for (const char* pipeline : {"Api", "Web", "Api", "Web", "Api", "Web", "Api"}) create(pipeline);
   settle();
   const ReleasePage first = page(query(3));
-  EXPECT_EQ(ids(first.releases), (std::vector<std::string>{"Api-4", "Web-3", "Api-3"}));
+  EXPECT_EQ(ids(first.releases()), (std::vector<std::string>{"Api-4", "Web-3", "Api-3"}));
   ASSERT_TRUE(first.next_cursor);
 
   // New releases arrive between the pages.
@@ -58,14 +58,14 @@ TEST_F(ReleaseListTest, TheNextPageContinuesExactlyAfterThePreviousOneWhileNewRe
   settle();
 
   const ReleasePage second = page(query(3, *first.next_cursor));
-  EXPECT_EQ(ids(second.releases), (std::vector<std::string>{"Web-2", "Api-2", "Web-1"}));
+  EXPECT_EQ(ids(second.releases()), (std::vector<std::string>{"Web-2", "Api-2", "Web-1"}));
   ASSERT_TRUE(second.next_cursor);
   const ReleasePage third = page(query(3, *second.next_cursor));
-  EXPECT_EQ(ids(third.releases), (std::vector<std::string>{"Api-1"}));
+  EXPECT_EQ(ids(third.releases()), (std::vector<std::string>{"Api-1"}));
   EXPECT_FALSE(third.next_cursor) << "nothing older";
 
   // The newcomers are on a fresh first page.
-  EXPECT_EQ(ids(page(query(2)).releases), (std::vector<std::string>{"Web-4", "Api-5"}));
+  EXPECT_EQ(ids(page(query(2)).releases()), (std::vector<std::string>{"Web-4", "Api-5"}));
   EXPECT_EQ(all_pages(query(4)), (std::vector<std::string>{"Web-4", "Api-5", "Api-4", "Web-3", "Api-3", "Web-2",
                                                            "Api-2", "Web-1", "Api-1"}));
 }
@@ -81,29 +81,29 @@ TEST_F(ReleaseListTest, APipelineAndAStatusFilterTheListAndPageTheSameWay) {
 
   ReleaseQuery api = query(50);
   api.pipeline = "Api";
-  EXPECT_EQ(ids(page(api).releases), (std::vector<std::string>{"Api-3", "Api-2", "Api-1"}));
+  EXPECT_EQ(ids(page(api).releases()), (std::vector<std::string>{"Api-3", "Api-2", "Api-1"}));
   api.limit = 2;
   EXPECT_EQ(all_pages(api), (std::vector<std::string>{"Api-3", "Api-2", "Api-1"}));
 
   ReleaseQuery failed = query(50);
   failed.status = "Failed";
   const ReleasePage failures = page(failed);
-  EXPECT_EQ(ids(failures.releases), (std::vector<std::string>{"Web-2", "Api-2"}));
-  EXPECT_EQ(failures.releases[0]["status"], "Failed") << "items are the summary documents";
-  EXPECT_EQ(failures.releases[0]["stages"][0]["failure_reason"], "step 'deploy' failed: exit code 1");
+  EXPECT_EQ(ids(failures.releases()), (std::vector<std::string>{"Web-2", "Api-2"}));
+  EXPECT_EQ(failures.releases()[0]["status"], "Failed") << "items are the summary documents";
+  EXPECT_EQ(failures.releases()[0]["stages"][0]["failure_reason"], "step 'deploy' failed: exit code 1");
   failed.pipeline = "Api";
-  EXPECT_EQ(ids(page(failed).releases), (std::vector<std::string>{"Api-2"}));
+  EXPECT_EQ(ids(page(failed).releases()), (std::vector<std::string>{"Api-2"}));
 
   ReleaseQuery succeeded = query(1);
   succeeded.status = "Succeeded";
   const ReleasePage one = page(succeeded);
-  EXPECT_EQ(ids(one.releases), (std::vector<std::string>{"Api-3"}));
+  EXPECT_EQ(ids(one.releases()), (std::vector<std::string>{"Api-3"}));
   ASSERT_TRUE(one.next_cursor);
   EXPECT_EQ(all_pages(succeeded), (std::vector<std::string>{"Api-3", "Web-1", "Api-1"}));
 
   ReleaseQuery unknown = query(50);
   unknown.pipeline = "Ap";  // a prefix of a pipeline's name matches nothing
-  EXPECT_TRUE(page(unknown).releases.empty());
+  EXPECT_TRUE(page(unknown).releases().empty());
 }
 
 TEST_F(ReleaseListTest, BadLimitsStatusesAndCursorsAreInvalidArguments) {
@@ -114,7 +114,7 @@ TEST_F(ReleaseListTest, BadLimitsStatusesAndCursorsAreInvalidArguments) {
     ASSERT_FALSE(listed) << limit;
     EXPECT_EQ(listed.error().code, ErrorCode::kInvalidArgument);
   }
-  EXPECT_EQ(ids(page(query(ReleaseQuery::kMaxLimit)).releases), (std::vector<std::string>{"Api-1"}));
+  EXPECT_EQ(ids(page(query(ReleaseQuery::kMaxLimit)).releases()), (std::vector<std::string>{"Api-1"}));
   ReleaseQuery bogus = query(10);
   bogus.status = "Done";
   auto refused = projections().releases().list(bogus);

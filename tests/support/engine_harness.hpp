@@ -86,7 +86,7 @@ class EngineHarness : public ::testing::Test {
                      events::Variables variables = {}, std::map<std::string, std::string> secrets = {}) {
     engine::NewRelease request;
     request.pipeline = pipeline;
-    request.artifact = {version, "/artifacts/" + version, 0};
+    request.artifact = {version, "/artifacts/" + version, 0, "", ""};
     request.variables = std::move(variables);
     request.secret_variables = std::move(secrets);
     auto id = service().create_release(request, engine::Invocation{"dave", "", ""});

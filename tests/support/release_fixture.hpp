@@ -41,7 +41,7 @@ class ReleaseHistory {
     create.name = "Release-1";
     create.pipeline_version = 1;
     create.definition = definition;
-    create.artifact = {"1.0.0", "/artifacts/1.0.0", 0};
+    create.artifact = {"1.0.0", "/artifacts/1.0.0", 0, "", ""};
     EXPECT_TRUE(when(create, requester));
   }
 

@@ -19,7 +19,9 @@ inline std::vector<events::Event> one_of_each_event() {
   created.pipeline_version = 3;
   created.definition = pipeline.definition;
   created.name = "Release-7";
-  created.artifact = {"1.2.3", "/tmp/a b/ünïcode", 1'799'999'000'000};
+  created.artifact.version = "1.2.3";
+  created.artifact.path = "/tmp/a b/ünïcode";
+  created.artifact.built_at = 1'799'999'000'000;
   created.variables = {{"A", "1"}, {"B", "two"}};
   created.secret_variables = {{"TOKEN", std::string(64, 'c')}};
   created.trigger = "manual";

@@ -57,7 +57,7 @@ class RecordedRelease {
     create.name = "Release-1";
     create.pipeline_version = 1;
     create.definition = definition;
-    create.artifact = {"1.0.0", "/artifacts/1.0.0", 0};
+    create.artifact = {"1.0.0", "/artifacts/1.0.0", 0, "", ""};
     when(create, "dave");
   }
 

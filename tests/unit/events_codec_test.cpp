@@ -39,6 +39,31 @@ std::vector<RecordedEvent> sealed_chain() {
   return chain;
 }
 
+TEST(EventsCodecTest, AnApprovalOverrideIsStoredAndAPlainApprovalKeepsItsOldBytes) {
+  ApprovalGranted plain{"prod", "pre", "alice", "release-managers", "ok", 0};
+  RecordedEvent before = recorded(plain, 1, "");
+  seal(before);
+  // The bytes an approval had before overrides existed: no "override" key.
+  EXPECT_EQ(canonical_bytes(before).find("override"), std::string::npos);
+
+  ApprovalGranted overridden = plain;
+  overridden.on_behalf_of = "";
+  overridden.override = true;
+  RecordedEvent override_event = recorded(overridden, 1, "");
+  const std::string stored = seal(override_event);
+  auto decoded = decode(stored, override_event.position);
+  ASSERT_TRUE(decoded) << decoded.error().message;
+  EXPECT_TRUE(std::get<ApprovalGranted>(decoded.value().data).override);
+  EXPECT_TRUE(verify_event(decoded.value(), ""));
+  EXPECT_NE(override_event.hash, before.hash);
+
+  ApprovalRejected rejected{"prod", "pre", "erin", "", "no", true};
+  RecordedEvent rejected_event = recorded(rejected, 1, "");
+  auto rejected_decoded = decode(seal(rejected_event), rejected_event.position);
+  ASSERT_TRUE(rejected_decoded) << rejected_decoded.error().message;
+  EXPECT_TRUE(std::get<ApprovalRejected>(rejected_decoded.value().data).override);
+}
+
 TEST(EventsCodecTest, EveryEventTypeRoundTripsThroughItsStoredBytes) {
   const auto samples = testing::one_of_each_event();
   ASSERT_EQ(samples.size(), std::variant_size_v<Event>) << "add the new event type to sample_events.hpp";

@@ -36,6 +36,38 @@ ApproveStage approve(const std::string& stage, events::Timestamp defer_until = 0
   return ApproveStage{stage, "", defer_until};
 }
 
+TEST(ReleaseControlTest, AnAdminOverrideCompletesAnApprovalWhateverItsPolicy) {
+  // Two of three, in order, and the requester may not approve: an override
+  // by an administrator (who is none of the approvers) completes it at once.
+  ReleaseHistory release(approval_pipeline(
+                             R"({"approvers": ["alice", "bob", "carol"], "required": 2, "order": "sequential", "requester_cannot_approve": true})"),
+                         "dave");
+  ASSERT_TRUE(release.when(TriggerStage{"prod", "r"}, "orchestrator"));
+  ASSERT_FALSE(release.when(approve("prod"), "dave"));
+  auto overridden = release.when(ApproveStage{"prod", "hotfix, approvers away", 0, true}, "dave");
+  ASSERT_TRUE(overridden) << overridden.error().message;
+  const auto& granted = event_at<events::ApprovalGranted>(overridden);
+  EXPECT_TRUE(granted.override);
+  EXPECT_EQ(granted.approver, "dave");
+  EXPECT_EQ(granted.on_behalf_of, "");
+  EXPECT_EQ(release.stage("prod"), StageState::kApproved);
+  ASSERT_EQ(release.state().find_stage("prod")->approvals.size(), 1u);
+  EXPECT_TRUE(release.state().find_stage("prod")->approvals[0].override);
+  // It is still an approval: once given, the stage machine refuses another.
+  auto again = release.when(ApproveStage{"prod", "", 0, true}, "erin");
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, ErrorCode::kFailedPrecondition);
+}
+
+TEST(ReleaseControlTest, AnAdminOverrideCanReject) {
+  ReleaseHistory release(approval_pipeline(R"({"approvers": ["alice"]})"), "dave");
+  ASSERT_TRUE(release.when(TriggerStage{"prod", "r"}, "orchestrator"));
+  auto rejected = release.when(RejectStage{"prod", "not today", true}, "erin");
+  ASSERT_TRUE(rejected) << rejected.error().message;
+  EXPECT_TRUE(event_at<events::ApprovalRejected>(rejected).override);
+  EXPECT_EQ(release.stage("prod"), StageState::kRejected);
+}
+
 TEST(ReleaseControlTest, NOfMApprovalCompletesWithTheNthApprover) {
   ReleaseHistory release(approval_pipeline(R"({"approvers": ["alice", "bob", "carol"], "required": 2})"), "dave");
   auto requested = release.when(TriggerStage{"prod", "r"}, "orchestrator");

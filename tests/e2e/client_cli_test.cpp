@@ -1,0 +1,245 @@
+// The `cascade` CLI as an HTTP client of a real `cascade serve` (ephemeral
+// loopback port): every command prints over HTTP what it prints offline on
+// the same data, errors carry the server's message and the offline exit
+// codes, and the acting user is always the token's.
+#include "adapters/http/auth.hpp"
+#include "tests/support/cli_runner.hpp"
+#include "tests/support/serve_process.hpp"
+#include "tests/support/temp_dir.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+
+namespace cascade {
+namespace {
+
+using nlohmann::json;
+using testing::CommandRun;
+using testing::run;
+using testing::ServeProcess;
+
+constexpr auto kStopDeadline = std::chrono::seconds(20);
+
+class ClientCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    namespace http = adapters::http;
+    for (const auto& [name, role] : std::vector<std::pair<std::string, http::Role>>{
+             {"admin", http::Role::kAdmin},
+             {"release-manager", http::Role::kApprover},
+             {"bob", http::Role::kApprover},
+             {"vic", http::Role::kViewer}}) {
+      auto token = http::add_user(users(), name, {role}, {});
+      ASSERT_TRUE(token) << token.error().message;
+      tokens_[name] = token.value();
+    }
+    server_ = std::make_unique<ServeProcess>(std::vector<std::string>{"--data", data(), "--users", users()});
+    ASSERT_TRUE(server_->started()) << server_->output();
+  }
+
+  void TearDown() override {
+    if (server_) {
+      EXPECT_EQ(server_->stop(SIGTERM, kStopDeadline), std::optional<int>(0)) << server_->output();
+    }
+  }
+
+  std::string data() const { return dir_ / "data"; }
+  std::string users() const { return dir_ / "users.json"; }
+
+  // The command against the server, as `user`.
+  CommandRun as(const std::string& user, const std::string& arguments, bool with_stderr = true) {
+    return run(arguments + " --server " + server_->url() + " --token " + tokens_.at(user), with_stderr);
+  }
+
+  // The sample release, waiting for prod's approval.
+  void start_sample_release() {
+    const CommandRun applied = as("admin", "pipeline apply " + std::string(CASCADE_SOURCE_DIR) + "/tools/examples/sampleapp.json");
+    ASSERT_EQ(applied.exit_code, 0) << applied.output;
+    ASSERT_NE(applied.output.find("pipeline SampleApp is at version 1"), std::string::npos) << applied.output;
+    const std::string artifact = dir_ / "artifact";
+    std::filesystem::create_directories(artifact);
+    std::ofstream(artifact + "/index.html") << "<!doctype html><h1>SampleApp</h1><p>build 1.0</p>\n";
+    const CommandRun created = as("release-manager", "release create SampleApp --version 1.0 --artifact " + artifact +
+                                                         " --var SITES_ROOT=" + (dir_ / "sites") + " --json");
+    ASSERT_EQ(created.exit_code, 0) << created.output;
+    EXPECT_EQ(json::parse(created.output)["id"], "SampleApp-1");
+    const CommandRun waited = as("vic", "release wait SampleApp-1 --until prod=AwaitingPreApproval --timeout 60s");
+    ASSERT_EQ(waited.exit_code, 0) << waited.output;
+    EXPECT_NE(waited.output.find("prod    AwaitingPreApproval"), std::string::npos) << waited.output;
+  }
+
+  testing::TempDir dir_;
+  std::map<std::string, std::string> tokens_;
+  std::unique_ptr<ServeProcess> server_;
+};
+
+TEST_F(ClientCliTest, EveryReadCommandPrintsOverHttpWhatItPrintsOfflineOnTheSameData) {
+  start_sample_release();
+  // A second pipeline version, so that versions and diff have something to say.
+  const std::string edited = dir_ / "sampleapp-v2.json";
+  json definition = json::parse(testing::read_file(std::string(CASCADE_SOURCE_DIR) + "/tools/examples/sampleapp.json"));
+  definition["description"] = "edited for the diff";
+  std::ofstream(edited) << definition.dump(2);
+  ASSERT_EQ(as("admin", "pipeline apply " + edited).exit_code, 0);
+
+  const std::vector<std::string> commands = {
+      "release show SampleApp-1",
+      "release show SampleApp-1 --json",
+      "release list",
+      "release list --json --pipeline SampleApp --limit 5",
+      "events SampleApp-1",
+      "events SampleApp-1 --json",
+      "release events SampleApp-1 --json",
+      "release logs SampleApp-1 dev",
+      "release logs SampleApp-1 test --json",
+      "environments",
+      "environments --json --pipeline SampleApp",
+      "environment history SampleApp qa",
+      "environment history SampleApp dev --json",
+      "pipeline versions SampleApp",
+      "pipeline versions SampleApp --json",
+      "pipeline diff SampleApp 1 2",
+      "pipeline diff SampleApp 1 2 --json",
+      "metrics delivery --pipeline SampleApp --from 2020-01-01T00:00:00Z --to 2100-01-01T00:00:00Z",
+      "metrics delivery --pipeline SampleApp --stage dev --from 2020-01-01T00:00:00Z --to 2100-01-01T00:00:00Z --json",
+  };
+  std::map<std::string, std::string> served;
+  for (const std::string& command : commands) {
+    const CommandRun answer = as("vic", command, /*with_stderr=*/false);
+    ASSERT_EQ(answer.exit_code, 0) << command << "\n" << answer.output;
+    if (command.find("--json") != std::string::npos) {
+      EXPECT_FALSE(json::parse(answer.output, nullptr, false).is_discarded()) << command << "\n" << answer.output;
+    }
+    served[command] = answer.output;
+  }
+  const CommandRun inbox = as("release-manager", "approvals --json");
+  ASSERT_EQ(inbox.exit_code, 0) << inbox.output;
+  EXPECT_EQ(json::parse(inbox.output)["approvals"][0]["stage"], "prod") << inbox.output;
+  const CommandRun inbox_table = as("release-manager", "approvals");
+
+  ASSERT_EQ(server_->stop(SIGTERM, kStopDeadline), std::optional<int>(0));
+  server_.reset();
+  for (const std::string& command : commands) {
+    const CommandRun offline = run(command + " --data " + data(), /*with_stderr=*/false);
+    ASSERT_EQ(offline.exit_code, 0) << command << "\n" << offline.output;
+    EXPECT_EQ(offline.output, served[command]) << command;
+  }
+  EXPECT_EQ(run("approvals --json --as release-manager --data " + data()).output, inbox.output);
+  EXPECT_EQ(run("approvals --as release-manager --data " + data()).output, inbox_table.output);
+}
+
+TEST_F(ClientCliTest, ApprovalOverTheCliRecordsTheTokensUserAndTheReleaseFinishes) {
+  start_sample_release();
+  const CommandRun approved = as("release-manager", "approve SampleApp-1 prod --comment 'ship it'");
+  ASSERT_EQ(approved.exit_code, 0) << approved.output;
+  EXPECT_NE(approved.output.find("approved by release-manager"), std::string::npos) << approved.output;
+
+  const CommandRun done = as("vic", "release wait SampleApp-1 --until Succeeded --timeout 60s --json");
+  ASSERT_EQ(done.exit_code, 0) << done.output;
+  EXPECT_EQ(json::parse(done.output)["status"], "Succeeded");
+
+  const json events = json::parse(as("vic", "events SampleApp-1 --json").output);
+  const json* granted = nullptr;
+  for (const json& event : events) {
+    if (event["type"] == "ApprovalGranted") granted = &event;
+  }
+  ASSERT_NE(granted, nullptr);
+  EXPECT_EQ((*granted)["actor"], "release-manager");
+  EXPECT_EQ((*granted)["data"]["approver"], "release-manager");
+  EXPECT_EQ((*granted)["data"]["comment"], "ship it");
+  EXPECT_EQ(json::parse(as("release-manager", "release show SampleApp-1 --json").output)["requested_by"],
+            "release-manager");
+}
+
+TEST_F(ClientCliTest, AnAdminOverridesAnApprovalOnlyWithOverride) {
+  start_sample_release();
+  const CommandRun plain = as("admin", "approve SampleApp-1 prod");
+  EXPECT_EQ(plain.exit_code, 5) << plain.output;
+  EXPECT_NE(plain.output.find("'admin' is not an approver of stage 'prod'"), std::string::npos) << plain.output;
+  const CommandRun not_admin = as("bob", "approve SampleApp-1 prod --override");
+  EXPECT_EQ(not_admin.exit_code, 5) << not_admin.output;
+  EXPECT_NE(not_admin.output.find("'bob' may not override an approval"), std::string::npos) << not_admin.output;
+
+  const CommandRun overridden = as("admin", "approve SampleApp-1 prod --override --comment hotfix --json");
+  ASSERT_EQ(overridden.exit_code, 0) << overridden.output;
+  const json approvals = json::parse(overridden.output)["stages"][3]["approvals"];
+  ASSERT_EQ(approvals.size(), 1u) << overridden.output;
+  EXPECT_EQ(approvals[0]["approver"], "admin");
+}
+
+TEST_F(ClientCliTest, ErrorsPrintTheServersMessageWithTheOfflineExitCodes) {
+  start_sample_release();
+  auto expect_error = [&](const CommandRun& answer, int exit_code, const std::string& message) {
+    EXPECT_EQ(answer.exit_code, exit_code) << answer.output;
+    EXPECT_NE(answer.output.find("cascade: error: " + message), std::string::npos) << answer.output;
+  };
+  expect_error(as("vic", "release show Nope-9"), 3, "no release 'Nope-9'");
+  expect_error(as("vic", "approve SampleApp-1 prod"), 5, "'vic' lacks the role 'approver'");
+  expect_error(as("bob", "approve SampleApp-1 prod"), 5, "'bob' is not an approver of stage 'prod'");
+  expect_error(as("release-manager", "approve SampleApp-1 dev"), 4,
+               "cannot approve stage 'dev' of release SampleApp-1: stage is Succeeded, expected AwaitingPreApproval");
+  expect_error(run("release list --server " + server_->url() + " --token " + std::string(64, 'f')), 5, "invalid token");
+
+  const CommandRun json_error = as("vic", "release show Nope-9 --json", /*with_stderr=*/false);
+  EXPECT_EQ(json_error.exit_code, 3);
+  EXPECT_EQ(json::parse(json_error.output)["error"]["code"], "not_found") << json_error.output;
+
+  // Port 1 is privileged and nothing here listens on it.
+  expect_error(run("release list --server http://127.0.0.1:1 --token x"), 1,
+               "cannot reach the cascade server at http://127.0.0.1:1 (connection refused)");
+  expect_error(run("release list --server " + server_->url() + " --data " + data()), 2, "both --server");
+  expect_error(run("release list --data " + data()), 1, data() + " is held by a running server");
+  expect_error(as("release-manager", "approve SampleApp-1 prod --as bob"), 2, "--as works offline only");
+  expect_error(run("approve SampleApp-1 prod --data " + (dir_ / "other")), 2, "--as USER is required offline");
+  expect_error(run("release list --server https://127.0.0.1:1"), 2, "--server 'https://127.0.0.1:1': https");
+}
+
+TEST_F(ClientCliTest, WatchPrintsTheEventsOfARelease) {
+  start_sample_release();
+  const CommandRun watched = as("vic", "watch SampleApp-1 --after 0 --count 3 --json", /*with_stderr=*/false);
+  ASSERT_EQ(watched.exit_code, 0) << watched.output;
+  std::istringstream lines(watched.output);
+  std::vector<std::string> types;
+  for (std::string line; std::getline(lines, line);) types.push_back(json::parse(line)["type"]);
+  EXPECT_EQ(types, (std::vector<std::string>{"ReleaseCreated", "StageTriggered", "DeploymentStarted"}));
+
+  const CommandRun timeline = as("vic", "watch SampleApp-1 --after 0 --count 2");
+  ASSERT_EQ(timeline.exit_code, 0) << timeline.output;
+  EXPECT_NE(timeline.output.find("SampleApp-1    release SampleApp-1 (SampleApp-1) created"), std::string::npos)
+      << timeline.output;
+  EXPECT_NE(timeline.output.find("SampleApp-1    dev triggered: release created"), std::string::npos)
+      << timeline.output;
+}
+
+TEST_F(ClientCliTest, LogsFollowPrintsAFinishedStagesLinesAndEnds) {
+  start_sample_release();
+  const CommandRun logs = as("vic", "release logs SampleApp-1 dev");
+  const CommandRun followed = as("vic", "release logs SampleApp-1 dev --follow");
+  ASSERT_EQ(followed.exit_code, 0) << followed.output;
+  EXPECT_EQ(followed.output, logs.output);
+  EXPECT_FALSE(logs.output.empty());
+}
+
+TEST_F(ClientCliTest, LogsFollowPrintsARunningDeploymentsLinesUntilItEnds) {
+  const std::string pipeline = dir_ / "follow.json";
+  std::ofstream(pipeline) << R"({"name": "Follow", "stages": [{"name": "dev", "trigger": {"after_release": true},
+      "steps": [{"name": "one", "run": "echo first; sleep 1; echo second"}, {"name": "two", "run": "echo third >&2"}]}]})";
+  ASSERT_EQ(as("admin", "pipeline apply " + pipeline).exit_code, 0);
+  ASSERT_EQ(as("admin", "release create Follow --version 1 --artifact " + dir_.path()).exit_code, 0);
+  // Started while the first step runs; ends by itself when the deployment does.
+  const CommandRun followed = as("vic", "release logs Follow-1 dev --follow --json", /*with_stderr=*/false);
+  ASSERT_EQ(followed.exit_code, 0) << followed.output;
+  std::istringstream lines(followed.output);
+  std::vector<std::string> texts;
+  for (std::string line; std::getline(lines, line);) texts.push_back(json::parse(line)["text"]);
+  EXPECT_EQ(texts, (std::vector<std::string>{"first", "second", "third"}));
+  EXPECT_EQ(as("vic", "release wait Follow-1 --until Succeeded --timeout 60s").exit_code, 0);
+}
+
+}  // namespace
+}  // namespace cascade

@@ -1,0 +1,393 @@
+// The CI ingress on librdkafka's mock cluster (3 brokers) against a real
+// engine on RocksDB: build CDEvents become releases exactly once, bad records
+// go to the dead-letter topic, and broker faults lose and duplicate nothing.
+#include "adapters/kafka/ingress.hpp"
+#include "adapters/kafka/mock_cluster.hpp"
+#include "adapters/http/metrics.hpp"
+
+#include "tests/support/engine_harness.hpp"
+#include "tests/support/kafka_test_clients.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+namespace cascade::testing {
+namespace {
+
+namespace kafka = adapters::kafka;
+using nlohmann::json;
+
+constexpr const char* kBuilds = "cascade.builds";
+constexpr const char* kDeadLetters = "cascade.builds.dlq";
+constexpr auto kDeadline = std::chrono::seconds(60);
+
+const char* const kShopPipeline = R"({
+  "name": "Shop",
+  "artifact": {"source": "/ci/shop", "branch_filters": ["main", "release/*", "!release/old*"]},
+  "stages": [
+    {"name": "dev", "trigger": {"after_release": true}, "steps": [{"name": "deploy", "run": "deploy-dev"}]},
+    {"name": "prod", "trigger": {"manual": true}, "steps": [{"name": "deploy", "run": "deploy-prod"}]}
+  ]
+})";
+
+json announcement(const std::string& id, const std::string& version, const std::string& branch = "main",
+                  const std::string& source = "/ci/shop") {
+  json cdevent = {{"context",
+                   {{"specversion", "0.5.1"},
+                    {"id", id},
+                    {"source", source},
+                    {"type", "dev.cdevents.artifact.published.0.3.0"},
+                    {"timestamp", "2026-11-28T10:00:00Z"}}},
+                  {"subject", {{"id", "pkg:generic/shop@" + version}, {"content", json::object()}}},
+                  {"customData", {{"branch", branch}, {"uri", "https://artifacts.example.com/shop-" + version + ".tgz"}}}};
+  return cdevent;
+}
+
+// Waits for `condition` with a deadline, re-checking every few milliseconds.
+template <class Condition>
+bool eventually(Condition condition, std::chrono::milliseconds deadline = kDeadline) {
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+class KafkaIngressTest : public EngineHarness {
+ protected:
+  void SetUp() override {
+    EngineHarness::SetUp();
+    auto cluster = kafka::MockCluster::start(3);
+    ASSERT_TRUE(cluster) << cluster.error().message;
+    cluster_ = std::move(cluster).value();
+    ASSERT_TRUE(cluster_->create_topic(kBuilds, 3, 3));
+    ASSERT_TRUE(cluster_->create_topic(kDeadLetters, 3, 3));
+    producer_ = std::make_unique<TestProducer>(cluster_->bootstrap_servers());
+  }
+  void TearDown() override {
+    ingress_.reset();
+    EngineHarness::TearDown();
+    catalog_.reset();
+    producer_.reset();
+    cluster_.reset();
+  }
+
+  // A fresh engine (empty caches) with a fresh catalog, and an ingress in `group`.
+  void start_ingress(const std::string& group = "cascade") {
+    ingress_.reset();
+    stop();
+    catalog_ = std::make_unique<kafka::PipelineCatalog>();
+    start(scripted_, /*run=*/false);
+    engine_->add(*catalog_);
+    run();
+    kafka::IngressOptions options;
+    options.brokers = cluster_->bootstrap_servers();
+    options.topic = kBuilds;
+    options.group = group;
+    options.metrics = &metrics_;
+    // The ingress's operator messages, when a failure needs them.
+    options.log = [](const std::string& message) {
+      if (std::getenv("CASCADE_TEST_VERBOSE")) std::cerr << "ingress: " << message << "\n";
+    };
+    auto ingress = kafka::BuildIngress::create(options, service(), store_->log(), *catalog_);
+    ASSERT_TRUE(ingress) << ingress.error().message;
+    ingress_ = std::move(ingress).value();
+    ingress_->start();
+  }
+
+  void publish(const json& cdevent, kafka::CloudEventsMode mode = kafka::CloudEventsMode::kBinary) {
+    ASSERT_EQ(producer_->send(kBuilds, kafka::encode_cdevent(cdevent, mode, "shop")), "");
+  }
+  void publish_raw(const kafka::Record& record) { ASSERT_EQ(producer_->send(kBuilds, record), ""); }
+
+  std::uint64_t consumed() const { return ingress_->stats().consumed; }
+  void wait_consumed(std::uint64_t n) {
+    ASSERT_TRUE(eventually([&] { return consumed() >= n; }))
+        << "consumed " << consumed() << " of " << n << " records";
+  }
+
+  // Every release of `pipeline` in number order.
+  std::vector<engine::ReleaseState> releases_of(const std::string& pipeline) {
+    std::vector<engine::ReleaseState> out;
+    for (int n = 1;; ++n) {
+      auto release = service().load(pipeline + "-" + std::to_string(n));
+      if (!release) break;
+      out.push_back(release.value());
+    }
+    return out;
+  }
+
+  std::unique_ptr<kafka::MockCluster> cluster_;
+  std::unique_ptr<TestProducer> producer_;
+  std::unique_ptr<kafka::PipelineCatalog> catalog_;
+  std::unique_ptr<kafka::BuildIngress> ingress_;
+  adapters::http::MetricsRegistry metrics_;
+};
+
+TEST_F(KafkaIngressTest, BinaryAndStructuredRecordsEachCreateAReleaseThatDeploysToDev) {
+  apply(kShopPipeline);
+  start_ingress();
+  publish(announcement("ci-1", "1.0.0"), kafka::CloudEventsMode::kBinary);
+  publish(announcement("ci-2", "1.0.1", "release/1.0"), kafka::CloudEventsMode::kStructured);
+  wait_consumed(2);
+  settle();
+
+  const auto releases = releases_of("Shop");
+  ASSERT_EQ(releases.size(), 2u);
+  std::map<std::string, std::string> version_by_cdevent;
+  for (const auto& release : releases) {
+    const auto events = events_of(release.id);
+    const auto* created = std::get_if<events::ReleaseCreated>(&events.front().data);
+    ASSERT_NE(created, nullptr);
+    ASSERT_TRUE(created->trigger_cdevent);
+    EXPECT_EQ(created->trigger_cdevent->source, "/ci/shop");
+    EXPECT_EQ(created->trigger_cdevent->type, "dev.cdevents.artifact.published.0.3.0");
+    EXPECT_EQ(created->trigger, "ci: /ci/shop");
+    EXPECT_EQ(created->requested_by, "kafka-ingress");
+    EXPECT_EQ(events.front().command_id, created->trigger_cdevent->id);
+    EXPECT_EQ(created->artifact.id, "pkg:generic/shop@" + created->artifact.version);
+    version_by_cdevent[created->trigger_cdevent->id] = created->artifact.version;
+    EXPECT_EQ(state_of(release.id, "dev"), engine::StageState::kSucceeded);
+  }
+  EXPECT_EQ(version_by_cdevent, (std::map<std::string, std::string>{{"ci-1", "1.0.0"}, {"ci-2", "1.0.1"}}));
+
+  // The steps saw the artifact.
+  std::set<std::string> seen;
+  for (const auto& env : scripted_.environments()) {
+    ASSERT_EQ(env.count("CASCADE_ARTIFACT_ID"), 1u);
+    EXPECT_EQ(env.at("CASCADE_ARTIFACT_ID"), "pkg:generic/shop@" + env.at("CASCADE_ARTIFACT_VERSION"));
+    EXPECT_EQ(env.at("CASCADE_ARTIFACT_URI"),
+              "https://artifacts.example.com/shop-" + env.at("CASCADE_ARTIFACT_VERSION") + ".tgz");
+    seen.insert(env.at("CASCADE_ARTIFACT_VERSION"));
+  }
+  EXPECT_EQ(seen, (std::set<std::string>{"1.0.0", "1.0.1"}));
+  EXPECT_EQ(ingress_->stats().created, 2u);
+  const std::string exposition = metrics_.render();
+  EXPECT_NE(exposition.find("cascade_ingress_releases_created_total 2"), std::string::npos) << exposition;
+  EXPECT_NE(exposition.find("cascade_ingress_records_total 2"), std::string::npos) << exposition;
+}
+
+TEST_F(KafkaIngressTest, TheSameCdEventTwiceGivesOneReleaseAlsoAfterARestart) {
+  apply(kShopPipeline);
+  start_ingress();
+  publish(announcement("ci-7", "2.0.0"));
+  publish(announcement("ci-7", "2.0.0"), kafka::CloudEventsMode::kStructured);
+  wait_consumed(2);
+  EXPECT_EQ(ingress_->stats().created, 1u);
+  EXPECT_EQ(ingress_->stats().redelivered, 1u);
+
+  // A restarted server whose consumer group starts over (its offsets lost)
+  // reads both records again: the idempotency key holds across restarts.
+  start_ingress("another-group");
+  wait_consumed(2);
+  EXPECT_EQ(ingress_->stats().created, 0u);
+  EXPECT_EQ(ingress_->stats().redelivered, 2u);
+  publish(announcement("ci-8", "2.0.1"));
+  wait_consumed(3);
+  settle();
+  const auto releases = releases_of("Shop");
+  ASSERT_EQ(releases.size(), 2u);
+  EXPECT_EQ(releases[0].artifact.version, "2.0.0");
+  EXPECT_EQ(releases[1].artifact.version, "2.0.1");
+}
+
+TEST_F(KafkaIngressTest, BranchesOutsideTheFiltersAndOtherSourcesCreateNothing) {
+  apply(kShopPipeline);
+  start_ingress();
+  publish(announcement("ci-a", "3.0.0", "feature/login"));
+  publish(announcement("ci-b", "3.0.1", "release/old-2"));  // excluded although release/* includes it
+  publish(announcement("ci-c", "3.0.2", "main", "/ci/other-team"));
+  json deployed = announcement("ci-d", "3.0.3");
+  deployed["context"]["type"] = "dev.cdevents.service.deployed.0.3.0";
+  deployed.erase("customData");
+  publish(deployed);
+  publish(announcement("ci-e", "3.0.4", "release/2.0"));
+  wait_consumed(5);
+  const auto stats = ingress_->stats();
+  EXPECT_EQ(stats.skipped.at("branch_filtered"), 2u);
+  EXPECT_EQ(stats.skipped.at("no_matching_pipeline"), 1u);
+  EXPECT_EQ(stats.skipped.at("unsupported_type"), 1u);
+  EXPECT_EQ(stats.created, 1u);
+  const auto releases = releases_of("Shop");
+  ASSERT_EQ(releases.size(), 1u);
+  EXPECT_EQ(releases[0].artifact.version, "3.0.4");
+  EXPECT_NE(metrics_.render().find("cascade_ingress_skipped_total{reason=\"branch_filtered\"} 2"), std::string::npos);
+}
+
+TEST_F(KafkaIngressTest, OneBuildCreatesOneReleaseInEachMatchingPipeline) {
+  apply(kShopPipeline);
+  apply(R"({"name": "ShopDocs", "artifact": {"source": "pkg:generic/shop"},
+            "stages": [{"name": "dev", "trigger": {"after_release": true},
+                        "steps": [{"name": "publish", "run": "publish-docs"}]}]})");
+  start_ingress();
+  publish(announcement("ci-m", "4.0.0"));
+  publish(announcement("ci-m", "4.0.0"));
+  wait_consumed(2);
+  EXPECT_EQ(ingress_->stats().created, 2u);
+  EXPECT_EQ(ingress_->stats().redelivered, 2u);
+  ASSERT_EQ(releases_of("Shop").size(), 1u);
+  ASSERT_EQ(releases_of("ShopDocs").size(), 1u);
+  EXPECT_EQ(releases_of("ShopDocs")[0].artifact.version, "4.0.0");
+}
+
+TEST_F(KafkaIngressTest, APipelineAppliedJustBeforeTheRecordTakesPart) {
+  start_ingress();
+  apply(kShopPipeline);  // the catalog learns it from the log, before matching the next record
+  publish(announcement("ci-late", "5.0.0"));
+  wait_consumed(1);
+  EXPECT_EQ(ingress_->stats().created, 1u);
+}
+
+std::map<std::string, std::string> headers_of(const kafka::Record& record) {
+  std::map<std::string, std::string> out;
+  for (const auto& h : record.headers) out[h.key] = h.value;
+  return out;
+}
+
+TEST_F(KafkaIngressTest, MalformedAndSchemaInvalidRecordsGoToTheDeadLetterTopicAndTheNextGoodOneIsCreated) {
+  apply(kShopPipeline);
+  start_ingress();
+  kafka::Record garbage;
+  garbage.key = "junk";
+  garbage.value = std::string("\x00\x01garbage{", 10);
+  garbage.headers = {{"x-trace", "t-1"}};
+  publish_raw(garbage);
+  json extra = announcement("ci-bad", "6.0.0");
+  extra["subject"]["content"]["outcome"] = "success";  // artifact.published has no outcome
+  publish(extra);
+  publish(announcement("ci-good", "6.0.1"));
+  wait_consumed(3);
+  EXPECT_EQ(ingress_->stats().dead_lettered, 2u);
+  EXPECT_EQ(ingress_->stats().created, 1u);
+  ASSERT_EQ(releases_of("Shop").size(), 1u);
+  EXPECT_EQ(releases_of("Shop")[0].artifact.version, "6.0.1");
+
+  const auto dead = read_topic(cluster_->bootstrap_servers(), kDeadLetters, 2, kDeadline);
+  ASSERT_EQ(dead.size(), 2u);
+  std::map<std::string, std::map<std::string, std::string>> by_reason;
+  for (const auto& read : dead) {
+    auto headers = headers_of(read.record);
+    by_reason[headers["cascade_dlq_reason"]] = headers;
+    EXPECT_EQ(headers["cascade_original_topic"], kBuilds);
+    EXPECT_FALSE(headers["cascade_original_partition"].empty());
+    EXPECT_FALSE(headers["cascade_original_offset"].empty());
+  }
+  ASSERT_EQ(by_reason.count("malformed"), 1u);
+  ASSERT_EQ(by_reason.count("schema"), 1u);
+  EXPECT_EQ(by_reason["malformed"]["x-trace"], "t-1");  // the original headers are kept
+  EXPECT_NE(by_reason["malformed"]["cascade_dlq_detail"].find("missing ce_specversion"), std::string::npos)
+      << by_reason["malformed"]["cascade_dlq_detail"];
+  EXPECT_NE(by_reason["schema"]["cascade_dlq_detail"].find("/subject/content/outcome: unknown field 'outcome'"),
+            std::string::npos)
+      << by_reason["schema"]["cascade_dlq_detail"];
+  EXPECT_EQ(by_reason["schema"]["ce_id"], "ci-bad");
+  for (const auto& read : dead) {
+    if (headers_of(read.record)["cascade_dlq_reason"] == "malformed") {
+      EXPECT_EQ(read.record.value, garbage.value);  // the bytes as they came
+      EXPECT_EQ(read.record.key, "junk");
+    }
+  }
+  const std::string exposition = metrics_.render();
+  EXPECT_NE(exposition.find("cascade_ingress_dead_lettered_total{reason=\"malformed\"} 1"), std::string::npos)
+      << exposition;
+  EXPECT_NE(exposition.find("cascade_ingress_dead_lettered_total{reason=\"schema\"} 1"), std::string::npos);
+}
+
+TEST_F(KafkaIngressTest, BrokerOutagesAndInjectedErrorsLoseAndDuplicateNothing) {
+  apply(kShopPipeline);
+  start_ingress();
+  constexpr int kBuildsCount = 30;
+  constexpr int kWindow = 4;  // the publisher stays at most this many records ahead of the consumer
+  std::atomic<int> published{0};
+  std::atomic<std::uint64_t> consumed_total{0};  // over every consumer of the test
+  std::uint64_t consumed_before = 0;             // by consumers already stopped
+  std::mutex ingress_mutex;
+  auto consumed_now = [&] {
+    std::lock_guard lock(ingress_mutex);
+    return consumed_before + (ingress_ ? ingress_->stats().consumed : 0);
+  };
+  std::atomic<bool> stop_publishing{false};
+  std::thread publisher([&] {
+    TestProducer producer(cluster_->bootstrap_servers());
+    int records = 0;
+    for (int i = 0; i < kBuildsCount && !stop_publishing; ++i) {
+      // Every third build is announced twice, as a CI retry would.
+      const json cdevent = announcement("fault-" + std::to_string(i), "7.0." + std::to_string(i));
+      const auto mode = i % 2 ? kafka::CloudEventsMode::kStructured : kafka::CloudEventsMode::kBinary;
+      for (int copy = 0; copy < (i % 3 == 0 ? 2 : 1); ++copy) {
+        eventually([&] { return consumed_total + kWindow > static_cast<std::uint64_t>(records) || stop_publishing; });
+        while (!producer.send(kBuilds, kafka::encode_cdevent(cdevent, mode, "shop")).empty() && !stop_publishing) {
+        }
+        ++records;
+      }
+      ++published;
+    }
+  });
+  std::atomic<bool> watching{true};
+  std::thread watcher([&] {
+    while (watching) {
+      consumed_total = consumed_now();
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  });
+  auto consumed_at_least = [&](std::uint64_t n) {
+    return eventually([&] { return consumed_total >= n; });
+  };
+
+  // Request errors on fetches, commits and produces while records flow.
+  ASSERT_TRUE(consumed_at_least(3));
+  cluster_->push_request_errors(kafka::KafkaApi::kFetch, {6, 7, 6});            // NOT_LEADER, REQUEST_TIMED_OUT
+  cluster_->push_request_errors(kafka::KafkaApi::kOffsetCommit, {15, 16, 14});  // coordinator not available/loading
+  cluster_->push_request_errors(kafka::KafkaApi::kProduce, {6, 7});
+  // Every broker down in turn, and back once the clients have had to cope.
+  for (int broker = 1; broker <= 3; ++broker) {
+    ASSERT_TRUE(consumed_at_least(3 + broker * 7)) << "consumed " << consumed_total;
+    ASSERT_TRUE(cluster_->set_broker_down(broker));
+    const std::uint64_t at = consumed_total;
+    eventually([&] { return consumed_total >= at + 3; }, std::chrono::seconds(2));
+    ASSERT_TRUE(cluster_->set_broker_up(broker));
+  }
+  // A restart of the consumer mid-stream (same group: it resumes from the
+  // committed offsets; anything uncommitted is redelivered).
+  {
+    std::unique_ptr<kafka::BuildIngress> old;
+    {
+      std::lock_guard lock(ingress_mutex);
+      old = std::move(ingress_);
+    }
+    old->stop();
+    std::lock_guard lock(ingress_mutex);
+    consumed_before += old->stats().consumed;
+  }
+  {
+    std::lock_guard lock(ingress_mutex);
+    start_ingress();
+  }
+  std::vector<engine::ReleaseState> releases;
+  const bool complete = eventually([&] {
+    std::lock_guard lock(ingress_mutex);
+    releases = releases_of("Shop");
+    return releases.size() >= static_cast<std::size_t>(kBuildsCount);
+  });
+  stop_publishing = true;
+  publisher.join();
+  watching = false;
+  watcher.join();
+  ASSERT_TRUE(complete) << releases.size() << " releases of " << kBuildsCount << " builds; published "
+                        << published << ", consumed " << consumed_total;
+  settle();
+  releases = releases_of("Shop");
+  std::map<std::string, int> by_version;
+  for (const auto& release : releases) ++by_version[release.artifact.version];
+  EXPECT_EQ(by_version.size(), static_cast<std::size_t>(kBuildsCount));
+  for (const auto& [version, count] : by_version) EXPECT_EQ(count, 1) << version;
+  EXPECT_EQ(releases.size(), static_cast<std::size_t>(kBuildsCount));
+}
+
+}  // namespace
+}  // namespace cascade::testing

@@ -1,0 +1,44 @@
+#include "tools/dashboard_routes.hpp"
+
+#include "adapters/http/static_assets.hpp"
+
+#include <string>
+
+namespace cascade::tools {
+namespace {
+
+namespace http = adapters::http;
+
+// Scripts, styles, images and fetches from this origin only; no inline
+// script, no framing, no <base> or form posts elsewhere.
+constexpr const char* kContentSecurityPolicy =
+    "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+Result<http::Response> serve_asset(const http::Request& request, const std::string& path) {
+  const http::StaticAsset* asset = http::find_static_asset(path);
+  if (asset == nullptr) return make_error(ErrorCode::kNotFound, "the dashboard has no file '" + path + "'");
+  http::Response response;
+  response.headers = {{"ETag", std::string(asset->etag)},
+                      {"Cache-Control", "no-cache"},
+                      {"X-Content-Type-Options", "nosniff"},
+                      {"Content-Security-Policy", kContentSecurityPolicy},
+                      {"Referrer-Policy", "no-referrer"}};
+  if (auto if_none_match = request.header("If-None-Match"); if_none_match && http::etag_matches(*if_none_match, asset->etag)) {
+    response.status = 304;
+    response.content_type.clear();
+    return response;
+  }
+  response.content_type = std::string(asset->content_type);
+  response.body = std::string(asset->bytes);
+  return response;
+}
+
+}  // namespace
+
+Status add_dashboard_routes(http::Router& router) {
+  CASCADE_TRY(router.add_public("GET", "/", [](const http::Request& request) { return serve_asset(request, "index.html"); }));
+  return router.add_public("GET", "/assets/{file}",
+                           [](const http::Request& request) { return serve_asset(request, request.param("file")); });
+}
+
+}  // namespace cascade::tools
