@@ -15,6 +15,7 @@
 #include "projections/projection_store.hpp"
 #include "projections/release_summary.hpp"
 #include "tests/bench/system/scale_data.hpp"
+#include "tests/support/kafka_test_clients.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -314,7 +315,35 @@ int main(int argc, char** argv) {
   appends->add_option("--writers", writers, "concurrent writers, each on its own stream")->capture_default_str();
   appends->add_option("--seconds", seconds, "how long to append")->capture_default_str();
 
+  // Figure 5's publisher: kcat only sends what it reads from a pipe when the
+  // pipe closes, so a connected producer that stamps each send is needed.
+  std::string brokers, topic = "cascade.builds";
+  auto* publish = app.add_subcommand("publish-lines",
+                                     "figure 5: each stdin line → one structured CloudEvent record, acknowledged; "
+                                     "prints {\"sent_ms\"} per line");
+  publish->add_option("--brokers", brokers, "bootstrap servers")->required();
+  publish->add_option("--topic", topic, "topic")->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
+  if (publish->parsed()) {
+    cascade::testing::TestProducer producer(brokers);
+    std::string line;
+    while (std::getline(std::cin, line)) {
+      cascade::adapters::kafka::Record record;
+      record.value = line;
+      record.headers.push_back({"content-type", "application/cloudevents+json; charset=UTF-8"});
+      const auto sent_ms = std::chrono::duration<double, std::milli>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+      const std::string error = producer.send(topic, record);
+      if (!error.empty()) {
+        std::cerr << "publish-lines: " << error << "\n";
+        return 1;
+      }
+      std::cout << nlohmann::json{{"sent_ms", sent_ms}}.dump() << std::endl;
+    }
+    return 0;
+  }
   if (generate->parsed()) {
     auto report = write_scale_data(generate_options);
     if (!report) return fail(report.error());

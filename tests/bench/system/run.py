@@ -1,18 +1,22 @@
 #!/usr/bin/env python3
-"""Cascade's system benchmarks: figures 4, 6 and 7 of issue 7, each against
-its baseline in the same run (see tests/bench/README.md for what each means).
+"""Cascade's system benchmarks: figures 4, 5, 6 and 7 of issue 7, each against
+its baseline (or its goal) in the same run (see tests/bench/README.md).
 
   4a summary read in-process: ReleaseSummaryProjection::summary(id) vs a raw
      RocksDB Get of the same value from the same database (p50/p99).
   4b GET /api/v1/releases/{id} from `cascade serve` vs nginx serving the same
      JSON bytes as static files, under wrk (same threads, connections, time).
+  5  trigger latency: a structured CDEvent published (one connected, idempotent
+     producer; acks=all) to librdkafka's mock cluster (3 brokers) →
+     StageTriggered(dev) durable (its recorded_at),
+     p50/p99 over 100 builds, one at a time.
   6  scale: a data directory of 100,000 releases / 1,000,000 events: restart
      to /readyz 200, resident memory while serving, the releases-list page p99
      (first page and a page deep in the list), appends/s on it vs an empty store.
   7  PostgreSQL message-db-style append at 64 writers (pgbench) vs Cascade's
      synced EventLog::append at 64 writers.
 
-Usage: tests/bench/system/run.py [--build DIR] [--quick] [--figures 4,6,7]
+Usage: tests/bench/system/run.py [--build DIR] [--quick] [--figures 4,5,6,7]
 Prints one line per figure (figure, Cascade, baseline, ratio, goal, met, note)
 and writes BUILD/bench-system.json. Needs nginx, wrk and PostgreSQL (tools/dev
 bench installs them). Only the standard library. Never sleeps for correctness:
@@ -182,8 +186,9 @@ def run_wrk(url, options, ids_file=None, token=None, duration_s=None):
 class Serve:
     """One `cascade serve` process on a free loopback port."""
 
-    def __init__(self, cascade, data_dir, users_file, log_path):
+    def __init__(self, cascade, data_dir, users_file, log_path, extra_args=()):
         self.cascade, self.data_dir, self.users_file, self.log_path = cascade, data_dir, users_file, log_path
+        self.extra_args = list(extra_args)
         self.process = None
         self.port = None
 
@@ -192,7 +197,8 @@ class Serve:
         started = time.monotonic()
         with open(self.log_path, "a") as server_log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
-                [self.cascade, "serve", "--data", self.data_dir, "--listen", "127.0.0.1:0", "--users", self.users_file],
+                [self.cascade, "serve", "--data", self.data_dir, "--listen", "127.0.0.1:0", "--users", self.users_file]
+                + self.extra_args,
                 stdout=subprocess.PIPE, stderr=server_log, text=True)
         lines = queue.Queue()
 
@@ -535,6 +541,104 @@ def figure_6(options, report, cascade, tool, data_dir, data_report, work):
 # ---- figure 7 ----------------------------------------------------------------------------
 
 
+# ---- figure 5: Kafka trigger latency ------------------------------------------------------
+
+
+def figure_5(options, report, cascade, tool, work):
+    """A CDEvent published to the mock Kafka cluster → StageTriggered(dev) durable."""
+    broker_log = open(os.path.join(work, "dev-kafka.log"), "w")
+    broker = subprocess.Popen([cascade, "dev-kafka", "--brokers", "3"], stdout=subprocess.PIPE, stderr=broker_log,
+                              text=True)
+    server = producer = None
+    try:
+        bootstrap = None
+        for line in broker.stdout:
+            match = re.search(r"bootstrap\.servers=(\S+)", line)
+            if match:
+                bootstrap = match.group(1)
+                break
+        if bootstrap is None:
+            raise BenchError(f"cascade dev-kafka exited ({broker.wait()}) without printing its bootstrap servers")
+        users_file = os.path.join(work, "users.json")
+        done = subprocess.run([cascade, "users", "add", "bench-admin", "--role", "admin", "--users", users_file,
+                               "--json"], capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise BenchError(f"cascade users add failed: {done.stderr.strip()}")
+        token = json.loads(done.stdout)["token"]
+        server = Serve(cascade, os.path.join(work, "data"), users_file, os.path.join(work, "serve.log"),
+                       ["--kafka", bootstrap])
+        server.start()
+        pipeline = {"name": "Trigger", "artifact": {"source": "/ci/bench"},
+                    "stages": [{"name": "dev", "trigger": {"after_release": True},
+                                "steps": [{"name": "deploy", "run": "true"}]}]}
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        connection.request("PUT", "/api/v1/pipelines/Trigger", body=json.dumps(pipeline),
+                           headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        answer = connection.getresponse()
+        if answer.status != 200:
+            raise BenchError(f"PUT /api/v1/pipelines/Trigger: {answer.status} {answer.read()[:300]!r}")
+        answer.read()
+        # One connected producer for every record (cascade_bench_system
+        # publish-lines): it prints each record's send time, then its ack.
+        producer = subprocess.Popen([tool, "publish-lines", "--brokers", bootstrap, "--topic", "cascade.builds"],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=broker_log, text=True)
+
+        def publish(number):
+            now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            event_id = f"bench-{os.getpid()}-{number}"
+            purl = f"pkg:generic/bench@1.0.{number}"
+            cdevent = {"context": {"specversion": "0.5.1", "id": event_id, "source": "/ci/bench",
+                                   "type": "dev.cdevents.artifact.published.0.3.0", "timestamp": now},
+                       "subject": {"id": purl, "source": "/ci/bench", "content": {}}}
+            cloudevent = {"specversion": "1.0", "id": event_id, "source": "/ci/bench",
+                          "type": "dev.cdevents.artifact.published.0.3.0", "subject": purl, "time": now,
+                          "datacontenttype": "application/json", "data": cdevent}
+            producer.stdin.write(json.dumps(cloudevent) + "\n")
+            producer.stdin.flush()
+            answer = producer.stdout.readline()
+            if not answer:
+                raise BenchError(f"the producer stopped ({producer.wait()}); see dev-kafka.log")
+            return json.loads(answer)["sent_ms"]
+
+        def triggered_at(release):
+            status, body = server.get(f"/api/v1/releases/{release}/events", token)
+            if status != 200:
+                return None
+            for event in json.loads(body)["events"]:
+                if event.get("type") == "StageTriggered" and event["data"].get("stage") == "dev":
+                    return event["recorded_at"]
+            return None
+
+        # The first record waits for the consumer to join its group: not measured.
+        publish(0)
+        wait_until(lambda: triggered_at("Trigger-1"), 60, "the first CDEvent's release", interval_s=0.01)
+        samples = 20 if options.quick else 100
+        latencies = []
+        for number in range(1, samples + 1):
+            sent_ms = publish(number)
+            at = wait_until(lambda: triggered_at(f"Trigger-{number + 1}"), 30, f"release Trigger-{number + 1}",
+                            interval_s=0.001)
+            latencies.append(max(0.0, at - sent_ms))
+        latencies.sort()
+        p50 = latencies[len(latencies) // 2]
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        report.add("5 CDEvent → StageTriggered(dev)", f"p50 {p50:.1f} ms, p99 {p99:.1f} ms", "-", None,
+                   "p50 ≤ 10 ms, p99 ≤ 50 ms", p50 <= 10 and p99 <= 50, f"{samples} builds, 3 mock brokers",
+                   {"p50_ms": p50, "p99_ms": p99, "max_ms": latencies[-1], "samples": samples})
+    finally:
+        if producer is not None:
+            producer.stdin.close()
+            producer.wait(timeout=30)
+        if server is not None:
+            server.stop()
+        broker.send_signal(signal.SIGTERM)
+        try:
+            broker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            broker.kill()
+        broker_log.close()
+
+
 def postgres_bin():
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"), key=lambda p: int(p.split("/")[4]))
     if not found:
@@ -619,7 +723,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build", default=os.environ.get("CASCADE_BUILD_DIR", os.path.join(ROOT, "build")),
                         help="the build directory (binaries, the data set cache, bench-system.json)")
-    parser.add_argument("--figures", default="4,6,7", help="which figures: any of 4,6,7 (default all)")
+    parser.add_argument("--figures", default="4,5,6,7", help="which figures: any of 4,5,6,7 (default all)")
     parser.add_argument("--quick", action="store_true",
                         help="a smaller data set (10,000 releases) and shorter runs, for a busy machine")
     parser.add_argument("--releases", type=int, help="releases in the data set (default 100,000; quick 10,000)")
@@ -645,15 +749,15 @@ def main():
     options.pg_seconds = options.pg_seconds or (5.0 if quick else 10.0)
     options.build = os.path.abspath(options.build)
     figures = {f.strip() for f in options.figures.split(",") if f.strip()}
-    if not figures <= {"4", "6", "7"}:
-        parser.error(f"--figures: expected some of 4,6,7, got {options.figures}")
+    if not figures <= {"4", "5", "6", "7"}:
+        parser.error(f"--figures: expected some of 4,5,6,7, got {options.figures}")
 
     cascade = os.path.join(options.build, "tools", "cascade")
     tool = os.path.join(options.build, "tests", "bench", "system", "cascade_bench_system")
     for binary in (cascade, tool):
         if not os.access(binary, os.X_OK):
             sys.exit(f"run.py: {binary} is missing: build the cascade and cascade_bench_system targets first")
-    needed = {"4": ["wrk", "nginx"], "6": ["wrk"], "7": ["pgbench", "psql"]}
+    needed = {"4": ["wrk", "nginx"], "5": [], "6": ["wrk"], "7": ["pgbench", "psql"]}
     for figure in sorted(figures):
         for program in needed[figure]:
             if shutil.which(program) is None:
@@ -676,6 +780,9 @@ def main():
             steps += [("4a", lambda: figure_4a(options, report, tool, data_dir)),
                       ("4b", lambda: figure_4b(options, report, cascade, data_dir, data_report,
                                                tempfile.mkdtemp(prefix="fig4b-", dir=work)))]
+        if "5" in figures:
+            steps.append(("5", lambda: figure_5(options, report, cascade, tool,
+                                                tempfile.mkdtemp(prefix="fig5-", dir=work))))
         if "6" in figures:
             steps.append(("6", lambda: figure_6(options, report, cascade, tool, data_dir, data_report,
                                                 tempfile.mkdtemp(prefix="fig6-", dir=work))))
