@@ -1,5 +1,6 @@
 // The HTTP API over real HTTP: the server runs in-process on an ephemeral
 // loopback port over a temporary data directory, with four users.
+#include "tools/api_client.hpp"
 #include "tools/api_routes.hpp"
 #include "tools/cli_support.hpp"
 #include "tools/engine_metrics.hpp"
@@ -33,21 +34,6 @@ struct HttpResult {
   std::string body;
   json json_body() const { return json::parse(body, nullptr, false); }
 };
-
-std::string url_encode(const std::string& text) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
 
 std::string lower(std::string text) {
   for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));

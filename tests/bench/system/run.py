@@ -44,6 +44,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import bench_report  # noqa: E402  (tools/bench_report.py, figures 1–3's table)
 
 
 class BenchError(Exception):
@@ -124,14 +126,8 @@ class Report:
         sys.stdout.flush()
 
 
-def human_rate(value):
-    if value is None:
-        return "-"
-    if value >= 1e6:
-        return f"{value / 1e6:.2f}M/s"
-    if value >= 1e3:
-        return f"{value / 1e3:.1f}k/s"
-    return f"{value:.0f}/s"
+# Rates print as in figures 1–3's table.
+human_rate = bench_report.human
 
 
 def human_ms(value):
