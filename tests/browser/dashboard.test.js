@@ -278,6 +278,27 @@ test('after the server restarts, the stream resumes from Last-Event-ID and misse
   await page.close();
 });
 
+test('an admin overrides the approval of a stage they are no approver of', { timeout: 120000 }, async () => {
+  const id = await releaseToProdApproval(join(work, 'sites-override'));
+  const page = await context.newPage();
+  await signIn(page, users.admin);
+  await page.evaluate((hash) => { location.hash = hash; }, `#/releases/${id}`);
+  const banner = page.locator('.banner[data-stage="prod"]');
+  await banner.waitFor();
+  // Without the override the admin is refused: the policy lists release-manager only.
+  await banner.getByRole('button', { name: 'Approve' }).click();
+  await banner.locator('.form-message.error', { hasText: 'is not an approver' }).waitFor();
+  await banner.getByLabel('Override the approval policy (admin)').check();
+  await banner.getByLabel('Comment').fill('hotfix, approver away');
+  await banner.getByRole('button', { name: 'Approve' }).click();
+  await page.locator('svg.pipeline-graph a[data-stage="prod"][data-status="Succeeded"]').waitFor({ timeout: 60000 });
+  await page.locator('table.stages tr[data-stage="prod"]').getByText('approved by admin (admin override)').waitFor();
+  const approval = (await call('GET', `/releases/${id}`, 'admin')).stages.find((stage) => stage.name === 'prod').approvals[0];
+  assert.equal(approval.approver, 'admin');
+  assert.equal(approval.override, true);
+  await page.close();
+});
+
 test('the Logs tab follows a running step line by line', { timeout: 60000 }, async () => {
   // A step that prints, waits for a file the test creates, then prints again.
   const go = join(work, 'go');

@@ -89,8 +89,13 @@ export async function releaseView(root, { params, me }) {
       h('button', { type: 'submit', value: 'approve', class: 'approve' }, 'Approve'),
       h('button', { type: 'submit', value: 'reject', class: 'reject' }, 'Reject'),
     ];
+    // Administrators may decide in place of the approvers (recorded as an override).
+    const isAdmin = (me.roles ?? [me.role]).includes('admin');
+    const override = isAdmin ? h('input', { type: 'checkbox', id: `${headingId}-override`, name: 'override' }) : null;
     const form = h('form', { class: 'approval-form', onsubmit: decide },
       h('label', { for: comment.id }, 'Comment'), comment,
+      override ? h('p', { class: 'override' }, override, ' ',
+        h('label', { for: override.id }, 'Override the approval policy (admin)')) : null,
       h('div', { class: 'actions' }, buttons), message);
 
     async function decide(event) {
@@ -101,7 +106,7 @@ export async function releaseView(root, { params, me }) {
       show(message, decision === 'approve' ? 'Approving…' : 'Rejecting…');
       try {
         const answer = await api(`/releases/${path(id)}/stages/${path(stage.name)}/approvals`, {
-          method: 'POST', body: { decision, comment: comment.value },
+          method: 'POST', body: { decision, comment: comment.value, ...(override?.checked ? { override: true } : {}) },
         });
         show(message, decision === 'approve' ? 'Approved.' : 'Rejected.');
         wanted = Math.max(wanted, answer.version);
