@@ -415,10 +415,19 @@ Result<http::Router> make_api_router(Runtime& runtime, EventHub& hub, std::share
     body += "]}";
     return Response::text(std::move(body), kJsonContentType);
   }));
-  CASCADE_TRY(router.add("GET", base + "/releases/{id}", Role::kViewer, [rt](const Request& request) -> Result<Response> {
-    CASCADE_TRY(summary, summary_of(*rt, request.param("id")));
-    return Response::text(std::move(summary), kJsonContentType);
-  }));
+  // A summary is one RocksDB read: answered on the I/O thread when it is
+  // there; a release created a moment ago waits for it on a worker.
+  CASCADE_TRY(router.add_with_quick_path(
+      "GET", base + "/releases/{id}", Role::kViewer,
+      [rt](const Request& request) -> std::optional<Result<Response>> {
+        auto text = rt->summaries().summary(request.param("id"));
+        if (!text) return std::nullopt;
+        return Result<Response>(Response::text(std::move(text).value(), kJsonContentType));
+      },
+      [rt](const Request& request) -> Result<Response> {
+        CASCADE_TRY(summary, summary_of(*rt, request.param("id")));
+        return Response::text(std::move(summary), kJsonContentType);
+      }));
   CASCADE_TRY(router.add("GET", base + "/releases/{id}/events", Role::kViewer, [rt](const Request& request) -> Result<Response> {
     const std::string& id = request.param("id");
     CASCADE_TRY(stream, rt->log().read(engine::release_stream(id)));

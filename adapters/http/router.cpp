@@ -43,6 +43,14 @@ Status Router::add_public(std::string_view method, std::string_view pattern, Han
   return add_route(method, pattern, std::nullopt, std::move(handler));
 }
 
+Status Router::add_with_quick_path(std::string_view method, std::string_view pattern, Role required_role,
+                                   QuickHandler quick, Handler handler) {
+  if (!quick) return make_error(ErrorCode::kInvalidArgument, "route " + std::string(pattern) + ": empty quick handler");
+  CASCADE_TRY(add_route(method, pattern, required_role, std::move(handler)));
+  routes_.back().quick = std::move(quick);
+  return outcome::success();
+}
+
 Status Router::add_route(std::string_view method, std::string_view pattern, std::optional<Role> role, Handler handler) {
   const std::string where = std::string(method) + " " + std::string(pattern);
   if (!valid_method(method)) {

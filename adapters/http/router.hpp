@@ -19,6 +19,13 @@ namespace cascade::adapters::http {
 // exception becomes a 500. An error Result becomes error_response(error).
 using Handler = std::function<Result<Response>(const Request&)>;
 
+// A fast path for a read that usually needs no waiting: tried on the
+// server's I/O thread (after authentication and admission), it answers, or
+// returns nullopt to hand the request to the route's Handler on a worker.
+// It must never block (a RocksDB point read is fine; a wait is not) and
+// must not throw. It saves the two thread hand-offs a worker costs.
+using QuickHandler = std::function<std::optional<Result<Response>>(const Request&)>;
+
 struct Route {
   std::string method;
   std::string pattern;
@@ -26,6 +33,7 @@ struct Route {
   // which is served without authentication.
   std::optional<Role> required_role;
   Handler handler;
+  QuickHandler quick = {};  // optional; see QuickHandler
 };
 
 // The outcome of routing one request.
@@ -58,6 +66,10 @@ class Router {
   // admission limit, on the server's I/O thread — so health probes answer even
   // when every worker is busy. REQUIRES: the handler is quick and never blocks.
   Status add_public(std::string_view method, std::string_view pattern, Handler handler);
+  // As add(), with a fast path tried first on the I/O thread (QuickHandler).
+  // kInvalidArgument also for an empty `quick`.
+  Status add_with_quick_path(std::string_view method, std::string_view pattern, Role required_role, QuickHandler quick,
+                             Handler handler);
 
   // Routes `raw_path` (still percent-encoded, without the query). Each segment
   // is decoded before it is compared or captured, so "%2F" stays inside one

@@ -449,6 +449,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
       return send(std::move(response));
     }
     admitted_ = true;
+    if (auto answered = try_quick(route, request)) return send(std::move(*answered));
     net::post(server_.workers(), [self = shared_from_this(), &route, request = std::move(request)]() mutable {
       Response response = self->invoke(route, request);
       net::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
@@ -460,7 +461,31 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   // Runs the handler; never throws.
   Response invoke(const Route& route, const Request& request) {
     try {
-      auto result = route.handler(request);
+      return checked(route, route.handler(request));
+    } catch (const std::exception& e) {
+      server_.log("http: handler for " + route.method + " " + route.pattern + " threw: " + e.what());
+    } catch (...) {
+      server_.log("http: handler for " + route.method + " " + route.pattern + " threw a non-exception");
+    }
+    return internal_error();
+  }
+
+  // The route's quick path, if it has one and it answers; never throws (a
+  // quick path that throws hands the request to the worker).
+  std::optional<Response> try_quick(const Route& route, const Request& request) {
+    if (!route.quick) return std::nullopt;
+    try {
+      if (auto answered = route.quick(request)) return checked(route, std::move(*answered));
+    } catch (...) {
+      server_.log("http: quick path of " + route.method + " " + route.pattern + " threw; using the worker");
+    }
+    return std::nullopt;
+  }
+
+  // A handler's result as the response to send: errors rendered, invalid
+  // responses replaced by a 500, streams tracked.
+  Response checked(const Route& route, Result<Response> result) {
+    try {
       if (!result) return error_response(result.error());
       Response response = std::move(result).value();
       if (auto problem = invalid_response(response)) {

@@ -262,6 +262,16 @@ class HttpServerTest : public ::testing::Test {
       gate_.enter();
       return Response::json({{"done", true}});
     }));
+    // A quick path that answers "ready" on the I/O thread, declines "slow"
+    // (the worker answers), and throws for "broken" (the worker answers too).
+    ok(router.add_with_quick_path(
+        "GET", "/api/v1/quick/{key}", Role::kViewer,
+        [](const Request& request) -> std::optional<Result<Response>> {
+          if (request.param("key") == "broken") throw std::runtime_error("quick path blew up");
+          if (request.param("key") != "ready") return std::nullopt;
+          return Result<Response>(Response::json({{"answered_by", "quick path"}}));
+        },
+        [](const Request&) -> Result<Response> { return Response::json({{"answered_by", "worker"}}); }));
     ok(router.add("GET", "/api/v1/events", Role::kViewer, [this](const Request& request) -> Result<Response> {
       auto stream = SseStream::create();
       if (auto last = request.last_event_id()) {
@@ -584,6 +594,26 @@ TEST_F(HttpServerTest, TooManyConcurrentRequestsAre429) {
   EXPECT_EQ(first.read().status, 200);
   EXPECT_EQ(second.read().status, 200);
   EXPECT_EQ(third.request("GET", "/api/v1/whoami", kViewer).status, 200);
+}
+
+TEST_F(HttpServerTest, AQuickPathAnswersOnTheIoThreadAndElseTheWorkerDoes) {
+  options_.worker_threads = 1;
+  start();
+  Client busy(server_->port());
+  busy.send("GET", "/api/v1/block", kViewer);
+  ASSERT_TRUE(gate_.wait_entered(1));
+  // The only worker is blocked: the quick path still answers...
+  Client client(server_->port());
+  auto quick = client.request("GET", "/api/v1/quick/ready", kViewer);
+  EXPECT_EQ(quick.status, 200);
+  EXPECT_EQ(quick.json()["answered_by"], "quick path");
+  // ...after authentication and authorisation, like any route.
+  EXPECT_EQ(client.request("GET", "/api/v1/quick/ready").status, 401);
+  gate_.open();
+  EXPECT_EQ(busy.read().status, 200);
+  // Declined or thrown: the worker answers.
+  EXPECT_EQ(client.request("GET", "/api/v1/quick/slow", kViewer).json()["answered_by"], "worker");
+  EXPECT_EQ(client.request("GET", "/api/v1/quick/broken", kViewer).json()["answered_by"], "worker");
 }
 
 TEST_F(HttpServerTest, AThrowingHandlerIs500AndTheServerLivesOn) {
