@@ -478,7 +478,16 @@ int wait_for_release(Common& common, const std::string& release_id, const std::s
   auto streamed = client.events(
       "/api/v1/stream", std::nullopt,
       [&] {
-        keep_going = check(0);
+        // The summary may trail the log: wait until it holds every event of
+        // the release appended before the subscription (later ones arrive on
+        // the stream), or a transition in that gap would never be seen.
+        auto history = reader.value().get("/api/v1/releases/" + url_encode(release_id) + "/events");
+        if (!history) {
+          failure = history.error();
+          return keep_going = false;
+        }
+        const json& events = history.value()["events"];
+        keep_going = check(events.empty() ? 0 : events.back().value("version", std::int64_t{0}));
         return keep_going;
       },
       [&](const ServerEvent& frame) {
