@@ -23,15 +23,7 @@ CommandRun dev_up(const std::string& data) {
   const std::string command = "CASCADE_DEV_NO_BUILD=1 CASCADE_DEV_UP_ONCE=1 CASCADE_DEV_LISTEN=127.0.0.1:0 "
                               "CASCADE_BUILD_DIR=" + build_dir + " CASCADE_DEV_DATA=" + data + " " +
                               CASCADE_SOURCE_DIR + "/tools/dev up 2>&1";
-  CommandRun result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  std::size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) result.output.append(buffer, n);
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+  return testing::run_shell(command);
 }
 
 std::string printed(const std::string& output, const std::string& label) {

@@ -15,8 +15,8 @@ struct CommandRun {
   std::string output;  // stdout, and stderr unless left out
 };
 
-inline CommandRun run(const std::string& arguments, bool with_stderr = true) {
-  const std::string command = std::string(CASCADE_BINARY) + " " + arguments + (with_stderr ? " 2>&1" : " 2>/dev/null");
+// Runs a shell command line to completion: its output and exit code.
+inline CommandRun run_shell(const std::string& command) {
   CommandRun result;
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return result;
@@ -26,6 +26,11 @@ inline CommandRun run(const std::string& arguments, bool with_stderr = true) {
   const int status = pclose(pipe);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
+}
+
+// Runs the `cascade` program with `arguments`.
+inline CommandRun run(const std::string& arguments, bool with_stderr = true) {
+  return run_shell(std::string(CASCADE_BINARY) + " " + arguments + (with_stderr ? " 2>&1" : " 2>/dev/null"));
 }
 
 inline std::string read_file(const std::string& path) {
