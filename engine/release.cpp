@@ -668,7 +668,9 @@ Result<std::vector<Event>> decide(const ReleaseState& state, const Command& comm
             created.trigger = c.trigger;
             created.trigger_cdevent = c.trigger_cdevent;
             created.requested_by = context.actor;
-            return std::vector<Event>{created};
+            std::vector<Event> out;  // not {created}: an initializer list copies the definition snapshot
+            out.emplace_back(std::move(created));
+            return out;
           },
           [&](const TriggerStage& c) -> Result<std::vector<Event>> {
             CASCADE_TRY(stage, find_stage(state, c.stage));

@@ -220,6 +220,7 @@ Result<std::string> ReleaseService::create_release(const NewRelease& request, co
       created.front().event_id = events::uuid_from_seed("create-release\n" + request.pipeline + "\n" +
                                                         invocation.command_id);
     }
+    std::shared_ptr<ReleaseState> folded = fold_ahead(ReleaseState{}, stream, created);
     auto appended = log_.append(stream, 0, std::move(created));
     if (appended && appended.value().duplicate) {
       {
@@ -233,11 +234,44 @@ Result<std::string> ReleaseService::create_release(const NewRelease& request, co
       if (first == nullptr) return make_error(ErrorCode::kDataLoss, "the release created by this key cannot be read");
       return first->release_id;
     }
-    if (appended) return release_id;
+    if (appended) {
+      remember_appended(release_id, std::move(folded), appended.value());
+      return release_id;
+    }
     if (appended.error().code != ErrorCode::kAborted) return appended.error();
   }
   return make_error(ErrorCode::kAborted, "could not allocate a release number for pipeline '" +
                                              request.pipeline + "' under concurrent creates");
+}
+
+std::shared_ptr<ReleaseState> ReleaseService::fold_ahead(const ReleaseState& before, const std::string& stream,
+                                                         std::vector<NewEvent>& events) {
+  auto next = std::make_shared<ReleaseState>(before);
+  events::RecordedEvent recorded;
+  recorded.stream = stream;
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    NewEvent& e = events[i];
+    recorded.version = before.version + 1 + static_cast<std::int64_t>(i);
+    recorded.recorded_at = e.recorded_at;
+    recorded.actor = e.actor;
+    recorded.command_id = e.command_id;
+    recorded.event_id = e.event_id;
+    // The payload is lent to the fold and given back: a release's
+    // definition snapshot is too big to copy per create.
+    recorded.data = std::move(e.data);
+    evolve(*next, recorded);
+    e.data = std::move(recorded.data);
+  }
+  return next;
+}
+
+ReleaseService::StatePtr ReleaseService::remember_appended(const std::string& release_id,
+                                                           std::shared_ptr<ReleaseState> folded,
+                                                           const events::AppendResult& result) {
+  folded->last_hash = result.last_hash;
+  StatePtr state = std::move(folded);
+  remember(release_id, state);
+  return state;
 }
 
 ReleaseService::StatePtr ReleaseService::cached(const std::string& release_id) {
@@ -302,8 +336,13 @@ Result<ReleaseState> ReleaseService::execute(const std::string& release_id, cons
     if (!state->exists()) return make_error(ErrorCode::kNotFound, "no release '" + release_id + "'");
     CASCADE_TRY(events, decide(*state, command, context));
     if (events.empty()) return ReleaseState(*state);
-    auto appended = log_.append(stream, state->version, envelope(stream, std::move(events), context, release_id));
-    if (appended) return load(release_id);
+    std::vector<NewEvent> enveloped = envelope(stream, std::move(events), context, release_id);
+    std::shared_ptr<ReleaseState> folded = fold_ahead(*state, stream, enveloped);
+    auto appended = log_.append(stream, state->version, std::move(enveloped));
+    if (appended && !appended.value().duplicate) {
+      return ReleaseState(*remember_appended(release_id, std::move(folded), appended.value()));
+    }
+    if (appended) return load(release_id);  // a retry of a command already stored
     if (appended.error().code != ErrorCode::kAborted) return appended.error();
   }
   return make_error(ErrorCode::kAborted, "release " + release_id + " kept changing; gave up after " +

@@ -54,8 +54,9 @@ struct Invocation {
 // history, typically a few KiB), and the latest definition of each pipeline
 // it has loaded. A cached release is used as is while the log's version of
 // its stream equals the cached one; otherwise only the newer events are read
-// and folded on top. The cache changes speed, never answers: an evicted
-// release is folded again from the log.
+// and folded on top; after its own append the service folds the events it
+// wrote without reading them back. The cache changes speed, never answers:
+// an evicted release is folded again from the log.
 class ReleaseService {
  public:
   static constexpr int kMaxConflictRetries = 16;
@@ -88,6 +89,15 @@ class ReleaseService {
   // version 0, for an unknown release); cached.
   Result<StatePtr> catch_up(const std::string& release_id);
   StatePtr cached(const std::string& release_id);
+  // `before` with `events` folded on top as the log will record them, ahead
+  // of appending them (each payload is moved out and back). Used only once
+  // the append succeeds, so a release's own appends never need reading back.
+  static std::shared_ptr<ReleaseState> fold_ahead(const ReleaseState& before, const std::string& stream,
+                                                  std::vector<events::NewEvent>& events);
+  // The fold of a successful append, completed with the hash the log gave
+  // its last event, cached and returned.
+  StatePtr remember_appended(const std::string& release_id, std::shared_ptr<ReleaseState> folded,
+                             const events::AppendResult& result);
   void remember(const std::string& release_id, StatePtr state);
   // The next release number of `pipeline`, never handed out twice by this
   // service. A number whose create turns out to be a repeat (same

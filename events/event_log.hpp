@@ -17,6 +17,7 @@ namespace cascade::events {
 struct AppendResult {
   std::int64_t last_version = 0;     // the stream's version after the append
   std::uint64_t last_position = 0;   // global position of the last appended event
+  std::string last_hash;             // hash of the stream's last event after the append
   bool duplicate = false;            // every event id was already stored: nothing written
 };
 

@@ -183,7 +183,7 @@ Result<events::AppendResult> RocksEventLog::append(const std::string& stream, st
   if (static_cast<std::size_t>(stored_count) == ids.size()) {
     // A retry of an append that went through: the same answer, nothing written.
     release_claim();
-    return events::AppendResult{current_version, positions.back(), true};
+    return events::AppendResult{current_version, positions.back(), prev_hash, true};
   }
   if (!version_matches) {
     return make_error(ErrorCode::kAborted, "append to stream " + stream + ": expected version " +
@@ -263,9 +263,9 @@ Result<events::AppendResult> RocksEventLog::append(const std::string& stream, st
   // running. read() waits for it rather than every appender here, which keeps
   // the appenders of one group commit from blocking on each other.
   state->version = last_version;
-  state->last_hash = std::move(prev_hash);
+  state->last_hash = prev_hash;
   release(*state, ids);
-  return events::AppendResult{last_version, last_position, false};
+  return events::AppendResult{last_version, last_position, std::move(prev_hash), false};
 }
 
 void RocksEventLog::advance_head() {

@@ -2,6 +2,8 @@
 // step runner: fork/join, failures, manual stages, restarts, projection.
 #include "tests/support/engine_harness.hpp"
 
+#include "projections/release_summary.hpp"
+
 #include <set>
 #include <thread>
 
@@ -256,6 +258,36 @@ TEST_F(EngineTest, AnOperatorCommandRepeatedWithItsKeyChangesNothing) {
   auto repeated = service().execute(id, CancelStage{"prod", ""}, Invocation{"alice", "cancel-1", ""});
   ASSERT_TRUE(repeated) << "a repeat is acknowledged, not refused";
   EXPECT_EQ(load(id).version, version);
+}
+
+// The service folds its own appends without reading them back; a service
+// that folds the whole stream from the log must arrive at the same state.
+TEST_F(EngineTest, TheServiceFoldOfItsOwnAppendsEqualsAFoldFromTheLog) {
+  const std::string id = create_release();
+  settle();
+  clock_.advance(std::chrono::minutes(2));
+  auto approved = service().execute(id, ApproveStage{"prod", "go", 0}, Invocation{"release-manager", "", ""});
+  ASSERT_TRUE(approved);
+  settle();
+  ASSERT_TRUE(service().execute(id, RedeployStage{"dev", ""}, Invocation{"alice", "", ""}));
+
+  const ReleaseState folded_in_memory = load(id);
+  ReleaseService fresh(store_->log(), store_->secrets(), clock_);
+  auto from_log = fresh.load(id);
+  ASSERT_TRUE(from_log);
+  EXPECT_EQ(folded_in_memory.version, from_log.value().version);
+  EXPECT_EQ(folded_in_memory.last_hash, from_log.value().last_hash);
+  EXPECT_FALSE(folded_in_memory.last_hash.empty());
+  EXPECT_EQ(folded_in_memory.command_ids, from_log.value().command_ids);
+  EXPECT_EQ(projections::summarize(folded_in_memory).dump(), projections::summarize(from_log.value()).dump());
+  // And the state execute returned for the approval is the log's state at
+  // that version.
+  ReleaseState replayed;
+  for (const RecordedEvent& e : events_of(id)) {
+    if (e.version <= approved.value().version) evolve(replayed, e);
+  }
+  EXPECT_EQ(replayed.last_hash, approved.value().last_hash);
+  EXPECT_EQ(projections::summarize(replayed).dump(), projections::summarize(approved.value()).dump());
 }
 
 }  // namespace
