@@ -310,7 +310,11 @@ Result<ReleaseService::StatePtr> ReleaseService::catch_up(const std::string& rel
   }
   const std::int64_t from = state == nullptr ? 1 : state->version + 1;
   std::shared_ptr<ReleaseState> next;  // copied from the cached fold only when there is something to add
-  CASCADE_TRY(log_.read_each(stream, from, [&](const events::RecordedEvent& event) -> Status {
+  // Verified on the way: the service never decides on a history altered
+  // after it was written (an approval edited in the store, an event removed):
+  // such a release answers kDataLoss instead of acting on it.
+  const std::string linked_to = state == nullptr ? std::string() : state->last_hash;
+  CASCADE_TRY(log_.read_each_verified(stream, from, linked_to, [&](const events::RecordedEvent& event) -> Status {
     if (next == nullptr) next = state != nullptr ? std::make_shared<ReleaseState>(*state) : std::make_shared<ReleaseState>();
     evolve(*next, event);
     return success();

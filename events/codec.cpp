@@ -496,7 +496,15 @@ bool read_fast_payload(std::string_view type, int version, std::string_view byte
 
 // The fast decoder; false when `stored` is not of the exact canonical shape
 // it reads, in which case `e` is garbage and nlohmann decides.
-bool decode_fast(std::string_view stored, RecordedEvent& e) {
+//
+// *hash_member (when given) is where `,"hash":"…"` sits in `stored`: without
+// it the stored bytes are the canonical ones, which is what the fast path
+// accepts and nothing else.
+struct Span {
+  std::size_t begin = 0;
+  std::size_t end = 0;
+};
+bool decode_fast(std::string_view stored, RecordedEvent& e, Span* hash_member = nullptr) {
   CanonicalReader r(stored);
   r.expect('{');
   r.field("actor", e.actor, true);
@@ -507,7 +515,9 @@ bool decode_fast(std::string_view stored, RecordedEvent& e) {
   const std::size_t data_at = r.skip_value();
   const std::size_t data_end = r.pos();
   r.field("event_id", e.event_id);
+  const std::size_t hash_begin = r.pos();
   r.field("hash", e.hash);
+  if (hash_member != nullptr) *hash_member = Span{hash_begin, r.pos()};
   r.field("prev_hash", e.prev_hash);
   r.field("recorded_at", e.recorded_at);
   int version = 0;
@@ -611,7 +621,9 @@ namespace {
 // OpenSSL 3 looks the algorithm up and allocates a context on every
 // EVP_Digest call, which costs as much as hashing a small event: fetch the
 // algorithm once and keep one context per thread.
-unsigned int sha256_raw(std::string_view bytes, unsigned char* digest) {
+// The SHA-256 of `first` followed by `second` (a stored event around its
+// hash member).
+unsigned int sha256_raw(std::string_view first, std::string_view second, unsigned char* digest) {
   static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
   struct Context {
     EVP_MD_CTX* ctx = EVP_MD_CTX_new();
@@ -619,28 +631,29 @@ unsigned int sha256_raw(std::string_view bytes, unsigned char* digest) {
   };
   thread_local Context context;
   unsigned int length = 0;
-  if (md == nullptr || context.ctx == nullptr || EVP_DigestInit_ex(context.ctx, md, nullptr) != 1 ||
-      EVP_DigestUpdate(context.ctx, bytes.data(), bytes.size()) != 1 ||
-      EVP_DigestFinal_ex(context.ctx, digest, &length) != 1) {
-    EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
+  if (md != nullptr && context.ctx != nullptr && EVP_DigestInit_ex(context.ctx, md, nullptr) == 1 &&
+      EVP_DigestUpdate(context.ctx, first.data(), first.size()) == 1 &&
+      EVP_DigestUpdate(context.ctx, second.data(), second.size()) == 1 &&
+      EVP_DigestFinal_ex(context.ctx, digest, &length) == 1) {
+    return length;
   }
+  std::string joined(first);
+  joined.append(second);
+  EVP_Digest(joined.data(), joined.size(), digest, &length, EVP_sha256(), nullptr);
   return length;
 }
+unsigned int sha256_raw(std::string_view bytes, unsigned char* digest) { return sha256_raw(bytes, {}, digest); }
 
-}  // namespace
+std::string where(const RecordedEvent& e) { return "stream " + e.stream + " version " + std::to_string(e.version); }
 
-Status verify_event(const RecordedEvent& e, std::string_view expected_prev_hash) {
-  auto where = [&] { return "stream " + e.stream + " version " + std::to_string(e.version); };
-  if (e.prev_hash != expected_prev_hash) {
-    return make_error(ErrorCode::kDataLoss, where() + ": broken link: prev_hash expected '" +
-                                                std::string(expected_prev_hash) + "', found '" + e.prev_hash + "'");
-  }
-  // One buffer per thread for the canonical bytes, and the digest compared
-  // in hex on the stack: nothing allocated per intact event.
-  thread_local std::string canonical;
-  canonical_json_into(e, nullptr, canonical);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  const unsigned int length = sha256_raw(canonical, digest);
+Status check_link(const RecordedEvent& e, std::string_view expected_prev_hash) {
+  if (e.prev_hash == expected_prev_hash) return success();
+  return make_error(ErrorCode::kDataLoss, where(e) + ": broken link: prev_hash expected '" +
+                                              std::string(expected_prev_hash) + "', found '" + e.prev_hash + "'");
+}
+
+// Compares the digest in hex on the stack: nothing allocated for an intact event.
+Status check_digest(const RecordedEvent& e, const unsigned char* digest, unsigned int length) {
   char hex[2 * EVP_MAX_MD_SIZE];
   static constexpr char kDigits[] = "0123456789abcdef";
   for (unsigned int i = 0; i < length; ++i) {
@@ -648,11 +661,37 @@ Status verify_event(const RecordedEvent& e, std::string_view expected_prev_hash)
     hex[2 * i + 1] = kDigits[digest[i] & 0xf];
   }
   const std::string_view actual(hex, 2 * length);
-  if (actual != e.hash) {
-    return make_error(ErrorCode::kDataLoss, where() + ": content altered: hash expected '" + std::string(actual) +
-                                                "', found '" + e.hash + "'");
+  if (actual == e.hash) return success();
+  return make_error(ErrorCode::kDataLoss, where(e) + ": content altered: hash expected '" + std::string(actual) +
+                                              "', found '" + e.hash + "'");
+}
+
+}  // namespace
+
+Status verify_event(const RecordedEvent& e, std::string_view expected_prev_hash) {
+  CASCADE_TRY(check_link(e, expected_prev_hash));
+  thread_local std::string canonical;  // one buffer per thread for the canonical bytes
+  canonical_json_into(e, nullptr, canonical);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  const unsigned int length = sha256_raw(canonical, digest);
+  return check_digest(e, digest, length);
+}
+
+Status decode_verified(std::string_view stored, std::uint64_t position, std::string_view expected_prev_hash,
+                       RecordedEvent& out) {
+  Span hash_member;
+  if (!decode_fast(stored, out, &hash_member)) {
+    CASCADE_TRY(decode_into(stored, position, out));
+    return verify_event(out, expected_prev_hash);
   }
-  return success();
+  out.position = position;
+  CASCADE_TRY(check_link(out, expected_prev_hash));
+  // The fast path accepted exactly the canonical layout, so the canonical
+  // bytes are the stored ones around the hash member: hashed where they lie.
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  const unsigned int length =
+      sha256_raw(stored.substr(0, hash_member.begin), stored.substr(hash_member.end), digest);
+  return check_digest(out, digest, length);
 }
 
 Status verify_chain(const std::vector<RecordedEvent>& events, std::string expected_prev_hash) {

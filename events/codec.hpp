@@ -39,6 +39,14 @@ Status decode_into(std::string_view stored, std::uint64_t position, RecordedEven
 // matches its content. Allocates nothing for an intact event.
 Status verify_event(const RecordedEvent& event, std::string_view expected_prev_hash);
 
+// decode_into() and verify_event() in one: the hash is taken over the stored
+// bytes as they lie (the canonical bytes are the stored ones without the
+// "hash" member), not over bytes encoded again from the decoded event. Bytes
+// that are not in the exact canonical layout are decoded by nlohmann and
+// verified as verify_event does, so a tampered event fails either way.
+Status decode_verified(std::string_view stored, std::uint64_t position, std::string_view expected_prev_hash,
+                       RecordedEvent& out);
+
 // Checks that each event's hash matches its bytes and links to the previous
 // one, for events of one stream read from its first version (or from
 // `expected_prev_hash` when the slice starts later). kDataLoss names the first

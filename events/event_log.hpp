@@ -56,6 +56,15 @@ class EventLog {
     return success();
   }
 
+  // read_each() that checks the hash chain on the way: each event's hash
+  // against its content and its prev_hash against the hash of the event
+  // before it — for the first one, `expected_prev_hash` ("" when reading
+  // from version 1). kDataLoss names the first broken link. A replay that
+  // must prove nothing was altered reads this way.
+  virtual Status read_each_verified(const std::string& stream, std::int64_t from_version,
+                                    std::string expected_prev_hash,
+                                    const std::function<Status(const RecordedEvent&)>& visit);
+
   // Durable events with position >= from_position, in position order, at most `limit`.
   virtual Result<std::vector<RecordedEvent>> read_all(std::uint64_t from_position, std::size_t limit) = 0;
 

@@ -455,12 +455,38 @@ Error RocksEventLog::misplaced(const std::string& stream, std::int64_t version, 
 
 Status RocksEventLog::read_each(const std::string& stream, std::int64_t from_version,
                                 const std::function<Status(const events::RecordedEvent&)>& visit) {
+  return walk_stream(
+      stream, from_version,
+      [](std::string_view bytes, std::uint64_t position, events::RecordedEvent& e) {
+        return events::decode_into(bytes, position, e);
+      },
+      visit);
+}
+
+Status RocksEventLog::read_each_verified(const std::string& stream, std::int64_t from_version,
+                                         std::string expected_prev_hash,
+                                         const std::function<Status(const events::RecordedEvent&)>& visit) {
+  bool first = true;
+  return walk_stream(
+      stream, from_version,
+      [&](std::string_view bytes, std::uint64_t position, events::RecordedEvent& e) -> Status {
+        // `e` still holds the event before, which this one must link to.
+        if (!first) expected_prev_hash.assign(e.hash);
+        first = false;
+        return events::decode_verified(bytes, position, expected_prev_hash, e);
+      },
+      visit);
+}
+
+template <class Decode>
+Status RocksEventLog::walk_stream(const std::string& stream, std::int64_t from_version, Decode&& decode,
+                                  const std::function<Status(const events::RecordedEvent&)>& visit) {
   CASCADE_TRY(index, stream_index(stream, from_version, std::numeric_limits<std::size_t>::max()));
   events::RecordedEvent e;  // reused: decoding into it keeps its strings' storage
   std::size_t i = 0;
   bool visiting = false;  // an error of visit() is returned as is
   auto walked = for_each_stored(index.positions, [&](std::string_view bytes, std::uint64_t position) -> Status {
-    CASCADE_TRY(events::decode_into(bytes, position, e));
+    CASCADE_TRY(decode(bytes, position, e));
     if (e.stream != stream || e.version != index.versions[i]) return misplaced(stream, index.versions[i], position, e);
     ++i;
     visiting = true;

@@ -59,6 +59,10 @@ class RocksEventLog final : public events::EventLog {
   // One forward walk, decoding every event into the same RecordedEvent.
   Status read_each(const std::string& stream, std::int64_t from_version,
                    const std::function<Status(const events::RecordedEvent&)>& visit) override;
+  // The same walk, each event decoded and verified from its stored bytes in
+  // one step (events::decode_verified).
+  Status read_each_verified(const std::string& stream, std::int64_t from_version, std::string expected_prev_hash,
+                            const std::function<Status(const events::RecordedEvent&)>& visit) override;
   Result<std::int64_t> stream_version(const std::string& stream) override;
   std::uint64_t head() const override;
   std::uint64_t wait_for_events(std::uint64_t after, std::chrono::milliseconds timeout) override;
@@ -76,6 +80,11 @@ class RocksEventLog final : public events::EventLog {
 
   RocksEventLog(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* events, rocksdb::ColumnFamilyHandle* streams,
                 rocksdb::ColumnFamilyHandle* event_ids, std::uint64_t last_position);
+
+  // read_each's walk with `decode(bytes, position, event)` filling the reused event.
+  template <class Decode>
+  Status walk_stream(const std::string& stream, std::int64_t from_version, Decode&& decode,
+                     const std::function<Status(const events::RecordedEvent&)>& visit);
 
   // The stream's last version and hash as stored. Called without mu_.
   Result<StreamState> load_stream(const std::string& stream);

@@ -143,6 +143,26 @@ TEST_F(TamperTest, OneByteOfAnEventValueKeepingValidJsonIsAHashMismatch) {
   EXPECT_EQ(v.checks[3].outcome, CheckOutcome::kFailed) << "the fold now says \"gp\"; the stored summary \"go\"";
 }
 
+// The command side folds with verification: it refuses to decide on an
+// altered history rather than act on it, and writes nothing.
+TEST_F(TamperTest, TheServiceRefusesToActOnAnAlteredRelease) {
+  const RecordedEvent& granted = first("ApprovalGranted", "prod");
+  const std::string forged = flip(stored_bytes(granted), R"("comment":"go")", 12, 'p');
+  ASSERT_TRUE(store_->corrupt_event_for_test(granted.position, forged));
+
+  ReleaseService fresh(store_->log(), store_->secrets(), clock_);
+  auto loaded = fresh.load(id_);
+  ASSERT_FALSE(loaded);
+  EXPECT_EQ(loaded.error().code, ErrorCode::kDataLoss);
+  EXPECT_NE(loaded.error().message.find("version " + std::to_string(granted.version) + ": content altered"),
+            std::string::npos)
+      << loaded.error().message;
+  auto redeploy = fresh.execute(id_, RedeployStage{"dev", ""}, Invocation{"alice", "", ""});
+  ASSERT_FALSE(redeploy);
+  EXPECT_EQ(redeploy.error().code, ErrorCode::kDataLoss);
+  EXPECT_EQ(store_->log().stream_version(release_stream(id_)).value(), events_.back().version) << "nothing appended";
+}
+
 TEST_F(TamperTest, OneByteOfAnEventBreakingItsJsonIsAnUnreadableEvent) {
   const RecordedEvent& succeeded = first("DeploymentSucceeded", "test");
   ASSERT_TRUE(store_->corrupt_event_for_test(succeeded.position, flip(stored_bytes(succeeded), "{", 0, '[')));

@@ -642,6 +642,47 @@ TEST_F(RocksEventLogTest, AlteredContentBreaksTheChain) {
   EXPECT_NE(relinked.error().message.find("broken link"), std::string::npos) << relinked.error().message;
 }
 
+TEST_F(RocksEventLogTest, VerifiedReadsCheckEveryLinkOnTheWay) {
+  ASSERT_TRUE(log().append(kStream, 0, {stage_triggered("dev"), approval_granted("dev", "bob"),
+                                        stage_triggered("test")}));
+  const std::vector<events::RecordedEvent> stored = log().read(kStream).value();
+  std::vector<std::int64_t> seen;
+  auto collect = [&](const events::RecordedEvent& e) -> Status {
+    seen.push_back(e.version);
+    return success();
+  };
+  ASSERT_TRUE(log().read_each_verified(kStream, 1, "", collect));
+  EXPECT_EQ(seen, (std::vector<std::int64_t>{1, 2, 3}));
+  seen.clear();
+  ASSERT_TRUE(log().read_each_verified(kStream, 2, stored[0].hash, collect)) << "a slice from the hash before it";
+  EXPECT_EQ(seen, (std::vector<std::int64_t>{2, 3}));
+  auto unanchored = log().read_each_verified(kStream, 2, "", collect);
+  ASSERT_FALSE(unanchored);
+  EXPECT_NE(unanchored.error().message.find("version 2: broken link"), std::string::npos)
+      << unanchored.error().message;
+
+  // Altered under its old hash: stops at version 2, after visiting only version 1.
+  events::RecordedEvent altered = stored[1];
+  std::get<events::ApprovalGranted>(altered.data).approver = "mallory";
+  nlohmann::json forged = nlohmann::json::parse(events::canonical_bytes(altered));
+  forged["hash"] = stored[1].hash;
+  ASSERT_TRUE(store_->corrupt_event_for_test(2, forged.dump()));
+  seen.clear();
+  auto verified = log().read_each_verified(kStream, 1, "", collect);
+  ASSERT_FALSE(verified);
+  EXPECT_EQ(verified.error().code, ErrorCode::kDataLoss);
+  EXPECT_NE(verified.error().message.find("version 2: content altered"), std::string::npos)
+      << verified.error().message;
+  EXPECT_EQ(seen, (std::vector<std::int64_t>{1}));
+
+  // Resealed with a fresh hash: version 3 no longer links to it.
+  events::RecordedEvent resealed = altered;
+  ASSERT_TRUE(store_->corrupt_event_for_test(2, events::seal(resealed)));
+  verified = log().read_each_verified(kStream, 1, "", collect);
+  ASSERT_FALSE(verified);
+  EXPECT_NE(verified.error().message.find("version 3: broken link"), std::string::npos) << verified.error().message;
+}
+
 TEST_F(RocksEventLogTest, DeletedEventIsDataLoss) {
   ASSERT_TRUE(log().append(kStream, 0, {stage_triggered("dev"), stage_triggered("test")}));
   ASSERT_TRUE(store_->delete_event_for_test(1));
