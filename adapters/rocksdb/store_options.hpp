@@ -5,10 +5,13 @@
 
 #include <rocksdb/options.h>
 
+#include <string>
+
 namespace cascade::adapters {
 
 rocksdb::Options store_db_options();
-// For the event_ids column family (bloom filters); the others use defaults.
-rocksdb::ColumnFamilyOptions event_ids_family_options();
+// The options of the column family named `family` (any name: a family the
+// store does not know, such as a projection's, gets RocksDB's defaults).
+rocksdb::ColumnFamilyOptions store_family_options(const std::string& family);
 
 }  // namespace cascade::adapters

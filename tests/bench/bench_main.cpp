@@ -72,13 +72,10 @@ class RawDb {
  public:
   explicit RawDb(const std::string& dir) {
     options_ = adapters::store_db_options();  // exactly the store's, statistics included
-    const rocksdb::ColumnFamilyOptions ids_options = adapters::event_ids_family_options();
-    std::vector<rocksdb::ColumnFamilyDescriptor> families = {
-        {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
-        {"events", rocksdb::ColumnFamilyOptions()},
-        {"streams", rocksdb::ColumnFamilyOptions()},
-        {"event_ids", ids_options},
-    };
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+    for (const char* name : {rocksdb::kDefaultColumnFamilyName.c_str(), "events", "streams", "event_ids"}) {
+      families.emplace_back(name, adapters::store_family_options(name));  // the store's, family by family
+    }
     rocksdb::DB* db = nullptr;
     const rocksdb::Status s = rocksdb::DB::Open(options_, dir, families, &handles_, &db);
     if (!s.ok()) die("raw open " + dir + ": " + s.ToString());

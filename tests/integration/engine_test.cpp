@@ -270,6 +270,7 @@ TEST_F(EngineTest, TheServiceFoldOfItsOwnAppendsEqualsAFoldFromTheLog) {
   ASSERT_TRUE(approved);
   settle();
   ASSERT_TRUE(service().execute(id, RedeployStage{"dev", ""}, Invocation{"alice", "", ""}));
+  settle();  // the redeploy's reactions appended too: both services read a log at rest
 
   const ReleaseState folded_in_memory = load(id);
   ReleaseService fresh(store_->log(), store_->secrets(), clock_);

@@ -169,7 +169,7 @@ Status checkpoint_copy(const std::string& from, const std::string& to) {
   options.create_if_missing = false;
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
   for (const std::string& name : names) {
-    families.emplace_back(name, name == "event_ids" ? adapters::event_ids_family_options() : rocksdb::ColumnFamilyOptions());
+    families.emplace_back(name, adapters::store_family_options(name));
   }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
