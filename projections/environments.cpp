@@ -82,7 +82,7 @@ Result<std::vector<nlohmann::json>> EnvironmentProjection::environments(const st
 }
 
 Result<nlohmann::json> EnvironmentProjection::environment(const std::string& pipeline, const std::string& stage) const {
-  CASCADE_TRY(stored, store().snapshot().get(store().family(kCurrentFamily), environment_key(pipeline, stage)));
+  CASCADE_TRY(stored, store().get(store().family(kCurrentFamily), environment_key(pipeline, stage)));
   if (!stored) {
     return make_error(ErrorCode::kNotFound, "nothing was deployed to stage '" + stage + "' of pipeline '" + pipeline + "'");
   }

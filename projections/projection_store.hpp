@@ -58,6 +58,9 @@ class Snapshot {
 class ProjectionStore {
  public:
   static constexpr const char* kMetaFamily = "meta";
+  // The block cache all families share (uncompressed blocks; resident only
+  // as far as reads have filled it).
+  static constexpr std::size_t kBlockCacheBytes = 64u << 20;
 
   // Opens (creating if needed) the database in `dir` with the meta family,
   // `families`, and every family already in it (those of read models this
@@ -81,6 +84,9 @@ class ProjectionStore {
   Status clear(const std::string& projection, const std::vector<std::string>& families);
 
   Snapshot snapshot() const { return Snapshot(*db_); }
+  // One value as of now (nullopt when absent), for a read of one key that
+  // needs no snapshot.
+  Result<std::optional<std::string>> get(Family family, std::string_view key) const;
 
  private:
   ProjectionStore() = default;

@@ -105,7 +105,7 @@ Status ReleaseSummaryProjection::apply(const std::vector<events::RecordedEvent>&
 }
 
 Result<std::string> ReleaseSummaryProjection::summary(const std::string& release_id) const {
-  CASCADE_TRY(value, store().snapshot().get(store().family(kSummariesFamily), release_id));
+  CASCADE_TRY(value, store().get(store().family(kSummariesFamily), release_id));
   if (!value) return make_error(ErrorCode::kNotFound, "no release '" + release_id + "'");
   return std::move(*value);
 }
