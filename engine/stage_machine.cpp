@@ -277,6 +277,8 @@ bool is_finished(StageState state) {
   }
 }
 
+bool is_deployment_over(StageState state) { return is_finished(state) || state == StageState::kAwaitingPostApproval; }
+
 std::string_view to_string(StageState state) {
   switch (state) {
     case StageState::kNotStarted: return "NotStarted";

@@ -34,6 +34,9 @@ enum class StageState {
 bool is_waiting(StageState state);
 // The stage's current attempt is over.
 bool is_finished(StageState state);
+// The current attempt's steps have all run: it is over, or waits for its
+// post-deployment approval. Nothing writes its step logs any more.
+bool is_deployment_over(StageState state);
 
 std::string_view to_string(StageState state);
 

@@ -47,6 +47,27 @@ Status ReleaseListProjection::apply(const std::vector<events::RecordedEvent>& ba
   return success();
 }
 
+namespace {
+
+// The release id of an index entry, read without parsing the whole entry
+// (a page reads 50 of them). The entry is nlohmann's dump of an object with
+// sorted keys, where the top-level "id" follows "artifact" and "created_at";
+// `,"id":"` cannot occur inside a JSON string (its quote would be escaped),
+// and the nested artifact holds only path and version. An id with an escape
+// in it goes through the parser.
+std::string id_of_entry(const std::string& entry) {
+  static constexpr std::string_view kKey = ",\"id\":\"";
+  const std::size_t at = entry.find(kKey);
+  if (at != std::string::npos) {
+    const std::size_t begin = at + kKey.size();
+    const std::size_t end = entry.find('"', begin);
+    if (end != std::string::npos && entry.find('\\', begin) > end) return entry.substr(begin, end - begin);
+  }
+  return nlohmann::json::parse(entry).at("id").get<std::string>();
+}
+
+}  // namespace
+
 Result<ReleasePage> ReleaseListProjection::list(const ReleaseQuery& query) const {
   if (query.limit < 1 || query.limit > ReleaseQuery::kMaxLimit) {
     return make_error(ErrorCode::kInvalidArgument,
@@ -71,8 +92,7 @@ Result<ReleasePage> ReleaseListProjection::list(const ReleaseQuery& query) const
   for (it->SeekForPrev(prefix + big_endian(before)); it->Valid() && starts_with(it->key().ToStringView(), prefix);
        it->Prev()) {
     const std::string entry = it->value().ToString();
-    CASCADE_TRY(summary, view.get(store().family(ReleaseSummaryProjection::kSummariesFamily),
-                                  nlohmann::json::parse(entry)["id"].get<std::string>()));
+    CASCADE_TRY(summary, view.get(store().family(ReleaseSummaryProjection::kSummariesFamily), id_of_entry(entry)));
     std::string document = summary ? std::move(*summary) : entry;
     // Only a status filter needs the document parsed.
     if (!query.status.empty() && nlohmann::json::parse(document).value("status", "") != query.status) continue;

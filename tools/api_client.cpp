@@ -48,39 +48,23 @@ class Connection {
 
   template <class Message>
   beast::error_code write(Message& message, Clock::time_point deadline) {
-    beast::error_code result;
-    stream_.expires_at(deadline);
-    bhttp::async_write(stream_, message, [&](beast::error_code ec, std::size_t) { result = ec; });
-    run();
-    return result;
+    return complete(deadline, [&](auto done) { bhttp::async_write(stream_, message, done); });
   }
 
   template <class Parser>
   beast::error_code read_header(Parser& parser, Clock::time_point deadline) {
-    beast::error_code result;
-    stream_.expires_at(deadline);
-    bhttp::async_read_header(stream_, buffer_, parser, [&](beast::error_code ec, std::size_t) { result = ec; });
-    run();
-    return result;
+    return complete(deadline, [&](auto done) { bhttp::async_read_header(stream_, buffer_, parser, done); });
   }
 
   // Returns once some of the body arrived (a stream's next piece).
   template <class Parser>
   beast::error_code read_some(Parser& parser, Clock::time_point deadline) {
-    beast::error_code result;
-    stream_.expires_at(deadline);
-    bhttp::async_read_some(stream_, buffer_, parser, [&](beast::error_code ec, std::size_t) { result = ec; });
-    run();
-    return result;
+    return complete(deadline, [&](auto done) { bhttp::async_read_some(stream_, buffer_, parser, done); });
   }
 
   template <class Parser>
   beast::error_code read(Parser& parser, Clock::time_point deadline) {
-    beast::error_code result;
-    stream_.expires_at(deadline);
-    bhttp::async_read(stream_, buffer_, parser, [&](beast::error_code ec, std::size_t) { result = ec; });
-    run();
-    return result;
+    return complete(deadline, [&](auto done) { bhttp::async_read(stream_, buffer_, parser, done); });
   }
 
   ~Connection() {
@@ -92,6 +76,17 @@ class Connection {
   void run() {
     ioc_.restart();
     ioc_.run();
+  }
+
+  // Starts one Beast operation (`start(handler)`) under the deadline and runs
+  // it to completion; its error code.
+  template <class Start>
+  beast::error_code complete(Clock::time_point deadline, Start&& start) {
+    beast::error_code result;
+    stream_.expires_at(deadline);
+    start([&result](beast::error_code ec, std::size_t) { result = ec; });
+    run();
+    return result;
   }
 
   net::io_context ioc_;

@@ -234,11 +234,6 @@ Result<std::string> summary_of(Runtime& runtime, const std::string& release_id) 
 
 const std::string kJsonContentType = "application/json";
 
-// Whether the stage's current attempt will write no more step logs.
-bool deployment_over(engine::StageState state) {
-  return engine::is_finished(state) || state == engine::StageState::kAwaitingPostApproval;
-}
-
 // Counts a command's outcome ("ok" or the error code) in
 // cascade_commands_total{command,outcome}, when the server keeps metrics.
 template <class T>
@@ -469,7 +464,7 @@ Result<http::Router> make_api_router(Runtime& runtime, EventHub& hub, std::share
                                                 CASCADE_TRY(now, rt->service().load(id));
                                                 const engine::StageRecord* current = now.find_stage(stage_name);
                                                 return current == nullptr || current->attempt != attempt ||
-                                                       deployment_over(current->state());
+                                                       engine::is_deployment_over(current->state());
                                               }));
           return Response::event_stream(stream);
         }

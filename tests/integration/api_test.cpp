@@ -417,7 +417,13 @@ TEST_F(ApiTest, LiveStreamSeesNewEvents) {
   runtime_->settle();
   std::vector<SseEvent> live;
   std::thread reader([&] { live = read_stream(std::to_string(runtime_->log().head()), 3); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Created once the stream is subscribed, so the events arrive live rather
+  // than from the backlog.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (hub_->subscribers() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(hub_->subscribers(), 1u);
   ASSERT_EQ(create_release("3.0.0").status, 201);
   reader.join();
   ASSERT_GE(live.size(), 3u);

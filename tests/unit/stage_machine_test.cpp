@@ -181,6 +181,10 @@ TEST(StageMachineTest, WaitingAndFinishedStatesAreNamed) {
   EXPECT_FALSE(is_waiting(StageState::kDeploying));
   EXPECT_TRUE(is_finished(StageState::kCanceled));
   EXPECT_FALSE(is_finished(StageState::kAwaitingPostApproval));
+  EXPECT_TRUE(is_deployment_over(StageState::kAwaitingPostApproval)) << "every step has run";
+  EXPECT_TRUE(is_deployment_over(StageState::kFailed));
+  EXPECT_FALSE(is_deployment_over(StageState::kDeploying));
+  EXPECT_FALSE(is_deployment_over(StageState::kAwaitingPreApproval));
 }
 
 TEST(StageMachineTest, WouldAcceptDoesNotMove) {
