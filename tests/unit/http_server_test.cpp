@@ -403,6 +403,16 @@ TEST_F(HttpServerTest, AuthenticatesAndAuthorises) {
   EXPECT_EQ(client.request("POST", "/api/v1/releases", kViewer, R"({"pipeline": "SampleApp"})").status, 403);
   EXPECT_EQ(client.request("DELETE", "/api/v1/pipelines/SampleApp", kApprover).status, 403);
   EXPECT_EQ(client.request("DELETE", "/api/v1/pipelines/SampleApp", kAdmin).status, 204);
+
+  // The connection remembers its last credential; any other is checked
+  // afresh: one character changed, the same length, is refused.
+  std::string forged = kAdmin;
+  forged.back() = forged.back() == 'x' ? 'y' : 'x';
+  EXPECT_EQ(client.request("GET", "/api/v1/whoami", forged).status, 401);
+  EXPECT_EQ(client.request("GET", "/api/v1/whoami").status, 401) << "no credential after a good one";
+  EXPECT_EQ(client.request("GET", "/api/v1/whoami", kViewer).json()["user"], "vera");
+  EXPECT_EQ(client.request("GET", "/api/v1/whoami", kViewer).json()["user"], "vera");
+  EXPECT_EQ(client.request("DELETE", "/api/v1/pipelines/SampleApp", kViewer).status, 403);
 }
 
 TEST_F(HttpServerTest, UnknownPathIs404AndWrongMethodIs405WithAllow) {
