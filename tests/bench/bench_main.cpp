@@ -23,6 +23,7 @@
 #include "events/codec.hpp"
 #include "events/event_log.hpp"
 
+#include "tests/bench/append_event.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include <benchmark/benchmark.h>
@@ -45,6 +46,7 @@
 namespace {
 
 using namespace cascade;
+using bench::small_event;
 
 [[noreturn]] void die(const std::string& what) {
   std::fprintf(stderr, "cascade_bench: %s\n", what.c_str());
@@ -101,23 +103,7 @@ class RawDb {
 
 // ---- Figure 1: durable append --------------------------------------------------
 
-constexpr engine::Timestamp kT0 = 1'800'000'000'000;
-
-events::NewEvent small_event(const std::string& stream, std::int64_t n) {
-  events::NewEvent e;
-  e.event_id = events::random_uuid();
-  events::StageTriggered triggered;
-  triggered.stage = "prod";
-  triggered.reason = "after test, qa";
-  triggered.attempt = static_cast<int>(n % 1000) + 1;
-  e.data = triggered;
-  e.recorded_at = kT0 + n;
-  e.actor = "orchestrator";
-  e.command_id = events::random_uuid();
-  e.causation_id = events::random_uuid();
-  e.correlation_id = stream;
-  return e;
-}
+constexpr engine::Timestamp kT0 = bench::kAppendEpochMs;
 
 // The stored bytes of a small_event as the log would seal them (mid-stream,
 // with a prev_hash): the value size the raw baseline writes.

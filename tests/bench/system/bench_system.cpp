@@ -14,6 +14,7 @@
 #include "events/event_log.hpp"
 #include "projections/projection_store.hpp"
 #include "projections/release_summary.hpp"
+#include "tests/bench/append_event.hpp"
 #include "tests/bench/system/scale_data.hpp"
 #include "tests/support/kafka_test_clients.hpp"
 
@@ -191,23 +192,6 @@ Status checkpoint_copy(const std::string& from, const std::string& to) {
     if (ec) return make_error(ErrorCode::kUnavailable, "copy secret.key: " + ec.message());
   }
   return success();
-}
-
-// Figure 1's event: a StageTriggered of a few hundred stored bytes.
-events::NewEvent small_event(const std::string& stream, std::int64_t n) {
-  events::NewEvent e;
-  e.event_id = events::random_uuid();
-  events::StageTriggered triggered;
-  triggered.stage = "prod";
-  triggered.reason = "after test, qa";
-  triggered.attempt = static_cast<int>(n % 1000) + 1;
-  e.data = triggered;
-  e.recorded_at = 1'800'000'000'000 + n;
-  e.actor = "orchestrator";
-  e.command_id = events::random_uuid();
-  e.causation_id = events::random_uuid();
-  e.correlation_id = stream;
-  return e;
 }
 
 int append(const std::string& store_dir, const std::string& copy_of, int writers, double seconds) {
