@@ -542,6 +542,19 @@ nlohmann::json canonical_object(const RecordedEvent& e) {
 
 }  // namespace
 
+void envelope_from_json(const nlohmann::json& j, RecordedEvent& e) {
+  j.at("event_id").get_to(e.event_id);
+  j.at("stream").get_to(e.stream);
+  j.at("version").get_to(e.version);
+  j.at("recorded_at").get_to(e.recorded_at);
+  j.at("actor").get_to(e.actor);
+  j.at("command_id").get_to(e.command_id);
+  j.at("causation_id").get_to(e.causation_id);
+  j.at("correlation_id").get_to(e.correlation_id);
+  j.at("prev_hash").get_to(e.prev_hash);
+  j.at("hash").get_to(e.hash);
+}
+
 Result<Event> payload_from_json(std::string_view type, int schema_version, const nlohmann::json& payload) {
   return payload_by_index(type, schema_version, payload);
 }
@@ -595,16 +608,7 @@ Result<RecordedEvent> decode_slow(std::string_view stored, std::uint64_t positio
   try {
     RecordedEvent e;
     e.position = position;
-    j.at("event_id").get_to(e.event_id);
-    j.at("stream").get_to(e.stream);
-    j.at("version").get_to(e.version);
-    j.at("recorded_at").get_to(e.recorded_at);
-    j.at("actor").get_to(e.actor);
-    j.at("command_id").get_to(e.command_id);
-    j.at("causation_id").get_to(e.causation_id);
-    j.at("correlation_id").get_to(e.correlation_id);
-    j.at("prev_hash").get_to(e.prev_hash);
-    j.at("hash").get_to(e.hash);
+    envelope_from_json(j, e);
     auto payload = payload_from_json(j.at("type").get<std::string>(), j.at("schema_version").get<int>(),
                                      j.at("data"));
     if (!payload) return broken(payload.error().message);

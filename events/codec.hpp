@@ -22,6 +22,12 @@ nlohmann::json payload_to_json(const Event& event);
 Result<Event> payload_from_json(std::string_view type, int schema_version,
                                 const nlohmann::json& payload);
 
+// The members every event object has — ids, stream, version, time, actor,
+// hashes — read into `event`; not its position, type, schema version or
+// data. Throws nlohmann::json::exception for a missing or mistyped member.
+// Shared by the stored form and the exported one (tools/format.cpp).
+void envelope_from_json(const nlohmann::json& j, RecordedEvent& event);
+
 std::string canonical_bytes(const RecordedEvent& event);
 std::string compute_hash(const RecordedEvent& event);
 

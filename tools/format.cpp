@@ -132,16 +132,7 @@ Result<RecordedEvent> event_from_json(const nlohmann::json& j) {
   try {
     RecordedEvent e;
     j.at("position").get_to(e.position);
-    j.at("stream").get_to(e.stream);
-    j.at("version").get_to(e.version);
-    j.at("event_id").get_to(e.event_id);
-    j.at("recorded_at").get_to(e.recorded_at);
-    j.at("actor").get_to(e.actor);
-    j.at("command_id").get_to(e.command_id);
-    j.at("causation_id").get_to(e.causation_id);
-    j.at("correlation_id").get_to(e.correlation_id);
-    j.at("prev_hash").get_to(e.prev_hash);
-    j.at("hash").get_to(e.hash);
+    events::envelope_from_json(j, e);
     CASCADE_TRY(payload, payload_from_json(j.at("type").get<std::string>(), j.value("schema_version", 1), j.at("data")));
     e.data = std::move(payload);
     return e;
