@@ -3,7 +3,7 @@
 // No decisions live here (they are the engine's).
 #pragma once
 
-#include "adapters/http/metrics.hpp"
+#include "adapters/metrics/metrics.hpp"
 #include "adapters/http/router.hpp"
 #include "adapters/http/sse_stream.hpp"
 #include "engine/reactor.hpp"

@@ -4,7 +4,7 @@
 // the log is counted once, whichever process or reactor wrote the event.
 #pragma once
 
-#include "adapters/http/metrics.hpp"
+#include "adapters/metrics/metrics.hpp"
 #include "engine/reactor.hpp"
 
 #include <map>

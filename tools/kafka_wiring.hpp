@@ -4,7 +4,7 @@
 // topic) — and the `dev-kafka` / `publish-build` commands. Composition only.
 #pragma once
 
-#include "adapters/http/metrics.hpp"
+#include "adapters/metrics/metrics.hpp"
 #include "adapters/kafka/cloudevents.hpp"
 #include "adapters/kafka/egress.hpp"
 #include "adapters/kafka/ingress.hpp"

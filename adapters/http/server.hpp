@@ -11,7 +11,7 @@
 #include <string_view>
 
 #include "adapters/http/auth.hpp"
-#include "adapters/http/metrics.hpp"
+#include "adapters/metrics/metrics.hpp"
 #include "adapters/http/router.hpp"
 #include "events/result.hpp"
 

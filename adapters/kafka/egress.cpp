@@ -1,6 +1,6 @@
 #include "adapters/kafka/egress.hpp"
 
-#include "adapters/http/metrics.hpp"
+#include "adapters/metrics/metrics.hpp"
 
 #include <librdkafka/rdkafka.h>
 #include <rocksdb/db.h>

@@ -1,6 +1,6 @@
 #include "adapters/kafka/ingress.hpp"
 
-#include "adapters/http/metrics.hpp"
+#include "adapters/metrics/metrics.hpp"
 #include "adapters/kafka/cloudevents.hpp"
 #include "engine/release.hpp"
 

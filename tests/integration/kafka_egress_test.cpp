@@ -5,7 +5,7 @@
 // CDEvents (same ids), and a batch sent while every broker is down is sent
 // again once they are back, nothing lost.
 
-#include "adapters/http/metrics.hpp"
+#include "adapters/metrics/metrics.hpp"
 #include "adapters/kafka/egress.hpp"
 #include "adapters/kafka/mock_cluster.hpp"
 

@@ -3,7 +3,7 @@
 // go to the dead-letter topic, and broker faults lose and duplicate nothing.
 #include "adapters/kafka/ingress.hpp"
 #include "adapters/kafka/mock_cluster.hpp"
-#include "adapters/http/metrics.hpp"
+#include "adapters/metrics/metrics.hpp"
 
 #include "tests/support/engine_harness.hpp"
 #include "tests/support/kafka_test_clients.hpp"

@@ -7,7 +7,7 @@
 #include <thread>
 #include <vector>
 
-#include "adapters/http/metrics.hpp"
+#include "adapters/metrics/metrics.hpp"
 
 namespace cascade::adapters::http {
 namespace {

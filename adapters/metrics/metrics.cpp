@@ -1,4 +1,4 @@
-#include "adapters/http/metrics.hpp"
+#include "adapters/metrics/metrics.hpp"
 
 #include <algorithm>
 #include <charconv>
