@@ -237,7 +237,7 @@ const std::string kJsonContentType = "application/json";
 // Counts a command's outcome ("ok" or the error code) in
 // cascade_commands_total{command,outcome}, when the server keeps metrics.
 template <class T>
-Result<T> counted(http::CounterFamily* commands, std::string_view command, Result<T> result) {
+Result<T> counted(adapters::metrics::CounterFamily* commands, std::string_view command, Result<T> result) {
   if (commands != nullptr) {
     commands->with({std::string(command), result ? std::string("ok") : std::string(to_string(result.error().code))}).inc();
   }
@@ -253,7 +253,7 @@ events::Timestamp now_ms() {
 
 // ---- routes ------------------------------------------------------------------
 
-Result<http::Router> make_api_router(Runtime& runtime, EventHub& hub, std::shared_ptr<http::MetricsRegistry> metrics,
+Result<http::Router> make_api_router(Runtime& runtime, EventHub& hub, std::shared_ptr<adapters::metrics::MetricsRegistry> metrics,
                                      const std::atomic<bool>& started, ApiOptions options) {
   using http::Request;
   using http::Response;
@@ -262,7 +262,7 @@ Result<http::Router> make_api_router(Runtime& runtime, EventHub& hub, std::share
   Runtime* rt = &runtime;
   const std::atomic<bool>* is_started = &started;
   const std::string base = "/api/v1";
-  http::CounterFamily* commands = nullptr;
+  adapters::metrics::CounterFamily* commands = nullptr;
   if (metrics) {
     CASCADE_TRY(family, metrics->counter("cascade_commands_total",
                                          "Commands received over the API, by command and outcome (ok or the error code).",
@@ -676,7 +676,7 @@ Result<http::Router> make_api_router(Runtime& runtime, EventHub& hub, std::share
         out << "cascade_projection_lag{projection=\"" << projection.name << "\"} " << projection.lag << "\n";
       }
     }
-    return Response::text(out.str(), http::kMetricsContentType);
+    return Response::text(out.str(), adapters::metrics::kMetricsContentType);
   };
   // Where Prometheus looks by default, and beside the rest of the API.
   CASCADE_TRY(router.add("GET", "/metrics", Role::kViewer, prometheus));

@@ -59,7 +59,7 @@ struct ApiOptions {
 
 // Every route of the API. `started` tells readiness that the engine runs.
 Result<adapters::http::Router> make_api_router(Runtime& runtime, EventHub& hub,
-                                               std::shared_ptr<adapters::http::MetricsRegistry> metrics,
+                                               std::shared_ptr<adapters::metrics::MetricsRegistry> metrics,
                                                const std::atomic<bool>& started, ApiOptions options = {});
 
 }  // namespace cascade::tools

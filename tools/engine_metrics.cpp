@@ -5,7 +5,6 @@
 
 namespace cascade::tools {
 
-namespace http = adapters::http;
 
 namespace {
 
@@ -27,7 +26,7 @@ std::string pipeline_of_stream(const std::string& stream) {
   return dash == std::string::npos ? id : id.substr(0, dash);
 }
 
-Result<std::unique_ptr<EngineMetrics>> EngineMetrics::create(events::EventLog& log, http::MetricsRegistry& registry) {
+Result<std::unique_ptr<EngineMetrics>> EngineMetrics::create(events::EventLog& log, adapters::metrics::MetricsRegistry& registry) {
   CASCADE_TRY(deployments, registry.counter("cascade_deployments_total", "Stage deployments finished, by outcome.",
                                             {"pipeline", "stage", "outcome"}));
   CASCADE_TRY(steps, registry.histogram("cascade_step_duration_seconds", "Deploy step run time, by outcome.",

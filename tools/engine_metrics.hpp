@@ -22,24 +22,24 @@ class EngineMetrics final : public engine::Reactor {
  public:
   // REQUIRES: `log` and `registry` outlive the reactor.
   static Result<std::unique_ptr<EngineMetrics>> create(events::EventLog& log,
-                                                       adapters::http::MetricsRegistry& registry);
+                                                       adapters::metrics::MetricsRegistry& registry);
 
   std::string name() const override { return "metrics"; }
   Result<std::uint64_t> resume_position() override { return log_.head(); }
   Status handle(const std::vector<events::RecordedEvent>& batch) override;
 
  private:
-  EngineMetrics(events::EventLog& log, adapters::http::CounterFamily& deployments,
-                adapters::http::HistogramFamily& step_durations, adapters::http::HistogramFamily& approval_waits)
+  EngineMetrics(events::EventLog& log, adapters::metrics::CounterFamily& deployments,
+                adapters::metrics::HistogramFamily& step_durations, adapters::metrics::HistogramFamily& approval_waits)
       : log_(log), deployments_(deployments), step_durations_(step_durations), approval_waits_(approval_waits) {}
 
   // When the approval of `stage` that `decided` closes was requested; 0 when unknown.
   Result<events::Timestamp> approval_requested_at(const events::RecordedEvent& decided, const std::string& stage);
 
   events::EventLog& log_;
-  adapters::http::CounterFamily& deployments_;
-  adapters::http::HistogramFamily& step_durations_;
-  adapters::http::HistogramFamily& approval_waits_;
+  adapters::metrics::CounterFamily& deployments_;
+  adapters::metrics::HistogramFamily& step_durations_;
+  adapters::metrics::HistogramFamily& approval_waits_;
   std::map<std::string, events::Timestamp> open_approvals_;  // stream '/' stage → requested at
 };
 

@@ -59,7 +59,7 @@ Result<std::unique_ptr<kafka::PipelineCatalog>> open_catalog(Runtime& runtime) {
 }  // namespace
 
 Result<std::unique_ptr<KafkaEdges>> KafkaEdges::attach(const KafkaServeOptions& options, Runtime& runtime,
-                                                       adapters::http::MetricsRegistry& metrics) {
+                                                       adapters::metrics::MetricsRegistry& metrics) {
   std::unique_ptr<KafkaEdges> edges(new KafkaEdges());
   if (options.brokers.empty()) return edges;
   auto log = [](const std::string& text) { std::cerr << "cascade serve: " << text << "\n"; };

@@ -39,7 +39,7 @@ class KafkaEdges {
   // the egress reactor to the runtime. kInvalidArgument for a bad option
   // (naming it); the egress's state lives in <data>/cdevents-egress.
   static Result<std::unique_ptr<KafkaEdges>> attach(const KafkaServeOptions& options, Runtime& runtime,
-                                                    adapters::http::MetricsRegistry& metrics);
+                                                    adapters::metrics::MetricsRegistry& metrics);
   ~KafkaEdges();  // stops
   // After runtime.start(): the ingress joins its consumer group.
   void start();

@@ -65,7 +65,7 @@ int serve(const std::string& data_dir, const std::string& listen, std::string us
   EventHub hub(runtime.value()->log());
   runtime.value()->add_observer(hub);
   std::atomic<bool> started{false};
-  auto metrics = std::make_shared<http::MetricsRegistry>();
+  auto metrics = std::make_shared<adapters::metrics::MetricsRegistry>();
   auto engine_metrics = EngineMetrics::create(runtime.value()->log(), *metrics);
   if (!engine_metrics) return report(engine_metrics.error(), false);
   runtime.value()->add_observer(*engine_metrics.value());

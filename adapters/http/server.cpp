@@ -111,11 +111,11 @@ class HttpServer::Impl {
   class Session;
 
   Impl(ServerOptions options, Router router, std::shared_ptr<const Authenticator> authenticator,
-       std::shared_ptr<MetricsRegistry> metrics)
+       std::shared_ptr<metrics::MetricsRegistry> metrics)
       : options_(std::move(options)),
         router_(std::move(router)),
         authenticator_(std::move(authenticator)),
-        metrics_(metrics ? std::move(metrics) : std::make_shared<MetricsRegistry>()),
+        metrics_(metrics ? std::move(metrics) : std::make_shared<metrics::MetricsRegistry>()),
         acceptor_(net::make_strand(ioc_)),
         accept_retry_(acceptor_.get_executor()),
         work_(net::make_work_guard(ioc_)),
@@ -127,7 +127,7 @@ class HttpServer::Impl {
   void stop();
 
   std::uint16_t port() const { return port_; }
-  MetricsRegistry& metrics() { return *metrics_; }
+  metrics::MetricsRegistry& metrics() { return *metrics_; }
   const ServerOptions& options() const { return options_; }
   const Router& router() const { return router_; }
   const Authenticator* authenticator() const { return authenticator_.get(); }
@@ -215,9 +215,9 @@ class HttpServer::Impl {
   const ServerOptions options_;
   const Router router_;
   const std::shared_ptr<const Authenticator> authenticator_;
-  const std::shared_ptr<MetricsRegistry> metrics_;
-  CounterFamily* requests_total_ = nullptr;
-  HistogramFamily* request_duration_ = nullptr;
+  const std::shared_ptr<metrics::MetricsRegistry> metrics_;
+  metrics::CounterFamily* requests_total_ = nullptr;
+  metrics::HistogramFamily* request_duration_ = nullptr;
   std::uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};
   std::once_flag stop_once_;
@@ -885,7 +885,7 @@ HttpServer::~HttpServer() { impl_->stop(); }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::start(ServerOptions options, Router router,
                                                       std::shared_ptr<const Authenticator> authenticator,
-                                                      std::shared_ptr<MetricsRegistry> metrics) {
+                                                      std::shared_ptr<metrics::MetricsRegistry> metrics) {
   try {
     auto impl =
         std::make_unique<Impl>(std::move(options), std::move(router), std::move(authenticator), std::move(metrics));
@@ -898,7 +898,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(ServerOptions options, Rou
 
 std::uint16_t HttpServer::port() const { return impl_->port(); }
 
-MetricsRegistry& HttpServer::metrics() { return impl_->metrics(); }
+metrics::MetricsRegistry& HttpServer::metrics() { return impl_->metrics(); }
 
 void HttpServer::stop() { impl_->stop(); }
 

@@ -83,7 +83,7 @@ class HttpServer {
   // kUnavailable when the address cannot be bound.
   static Result<std::unique_ptr<HttpServer>> start(ServerOptions options, Router router,
                                                    std::shared_ptr<const Authenticator> authenticator,
-                                                   std::shared_ptr<MetricsRegistry> metrics = nullptr);
+                                                   std::shared_ptr<metrics::MetricsRegistry> metrics = nullptr);
 
   // Stops as stop() does.
   ~HttpServer();
@@ -93,7 +93,7 @@ class HttpServer {
   // The bound port (the ephemeral one when options.port was 0).
   std::uint16_t port() const;
 
-  MetricsRegistry& metrics();
+  metrics::MetricsRegistry& metrics();
 
   // Graceful stop: stops accepting at once; closes idle keep-alive connections
   // and connections still sending a request; lets admitted requests finish and

@@ -29,10 +29,10 @@
 struct rd_kafka_s;
 struct rd_kafka_message_s;
 
-namespace cascade::adapters::http {
+namespace cascade::adapters::metrics {
 class MetricsRegistry;
 class CounterFamily;
-}  // namespace cascade::adapters::http
+}  // namespace cascade::adapters::metrics
 
 namespace cascade::adapters::kafka {
 
@@ -87,7 +87,7 @@ struct EgressOptions {
   std::map<std::string, std::string> producer_config;
   // When set, counts cascade_cdevents_published_total{type} and
   // cascade_cdevents_failed_batches_total{reason} there. Must outlive the egress.
-  http::MetricsRegistry* metrics = nullptr;
+  metrics::MetricsRegistry* metrics = nullptr;
 };
 
 // Runs on the reactor runner's thread; stats() may be called from any thread.
@@ -155,8 +155,8 @@ class CdEventsEgress final : public engine::Reactor {
   std::string first_refusal_;
   bool refusal_timed_out_ = false;
 
-  http::CounterFamily* published_metric_ = nullptr;
-  http::CounterFamily* failed_metric_ = nullptr;
+  metrics::CounterFamily* published_metric_ = nullptr;
+  metrics::CounterFamily* failed_metric_ = nullptr;
   mutable std::mutex stats_mutex_;
   Stats stats_;
 };

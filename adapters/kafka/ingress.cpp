@@ -227,7 +227,7 @@ Result<std::unique_ptr<BuildIngress>> BuildIngress::create(IngressOptions option
 
   if (o.metrics != nullptr) {
     auto family = [&](const std::string& name, const std::string& help,
-                      const std::vector<std::string>& labels) -> Result<http::CounterFamily*> {
+                      const std::vector<std::string>& labels) -> Result<metrics::CounterFamily*> {
       return o.metrics->counter(name, help, labels);
     };
     CASCADE_TRY(consumed, family("cascade_ingress_records_total", "build records consumed and committed", {}));

@@ -38,10 +38,10 @@
 struct rd_kafka_s;
 struct rd_kafka_message_s;
 
-namespace cascade::adapters::http {
+namespace cascade::adapters::metrics {
 class MetricsRegistry;
 class CounterFamily;
-}  // namespace cascade::adapters::http
+}  // namespace cascade::adapters::metrics
 
 namespace cascade::adapters::kafka {
 
@@ -93,7 +93,7 @@ struct IngressOptions {
   // How long to wait for the pipeline catalog to reach the log's head.
   std::chrono::milliseconds catalog_timeout{10'000};
   // When set, counts cascade_ingress_* there (see README). Must outlive the ingress.
-  http::MetricsRegistry* metrics = nullptr;
+  metrics::MetricsRegistry* metrics = nullptr;
   // Operator messages (broker errors, retries); default: stderr.
   std::function<void(const std::string&)> log;
 };
@@ -146,12 +146,12 @@ class BuildIngress {
   std::atomic<bool> stopping_{false};
   mutable std::mutex stats_mutex_;
   Stats stats_;  // guarded by stats_mutex_
-  http::CounterFamily* consumed_metric_ = nullptr;
-  http::CounterFamily* created_metric_ = nullptr;
-  http::CounterFamily* redelivered_metric_ = nullptr;
-  http::CounterFamily* skipped_metric_ = nullptr;
-  http::CounterFamily* dead_lettered_metric_ = nullptr;
-  http::CounterFamily* retries_metric_ = nullptr;
+  metrics::CounterFamily* consumed_metric_ = nullptr;
+  metrics::CounterFamily* created_metric_ = nullptr;
+  metrics::CounterFamily* redelivered_metric_ = nullptr;
+  metrics::CounterFamily* skipped_metric_ = nullptr;
+  metrics::CounterFamily* dead_lettered_metric_ = nullptr;
+  metrics::CounterFamily* retries_metric_ = nullptr;
 };
 
 // The release a build announcement asks for in `pipeline`: artifact version

@@ -6,7 +6,7 @@
 #include <set>
 #include <stdexcept>
 
-namespace cascade::adapters::http {
+namespace cascade::adapters::metrics {
 
 namespace {
 
@@ -241,4 +241,4 @@ std::string MetricsRegistry::render() const {
   return out;
 }
 
-}  // namespace cascade::adapters::http
+}  // namespace cascade::adapters::metrics

@@ -13,7 +13,7 @@
 
 #include "events/result.hpp"
 
-namespace cascade::adapters::http {
+namespace cascade::adapters::metrics {
 
 // The Content-Type of the rendered exposition.
 inline constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
@@ -135,4 +135,4 @@ class MetricsRegistry {
   std::map<std::string, std::unique_ptr<HistogramFamily>> histograms_;
 };
 
-}  // namespace cascade::adapters::http
+}  // namespace cascade::adapters::metrics

@@ -237,7 +237,7 @@ class KafkaEgressTest : public testing::EngineHarness {
     EXPECT_EQ(validation.valid, cdevents.size()) << validation.output;
   }
 
-  http::MetricsRegistry metrics_;
+  metrics::MetricsRegistry metrics_;
   std::unique_ptr<MockCluster> cluster_;
   std::unique_ptr<EgressStateStore> state_;
   std::unique_ptr<CdEventsEgress> egress_;

@@ -126,7 +126,7 @@ class KafkaIngressTest : public EngineHarness {
   std::unique_ptr<TestProducer> producer_;
   std::unique_ptr<kafka::PipelineCatalog> catalog_;
   std::unique_ptr<kafka::BuildIngress> ingress_;
-  adapters::http::MetricsRegistry metrics_;
+  adapters::metrics::MetricsRegistry metrics_;
 };
 
 TEST_F(KafkaIngressTest, BinaryAndStructuredRecordsEachCreateAReleaseThatDeploysToDev) {

@@ -9,7 +9,7 @@
 
 #include "adapters/metrics/metrics.hpp"
 
-namespace cascade::adapters::http {
+namespace cascade::adapters::metrics {
 namespace {
 
 TEST(MetricsTest, RendersASmallRegistryExactly) {
@@ -132,4 +132,4 @@ TEST(MetricsTest, ConcurrentUpdatesAreAllCounted) {
 }
 
 }  // namespace
-}  // namespace cascade::adapters::http
+}  // namespace cascade::adapters::metrics

@@ -292,7 +292,7 @@ class HttpServerTest : public ::testing::Test {
       return Response::event_stream(stream);
     }));
     ok(router.add("GET", "/metrics", Role::kViewer, [this](const Request&) -> Result<Response> {
-      return Response::text(server_->metrics().render(), kMetricsContentType);
+      return Response::text(server_->metrics().render(), metrics::kMetricsContentType);
     }));
     return router;
   }
@@ -867,7 +867,7 @@ TEST_F(HttpServerTest, RecordsRequestMetrics) {
   // this request is read.
   auto metrics = client.request("GET", "/metrics", kViewer);
   ASSERT_EQ(metrics.status, 200);
-  EXPECT_EQ(metrics.header("content-type"), kMetricsContentType);
+  EXPECT_EQ(metrics.header("content-type"), metrics::kMetricsContentType);
   const std::string& text = metrics.body;
   EXPECT_NE(text.find("# TYPE cascade_http_requests_total counter\n"), std::string::npos) << text;
   EXPECT_NE(text.find("cascade_http_requests_total{route=\"/healthz\",method=\"GET\",code=\"200\"} 2\n"),
