@@ -3,7 +3,7 @@
 #include "adapters/http/server.hpp"
 #include "tools/api_routes.hpp"
 #include "tools/cli_support.hpp"
-#include "tools/engine_metrics.hpp"
+#include "adapters/metrics/engine_metrics.hpp"
 #include "tools/kafka_wiring.hpp"
 
 #include <atomic>

@@ -3,7 +3,7 @@
 #include "tools/api_client.hpp"
 #include "tools/api_routes.hpp"
 #include "tools/cli_support.hpp"
-#include "tools/engine_metrics.hpp"
+#include "adapters/metrics/engine_metrics.hpp"
 #include "tools/runtime.hpp"
 
 #include "adapters/http/auth.hpp"

@@ -1,4 +1,4 @@
-#include "tools/engine_metrics.hpp"
+#include "adapters/metrics/engine_metrics.hpp"
 
 #include <type_traits>
 #include <variant>
