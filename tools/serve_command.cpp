@@ -66,7 +66,7 @@ int serve(const std::string& data_dir, const std::string& listen, std::string us
   runtime.value()->add_observer(hub);
   std::atomic<bool> started{false};
   auto metrics = std::make_shared<adapters::metrics::MetricsRegistry>();
-  auto engine_metrics = EngineMetrics::create(runtime.value()->log(), *metrics);
+  auto engine_metrics = adapters::metrics::EngineMetrics::create(runtime.value()->log(), *metrics);
   if (!engine_metrics) return report(engine_metrics.error(), false);
   runtime.value()->add_observer(*engine_metrics.value());
   auto kafka = KafkaEdges::attach(kafka_serve_options(), *runtime.value(), *metrics);

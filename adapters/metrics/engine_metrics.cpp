@@ -3,8 +3,7 @@
 #include <type_traits>
 #include <variant>
 
-namespace cascade::tools {
-
+namespace cascade::adapters::metrics {
 
 namespace {
 
@@ -26,7 +25,7 @@ std::string pipeline_of_stream(const std::string& stream) {
   return dash == std::string::npos ? id : id.substr(0, dash);
 }
 
-Result<std::unique_ptr<EngineMetrics>> EngineMetrics::create(events::EventLog& log, adapters::metrics::MetricsRegistry& registry) {
+Result<std::unique_ptr<EngineMetrics>> EngineMetrics::create(events::EventLog& log, MetricsRegistry& registry) {
   CASCADE_TRY(deployments, registry.counter("cascade_deployments_total", "Stage deployments finished, by outcome.",
                                             {"pipeline", "stage", "outcome"}));
   CASCADE_TRY(steps, registry.histogram("cascade_step_duration_seconds", "Deploy step run time, by outcome.",
@@ -101,4 +100,4 @@ Status EngineMetrics::handle(const std::vector<events::RecordedEvent>& batch) {
   return outcome::success();
 }
 
-}  // namespace cascade::tools
+}  // namespace cascade::adapters::metrics

@@ -12,7 +12,7 @@
 #include <mutex>
 #include <string>
 
-namespace cascade::tools {
+namespace cascade::adapters::metrics {
 
 // A reactor that keeps nothing durable: it starts at the log's head, so the
 // series count what happened since the server started (Prometheus counters
@@ -22,28 +22,28 @@ class EngineMetrics final : public engine::Reactor {
  public:
   // REQUIRES: `log` and `registry` outlive the reactor.
   static Result<std::unique_ptr<EngineMetrics>> create(events::EventLog& log,
-                                                       adapters::metrics::MetricsRegistry& registry);
+                                                       MetricsRegistry& registry);
 
   std::string name() const override { return "metrics"; }
   Result<std::uint64_t> resume_position() override { return log_.head(); }
   Status handle(const std::vector<events::RecordedEvent>& batch) override;
 
  private:
-  EngineMetrics(events::EventLog& log, adapters::metrics::CounterFamily& deployments,
-                adapters::metrics::HistogramFamily& step_durations, adapters::metrics::HistogramFamily& approval_waits)
+  EngineMetrics(events::EventLog& log, CounterFamily& deployments,
+                HistogramFamily& step_durations, HistogramFamily& approval_waits)
       : log_(log), deployments_(deployments), step_durations_(step_durations), approval_waits_(approval_waits) {}
 
   // When the approval of `stage` that `decided` closes was requested; 0 when unknown.
   Result<events::Timestamp> approval_requested_at(const events::RecordedEvent& decided, const std::string& stage);
 
   events::EventLog& log_;
-  adapters::metrics::CounterFamily& deployments_;
-  adapters::metrics::HistogramFamily& step_durations_;
-  adapters::metrics::HistogramFamily& approval_waits_;
+  CounterFamily& deployments_;
+  HistogramFamily& step_durations_;
+  HistogramFamily& approval_waits_;
   std::map<std::string, events::Timestamp> open_approvals_;  // stream '/' stage → requested at
 };
 
 // The pipeline a release stream belongs to: "release-SampleApp-12" → "SampleApp".
 std::string pipeline_of_stream(const std::string& stream);
 
-}  // namespace cascade::tools
+}  // namespace cascade::adapters::metrics

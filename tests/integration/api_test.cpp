@@ -153,7 +153,7 @@ class ApiTest : public ::testing::Test {
     hub_ = std::make_unique<EventHub>(runtime_->log());
     runtime_->add_observer(*hub_);
     metrics_ = std::make_shared<adapters::metrics::MetricsRegistry>();
-    auto engine_metrics = EngineMetrics::create(runtime_->log(), *metrics_);
+    auto engine_metrics = adapters::metrics::EngineMetrics::create(runtime_->log(), *metrics_);
     ASSERT_TRUE(engine_metrics) << engine_metrics.error().message;
     engine_metrics_ = std::move(engine_metrics.value());
     runtime_->add_observer(*engine_metrics_);
@@ -282,7 +282,7 @@ class ApiTest : public ::testing::Test {
   std::unique_ptr<EventHub> hub_;
   std::atomic<bool> started_{false};
   std::shared_ptr<adapters::metrics::MetricsRegistry> metrics_;
-  std::unique_ptr<EngineMetrics> engine_metrics_;
+  std::unique_ptr<adapters::metrics::EngineMetrics> engine_metrics_;
   std::unique_ptr<http::HttpServer> server_;
 };
 
