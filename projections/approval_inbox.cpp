@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
+#include <tuple>
 
 namespace cascade::projections {
 
@@ -136,6 +138,29 @@ Result<std::vector<nlohmann::json>> ApprovalInboxProjection::inbox(const std::st
 Result<std::vector<nlohmann::json>> ApprovalInboxProjection::group_inbox(const std::string& group,
                                                                          std::size_t limit) const {
   return read(kGroupsFamily, group, limit);
+}
+
+Result<std::vector<nlohmann::json>> ApprovalInboxProjection::inbox_of(const std::string& user,
+                                                                      const std::vector<std::string>& groups,
+                                                                      std::size_t limit) const {
+  CASCADE_TRY(items, inbox(user, limit));
+  const auto identity = [](const nlohmann::json& item) {
+    return std::make_tuple(item.value("release", ""), item.value("stage", ""), item.value("phase", ""));
+  };
+  std::set<std::tuple<std::string, std::string, std::string>> seen;
+  for (const nlohmann::json& item : items) seen.insert(identity(item));
+  for (const std::string& group : groups) {
+    CASCADE_TRY(named, inbox(group, limit));
+    CASCADE_TRY(as_group, group_inbox(group, limit));
+    named.insert(named.end(), as_group.begin(), as_group.end());
+    for (nlohmann::json& item : named) {
+      if (seen.insert(identity(item)).second) items.push_back(std::move(item));
+    }
+  }
+  std::stable_sort(items.begin(), items.end(), [](const nlohmann::json& a, const nlohmann::json& b) {
+    return a.value("deadline", events::Timestamp{0}) < b.value("deadline", events::Timestamp{0});
+  });
+  return items;
 }
 
 }  // namespace cascade::projections

@@ -39,6 +39,14 @@ class ApprovalInboxProjection final : public Projection {
   Result<std::vector<nlohmann::json>> inbox(const std::string& user, std::size_t limit = kMaxItems) const;
   // What waits for a member of `group` (as a group entry), soonest deadline first.
   Result<std::vector<nlohmann::json>> group_inbox(const std::string& group, std::size_t limit = kMaxItems) const;
+  // What a signed-in person may act on: inbox(user), then for each of
+  // `groups` (the groups their credential names) inbox(group) — a
+  // credential's group is no pipeline's group, so approvals naming it are
+  // filed under its plain name — and group_inbox(group); each (release,
+  // stage, phase) once, the first occurrence kept; soonest deadline first
+  // (stable). At most `limit` items from each read.
+  Result<std::vector<nlohmann::json>> inbox_of(const std::string& user, const std::vector<std::string>& groups,
+                                               std::size_t limit = kMaxItems) const;
 
  protected:
   Status apply(const std::vector<events::RecordedEvent>& batch, ProjectionWrite& write) override;

@@ -194,6 +194,25 @@ Result<PipelineVersion> PipelineProjection::version(const std::string& pipeline,
   return out;
 }
 
+Result<std::vector<PipelineVersion>> PipelineProjection::latest_versions() const {
+  const Snapshot view = store().snapshot();
+  std::vector<PipelineVersion> out;
+  // Keys sort by pipeline, then version: the last key of each pipeline is its newest.
+  std::string pipeline;  // of `newest`
+  std::string newest;    // the value of the last key seen
+  std::unique_ptr<rocksdb::Iterator> it = view.iterate(store().family(kVersionsFamily));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const std::string_view key = it->key().ToStringView();
+    const std::string_view name = key.substr(0, key.find('\0'));
+    if (!newest.empty() && name != pipeline) out.push_back(parse_version(newest));
+    pipeline = std::string(name);
+    newest = it->value().ToString();
+  }
+  if (!it->status().ok()) return storage_error(it->status(), "read pipeline versions");
+  if (!newest.empty()) out.push_back(parse_version(newest));
+  return out;
+}
+
 Result<std::vector<DefinitionChange>> PipelineProjection::diff(const std::string& pipeline, std::int64_t from,
                                                                std::int64_t to) const {
   CASCADE_TRY(old_version, version(pipeline, from));

@@ -58,6 +58,9 @@ class PipelineProjection final : public Projection {
   Result<std::vector<PipelineVersion>> versions(const std::string& pipeline) const;
   // One version with its releases; kNotFound when there is no such version.
   Result<PipelineVersion> version(const std::string& pipeline, std::int64_t version) const;
+  // The newest version of every pipeline, by pipeline name, as of one
+  // snapshot; without their releases. Empty when none was defined.
+  Result<std::vector<PipelineVersion>> latest_versions() const;
   // What changed from version `from` to version `to` (diff_json of the
   // canonical definitions). kNotFound when either version does not exist.
   Result<std::vector<DefinitionChange>> diff(const std::string& pipeline, std::int64_t from, std::int64_t to) const;

@@ -294,20 +294,14 @@ Result<http::Router> make_api_router(Runtime& runtime, EventHub& hub, std::share
 
   // ---- pipelines
   CASCADE_TRY(router.add("GET", base + "/pipelines", Role::kViewer, [rt](const Request&) -> Result<Response> {
-    CASCADE_TRY(entries, rt->projections().pipelines().contents());
-    std::map<std::string, json> latest;
-    for (const auto& entry : entries) {
-      if (entry.family != projections::PipelineProjection::kVersionsFamily) continue;
-      json version = json::parse(entry.value, nullptr, false);
-      if (!version.is_object()) continue;
-      const std::string name = version.value("pipeline", "");
-      latest[name] = {{"name", name},
-                      {"version", version.value("version", 0)},
-                      {"defined_at", version.value("defined_at", 0)},
-                      {"actor", version.value("actor", "")}};
-    }
+    CASCADE_TRY(latest, rt->projections().pipelines().latest_versions());
     json list = json::array();
-    for (auto& [name, item] : latest) list.push_back(std::move(item));
+    for (const projections::PipelineVersion& version : latest) {
+      list.push_back({{"name", version.pipeline},
+                      {"version", version.version},
+                      {"defined_at", version.defined_at},
+                      {"actor", version.actor}});
+    }
     return Response::json({{"pipelines", std::move(list)}});
   }));
   CASCADE_TRY(router.add("GET", base + "/pipelines/{name}", Role::kViewer, [rt](const Request& request) -> Result<Response> {
@@ -574,25 +568,8 @@ Result<http::Router> make_api_router(Runtime& runtime, EventHub& hub, std::share
       CASCADE_TRY(items, inbox.group_inbox(*group));
       return Response::json({{"group", *group}, {"approvals", items}});
     }
-    CASCADE_TRY(items, inbox.inbox(request.user->name));
     // And what waits for the groups the credential names, each item once.
-    std::set<std::tuple<std::string, std::string, std::string>> seen;
-    for (const json& item : items) seen.emplace(item.value("release", ""), item.value("stage", ""), item.value("phase", ""));
-    // A credential's group is no pipeline's group: the inbox files approvals
-    // naming it under its plain name, as for a user.
-    for (const std::string& group : request.user->groups) {
-      CASCADE_TRY(named, inbox.inbox(group));
-      CASCADE_TRY(as_group, inbox.group_inbox(group));
-      named.insert(named.end(), as_group.begin(), as_group.end());
-      for (json& item : named) {
-        if (seen.emplace(item.value("release", ""), item.value("stage", ""), item.value("phase", "")).second) {
-          items.push_back(std::move(item));
-        }
-      }
-    }
-    std::stable_sort(items.begin(), items.end(), [](const json& a, const json& b) {
-      return a.value("deadline", events::Timestamp{0}) < b.value("deadline", events::Timestamp{0});
-    });
+    CASCADE_TRY(items, inbox.inbox_of(request.user->name, request.user->groups));
     return Response::json({{"user", request.user->name}, {"approvals", items}});
   }));
   CASCADE_TRY(router.add("GET", base + "/environments", Role::kViewer, [rt](const Request& request) -> Result<Response> {

@@ -80,6 +80,12 @@ TEST_F(ApprovalInboxTest, PendingApprovalsAreListedPerPersonAndPerGroupSoonestDe
   EXPECT_EQ(stages(group("release-managers")), (Stages{"Shop-1/prod/pre"}));
   EXPECT_TRUE(inbox("dave").empty());
   EXPECT_TRUE(inbox("release-managers").empty()) << "a group is not a person";
+  // A credential naming the group sees its items once beside the person's own.
+  auto merged = projections().approvals().inbox_of("carol", {"release-managers"});
+  ASSERT_TRUE(merged) << merged.error().message;
+  EXPECT_EQ(stages(merged.value()), (Stages{"Ops-1/apply/pre", "Shop-1/prod/pre"}));
+  EXPECT_EQ(stages(projections().approvals().inbox_of("dave", {"release-managers"}).value()),
+            (Stages{"Shop-1/prod/pre"}));
 
   // alice approves for the group: the group entry is done, carol's is not.
   approve("Shop-1", "prod", "alice");

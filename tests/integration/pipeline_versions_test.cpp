@@ -58,6 +58,25 @@ TEST_F(PipelineVersionsTest, EachVersionListsTheReleasesCreatedFromIt) {
   EXPECT_EQ(unknown.error().code, ErrorCode::kNotFound);
 }
 
+TEST_F(PipelineVersionsTest, LatestVersionsHoldsTheNewestVersionOfEachPipelineByName) {
+  EXPECT_TRUE(projections().pipelines().latest_versions().value().empty());
+  apply(kVersion1);
+  apply(R"({"name": "Sh", "stages": [{"name": "dev", "trigger": {"after_release": true},
+    "steps": [{"name": "d", "run": "d"}]}]})");  // a prefix of "Shop": sorts before it
+  apply(kVersion2);
+  settle();
+
+  auto latest = projections().pipelines().latest_versions();
+  ASSERT_TRUE(latest) << latest.error().message;
+  ASSERT_EQ(latest.value().size(), 2u);
+  EXPECT_EQ(latest.value()[0].pipeline, "Sh");
+  EXPECT_EQ(latest.value()[0].version, 1);
+  EXPECT_EQ(latest.value()[1].pipeline, "Shop");
+  EXPECT_EQ(latest.value()[1].version, 2);
+  EXPECT_EQ(latest.value()[1].definition, engine::to_json(engine::parse_pipeline_text(kVersion2).value()));
+  EXPECT_TRUE(latest.value()[1].releases.empty());
+}
+
 TEST_F(PipelineVersionsTest, TheDiffOfTwoVersionsNamesEachChangeByItsPath) {
   apply(kVersion1);
   apply(kVersion2);
