@@ -115,7 +115,34 @@ Status Projection::handle(const std::vector<events::RecordedEvent>& batch) {
   write.put(store_->meta(), ProjectionStore::checkpoint_key(name_), big_endian(batch.back().position));
   CASCADE_TRY(write.commit());
   folds_.trim();
+  {
+    std::lock_guard<std::mutex> lock(commit_mutex_);
+  }
+  committed_.notify_all();
   return success();
+}
+
+Result<bool> Projection::wait_for(std::uint64_t position, std::chrono::milliseconds timeout) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::unique_lock<std::mutex> lock(commit_mutex_);
+  ++waiting_;
+  struct Leave {
+    std::size_t& waiting;
+    ~Leave() { --waiting; }  // under the lock: it is held again whenever this scope ends
+  } leave{waiting_};
+  for (;;) {
+    CASCADE_TRY(at, checkpoint());
+    if (at >= position) return true;
+    if (committed_.wait_until(lock, deadline) == std::cv_status::timeout) {
+      CASCADE_TRY(last, checkpoint());
+      return last >= position;
+    }
+  }
+}
+
+std::size_t Projection::waiting() const {
+  std::lock_guard<std::mutex> lock(commit_mutex_);
+  return waiting_;
 }
 
 void Projection::request_rebuild() { rebuild_.store(kRebuildRequested); }

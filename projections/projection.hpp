@@ -10,8 +10,11 @@
 #include "events/event_log.hpp"
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -86,6 +89,14 @@ class Projection : public engine::Reactor {
   Result<std::uint64_t> checkpoint() const;
   // How many events the projection is behind a log whose head is `head`.
   Result<std::uint64_t> lag(std::uint64_t head) const;
+  // Read-your-writes: blocks until the checkpoint reaches `position` (the
+  // data reflects every event up to it) or `timeout` passes; returns whether
+  // it got there. Each commit wakes the waiters, so there is no polling. A
+  // rebuild moves the checkpoint back: a waiter then waits for the rebuild
+  // to get there again. Any thread; errors are the storage's.
+  Result<bool> wait_for(std::uint64_t position, std::chrono::milliseconds timeout) const;
+  // How many callers wait_for() holds now (tests hand off on it).
+  std::size_t waiting() const;
   // Rebuilds the projection from the log while the engine keeps running: the
   // runner thread clears the data and the checkpoint in one atomic write and
   // restarts the projection from position 0; queries meanwhile see the data
@@ -136,6 +147,11 @@ class Projection : public engine::Reactor {
   events::EventLog& log_;
   ReleaseFolds folds_;
   std::atomic<int> rebuild_{kNoRebuild};
+  // wait_for: notified after each commit, under commit_mutex_ so that a
+  // waiter between reading the checkpoint and waiting cannot miss it.
+  mutable std::mutex commit_mutex_;
+  mutable std::condition_variable committed_;
+  mutable std::size_t waiting_ = 0;  // guarded by commit_mutex_
 };
 
 }  // namespace cascade::projections

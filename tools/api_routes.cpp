@@ -16,7 +16,6 @@
 #include <set>
 #include <tuple>
 #include <sstream>
-#include <thread>
 
 namespace cascade::tools {
 
@@ -219,17 +218,24 @@ json command_answer(const engine::ReleaseState& state, const std::string& stage_
   return answer;
 }
 
+// How long a read waits for the summary of a release created a moment ago.
+constexpr std::chrono::milliseconds kReadYourWritesTimeout{1000};
+
 // The stored summary document, as JSON text.
 Result<std::string> summary_of(Runtime& runtime, const std::string& release_id) {
-  // A release just created may not have its summary yet: wait a little.
-  for (int i = 0;; ++i) {
-    auto text = runtime.summaries().summary(release_id);
-    if (text) return std::move(text).value();
-    if (text.error().code != ErrorCode::kNotFound || i >= 50) return text.error();
+  auto text = runtime.summaries().summary(release_id);
+  if (text || text.error().code != ErrorCode::kNotFound) return text;
+  // A release created a moment ago may not be summarised yet: wait until the
+  // summary projection reflects the release's creation.
+  CASCADE_TRY(created, runtime.log().read(engine::release_stream(release_id), 1, 1));
+  if (created.empty()) {
     CASCADE_TRY(state, runtime.service().load(release_id));  // kNotFound for an unknown release
     (void)state;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return text;
   }
+  CASCADE_TRY(reached, runtime.summaries().wait_for(created.front().position, kReadYourWritesTimeout));
+  (void)reached;  // if not, the summary is still missing: kNotFound
+  return runtime.summaries().summary(release_id);
 }
 
 const std::string kJsonContentType = "application/json";

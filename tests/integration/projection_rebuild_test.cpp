@@ -7,6 +7,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <optional>
+#include <thread>
+
 namespace cascade::projections {
 namespace {
 
@@ -191,6 +195,36 @@ TEST_F(ProjectionRebuildTest, LagIsTheEventsEachProjectionIsBehindTheLog) {
   run();
   settle();
   expect_caught_up();
+}
+
+TEST_F(ProjectionRebuildTest, AReaderWaitsUntilACommitReachesItsPosition) {
+  // SetUp built the engine without running it: the test folds by hand.
+  apply(kShop);
+  const std::string id = create("Shop", "1.0.0");
+  const std::uint64_t created = store_->log().head();
+  ReleaseSummaryProjection& summaries = projections().summaries();
+  EXPECT_FALSE(summaries.wait_for(created, std::chrono::milliseconds(0)).value()) << "nothing is folded yet";
+
+  std::optional<Result<bool>> reached;
+  std::optional<Result<std::string>> summary;
+  std::atomic<bool> read{false};
+  std::thread reader([&] {
+    reached = summaries.wait_for(created, std::chrono::seconds(60));
+    summary = summaries.summary(id);
+    read = true;
+  });
+  // Hand-off: the commit happens only once the reader waits (or has read
+  // already), so a reader that did not wait finds no summary.
+  while (summaries.waiting() == 0 && !read) std::this_thread::yield();
+  auto batch = store_->log().read_all(1, 1000);
+  ASSERT_TRUE(batch);
+  EXPECT_TRUE(summaries.handle(batch.value()));
+  reader.join();
+  ASSERT_TRUE(reached && reached->has_value());
+  EXPECT_TRUE(reached->value());
+  ASSERT_TRUE(summary && summary->has_value()) << (summary ? summary->error().message : "");
+  EXPECT_EQ(nlohmann::json::parse(summary->value())["id"], id);
+  EXPECT_EQ(summaries.waiting(), 0u);
 }
 
 TEST_F(ProjectionRebuildTest, FoldsEvictedFromASmallCacheGiveTheSameReleases) {
