@@ -250,6 +250,26 @@ Result<T> counted(adapters::metrics::CounterFamily* commands, std::string_view c
   return result;
 }
 
+// A step log followed onto an event stream: each line a frame `event: line`
+// (data {"step","at","stream","text"}), then `event: end` (data {"release",
+// "stage","attempt"}) and the stream closes.
+class SseLineSink final : public LineSink {
+ public:
+  explicit SseLineSink(std::shared_ptr<http::SseStream> stream) : stream_(std::move(stream)) {}
+  bool line(const std::string& step, const engine::LogLine& line) override {
+    return stream_->send("", "line",
+                         json{{"step", step}, {"at", line.at}, {"stream", line.stream}, {"text", line.text}}.dump());
+  }
+  void end(const std::string& release_id, const std::string& stage, int attempt) override {
+    stream_->send("", "end", json{{"release", release_id}, {"stage", stage}, {"attempt", attempt}}.dump());
+    stream_->close();
+  }
+  bool closed() const override { return stream_->closed(); }
+
+ private:
+  std::shared_ptr<http::SseStream> stream_;
+};
+
 events::Timestamp now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
@@ -459,7 +479,8 @@ Result<http::Router> make_api_router(Runtime& runtime, EventHub& hub, std::share
           std::vector<std::string> step_names;
           for (const auto& step : definition->steps) step_names.push_back(step.name);
           auto stream = http::SseStream::create();
-          CASCADE_TRY(rt->log_follow().follow(stream, id, stage_name, attempt, std::move(step_names),
+          CASCADE_TRY(rt->log_follow().follow(std::make_shared<SseLineSink>(stream), id, stage_name, attempt,
+                                              std::move(step_names),
                                               [rt, id, stage_name, attempt]() -> Result<bool> {
                                                 CASCADE_TRY(now, rt->service().load(id));
                                                 const engine::StageRecord* current = now.find_stage(stage_name);

@@ -1,18 +1,11 @@
 #include "tools/log_follow.hpp"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <variant>
 
 namespace cascade::tools {
 
 namespace {
-
-bool send_line(adapters::http::SseStream& stream, const std::string& step, const engine::LogLine& line) {
-  return stream.send("", "line",
-                     nlohmann::json{{"step", step}, {"at", line.at}, {"stream", line.stream}, {"text", line.text}}.dump());
-}
 
 std::string step_name(const std::vector<std::string>& names, int index) {
   return index >= 0 && static_cast<std::size_t>(index) < names.size() ? names[static_cast<std::size_t>(index)]
@@ -36,7 +29,7 @@ Status LogFollowHub::append_line(const engine::StepLogKey& key, const engine::Lo
   if (it == followers_.end()) return outcome::success();
   auto& followers = it->second;
   for (auto follower = followers.begin(); follower != followers.end();) {
-    if (send_line(*follower->stream, step_name(follower->step_names, key.step_index), line)) {
+    if (follower->sink->line(step_name(follower->step_names, key.step_index), line)) {
       ++follower;
     } else {
       follower = followers.erase(follower);
@@ -70,15 +63,10 @@ void LogFollowHub::end(const AttemptKey& key) {
     ending.swap(it->second);
     followers_.erase(it);
   }
-  const std::string data =
-      nlohmann::json{{"release", std::get<0>(key)}, {"stage", std::get<1>(key)}, {"attempt", std::get<2>(key)}}.dump();
-  for (Follower& follower : ending) {
-    follower.stream->send("", "end", data);
-    follower.stream->close();
-  }
+  for (Follower& follower : ending) follower.sink->end(std::get<0>(key), std::get<1>(key), std::get<2>(key));
 }
 
-Status LogFollowHub::follow(std::shared_ptr<adapters::http::SseStream> stream, const std::string& release_id,
+Status LogFollowHub::follow(std::shared_ptr<LineSink> sink, const std::string& release_id,
                             const std::string& stage, int attempt, std::vector<std::string> step_names,
                             const std::function<Result<bool>()>& is_finished) {
   const AttemptKey key{release_id, stage, attempt};
@@ -87,17 +75,17 @@ Status LogFollowHub::follow(std::shared_ptr<adapters::http::SseStream> stream, c
     for (std::size_t i = 0; i < step_names.size(); ++i) {
       CASCADE_TRY(lines, inner_.read({release_id, stage, attempt, static_cast<int>(i)}));
       for (const engine::LogLine& line : lines) {
-        if (!send_line(*stream, step_names[i], line)) return outcome::success();
+        if (!sink->line(step_names[i], line)) return outcome::success();
       }
     }
     // Followers whose clients left while no line came: dropped here.
     for (auto it = followers_.begin(); it != followers_.end();) {
       auto& list = it->second;
-      list.erase(std::remove_if(list.begin(), list.end(), [](const Follower& f) { return f.stream->closed(); }),
+      list.erase(std::remove_if(list.begin(), list.end(), [](const Follower& f) { return f.sink->closed(); }),
                  list.end());
       it = list.empty() ? followers_.erase(it) : std::next(it);
     }
-    followers_[key].push_back({stream, std::move(step_names)});
+    followers_[key].push_back({std::move(sink), std::move(step_names)});
   }
   // Subscribed first, then asked: a finish after this answer reaches handle().
   CASCADE_TRY(finished, is_finished());

@@ -1,12 +1,16 @@
 // Step logs that can be followed while a deployment runs
 // (GET …/stages/{stage}/logs?follow=true). Lines are not events, so the
 // event stream cannot carry them: this decorator sits between the executor
-// and the step-log store, hands every appended line to the streams following
-// its stage attempt, and ends those streams when the attempt's finishing
+// and the step-log store, hands every appended line to the sinks following
+// its stage attempt, and ends those sinks when the attempt's finishing
 // event reaches it as a reactor.
+//
+// Transport-neutral: the runtime always wires the hub (it must sit under the
+// executor from the start, holding its lock across the store's append so a
+// follower gets each line exactly once), and a transport follows through a
+// LineSink — the HTTP API's is an event stream (adapters/http/api).
 #pragma once
 
-#include "adapters/http/sse_stream.hpp"
 #include "engine/ports.hpp"
 #include "engine/reactor.hpp"
 
@@ -18,6 +22,21 @@
 #include <vector>
 
 namespace cascade::tools {
+
+// Where a follower's lines go. line() is called with the hub's lock held:
+// it must not block for long (queue, like an event stream's backlog) nor
+// call the hub.
+class LineSink {
+ public:
+  virtual ~LineSink() = default;
+  // One stored line of the step named `step`; false when the receiver is
+  // gone (the sink is then dropped).
+  virtual bool line(const std::string& step, const engine::LogLine& line) = 0;
+  // The attempt's deployment finished: the last call.
+  virtual void end(const std::string& release_id, const std::string& stage, int attempt) = 0;
+  // Whether the receiver left (idle sinks are dropped when another follows).
+  virtual bool closed() const = 0;
+};
 
 // Thread-safe.
 class LogFollowHub final : public engine::StepLogStore, public engine::Reactor {
@@ -36,14 +55,13 @@ class LogFollowHub final : public engine::StepLogStore, public engine::Reactor {
   Result<std::uint64_t> resume_position() override { return log_.head(); }
   Status handle(const std::vector<events::RecordedEvent>& batch) override;
 
-  // Sends every line stored so far for the attempt (steps in order, each
-  // frame `event: line`, data {"step","at","stream","text"}), then each new
-  // line as it is appended, without gaps or repeats, and finally
-  // `event: end` (data {"release","stage","attempt"}) and closes, once the
-  // attempt's deployment finished. `step_names` are the stage's steps by
-  // index. `is_finished` is asked after subscribing, so an attempt that
-  // finishes between the caller's check and the subscription still ends.
-  Status follow(std::shared_ptr<adapters::http::SseStream> stream, const std::string& release_id,
+  // Hands `sink` every line stored so far for the attempt (steps in order),
+  // then each new line as it is appended, without gaps or repeats, and
+  // finally end(), once the attempt's deployment finished. `step_names` are
+  // the stage's steps by index. `is_finished` is asked after subscribing, so
+  // an attempt that finishes between the caller's check and the
+  // subscription still ends.
+  Status follow(std::shared_ptr<LineSink> sink, const std::string& release_id,
                 const std::string& stage, int attempt, std::vector<std::string> step_names,
                 const std::function<Result<bool>()>& is_finished);
 
@@ -52,7 +70,7 @@ class LogFollowHub final : public engine::StepLogStore, public engine::Reactor {
  private:
   using AttemptKey = std::tuple<std::string, std::string, int>;  // release, stage, attempt
   struct Follower {
-    std::shared_ptr<adapters::http::SseStream> stream;
+    std::shared_ptr<LineSink> sink;
     std::vector<std::string> step_names;
   };
   void end(const AttemptKey& key);
