@@ -20,33 +20,41 @@ std::map<std::string, std::string> inherited_environment() {
 
 }  // namespace
 
-Result<std::unique_ptr<Runtime>> Runtime::open(const std::string& data_dir) {
+Result<std::unique_ptr<Runtime>> Runtime::open(const std::string& data_dir, RuntimeOptions options) {
   std::error_code ec;
   std::filesystem::create_directories(data_dir, ec);
   if (ec) return make_error(ErrorCode::kInvalidArgument, "cannot create data directory " + data_dir + ": " + ec.message());
   std::unique_ptr<Runtime> runtime(new Runtime());
   runtime->data_dir_ = std::filesystem::absolute(data_dir).lexically_normal().string();
-  auto store = adapters::RocksStore::open(runtime->data_dir_ + "/log");
-  if (!store && store.error().message.find("lock file") != std::string::npos) {
-    // RocksDB's own words ("While lock file: …/LOCK: Resource temporarily
-    // unavailable") do not say what to do.
-    return make_error(ErrorCode::kUnavailable, data_dir + " is held by a running server (or another cascade "
-                                                          "command); use --server to talk to it");
+  runtime->clock_ = options.clock != nullptr ? options.clock : &runtime->system_clock_;
+  runtime->store_ = options.store;
+  if (runtime->store_ == nullptr) {
+    auto store = adapters::RocksStore::open(runtime->data_dir_ + "/log");
+    if (!store && store.error().message.find("lock file") != std::string::npos) {
+      // RocksDB's own words ("While lock file: …/LOCK: Resource temporarily
+      // unavailable") do not say what to do.
+      return make_error(ErrorCode::kUnavailable, data_dir + " is held by a running server (or another cascade "
+                                                            "command); use --server to talk to it");
+    }
+    if (!store) return store.error();
+    runtime->owned_store_ = std::move(store).value();
+    runtime->store_ = runtime->owned_store_.get();
   }
-  if (!store) return store.error();
-  runtime->store_ = std::move(store).value();
-  CASCADE_TRY(projections,
-              projections::ProjectionSet::open(runtime->data_dir_ + "/projections", runtime->store_->log()));
-  runtime->projections_ = std::move(projections);
-  runtime->runner_ = std::make_unique<adapters::ProcessStepRunner>(runtime->clock_);
-  engine::ExecutorOptions options;
-  options.work_root = runtime->data_dir_ + "/work";
-  options.base_env = inherited_environment();
   adapters::RocksStore& s = *runtime->store_;
+  CASCADE_TRY(projections, projections::ProjectionSet::open(runtime->data_dir_ + "/projections", s.log()));
+  runtime->projections_ = std::move(projections);
+  engine::StepRunner* runner = options.runner;
+  if (runner == nullptr) {
+    runtime->process_runner_ = std::make_unique<adapters::ProcessStepRunner>(*runtime->clock_);
+    runner = runtime->process_runner_.get();
+  }
+  engine::ExecutorOptions executor;
+  executor.work_root = runtime->data_dir_ + "/work";
+  executor.base_env = options.base_env ? std::move(*options.base_env) : inherited_environment();
   runtime->log_follow_ = std::make_unique<LogFollowHub>(s.step_logs(), s.log());
   runtime->engine_ = std::make_unique<engine::ReleaseEngine>(
-      engine::EnginePorts{s.log(), s.checkpoints(), *runtime->log_follow_, s.secrets(), *runtime->runner_, runtime->clock_},
-      std::move(options));
+      engine::EnginePorts{s.log(), s.checkpoints(), *runtime->log_follow_, s.secrets(), *runner, *runtime->clock_},
+      std::move(executor));
   runtime->engine_->add(*runtime->log_follow_);
   for (projections::Projection* projection : runtime->projections_->all()) runtime->engine_->add(*projection);
   return runtime;

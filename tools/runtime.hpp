@@ -1,5 +1,9 @@
-// Wires one data directory into a running ReleaseEngine: the RocksDB store,
-// the process step runner and the read models (projections/). Composition only.
+// The composition root: one data directory wired into a running
+// ReleaseEngine — the RocksDB store, the step runner, the step-log follow
+// hub and the read models (projections/). The ports come from
+// RuntimeOptions (LevelDB's Options::env): `cascade serve`, `cascade demo`,
+// every CLI command that opens a data directory and the test harness open
+// the engine through here alone.
 //
 // Data directory layout: log/ (events, checkpoints, step logs, secrets and
 // secret.key), projections/, work/<release>/<stage>/<attempt>/ (steps'
@@ -12,39 +16,73 @@
 #include "projections/projection_set.hpp"
 #include "tools/log_follow.hpp"
 
+#include <chrono>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace cascade::tools {
 
+// What a runtime is opened with. Every pointer is borrowed: what it points to
+// must outlive the runtime. Null means the default named at each.
+struct RuntimeOptions {
+  // The engine's time; null: the system clock.
+  const engine::Clock* clock = nullptr;
+  // Runs the deployment steps; null: each step as a process
+  // (adapters/process), timed by `clock`.
+  engine::StepRunner* runner = nullptr;
+  // The environment every step starts from; nullopt: PATH, HOME, LANG,
+  // LC_ALL, TMPDIR and USER of this process, nothing else (no tokens or
+  // credentials leak into steps).
+  std::optional<std::map<std::string, std::string>> base_env;
+  // The event log's store, already open (tests keep one across restarts);
+  // null: <data>/log, opened here and closed with the runtime.
+  adapters::RocksStore* store = nullptr;
+};
+
+// Thread-safety: open, add_observer, start and stop from one thread; the
+// accessors' objects are thread-safe as each documents.
 class Runtime {
  public:
-  static Result<std::unique_ptr<Runtime>> open(const std::string& data_dir);
-  ~Runtime();
+  // Opens (creating) `data_dir`. kUnavailable when another process holds it
+  // (a running server); the storage's errors otherwise. The engine is built
+  // but runs only after start().
+  static Result<std::unique_ptr<Runtime>> open(const std::string& data_dir, RuntimeOptions options = {});
+  ~Runtime();  // stops
 
   events::EventLog& log() { return store_->log(); }
+  adapters::RocksStore& store() { return *store_; }
   engine::StepLogStore& step_logs() { return store_->step_logs(); }
   engine::ReleaseService& service() { return engine_->service(); }
   projections::ReleaseSummaryProjection& summaries() { return projections_->summaries(); }
   projections::ProjectionSet& projections() { return *projections_; }
   LogFollowHub& log_follow() { return *log_follow_; }
+  const engine::Clock& clock() const { return *clock_; }
   const std::string& data_dir() const { return data_dir_; }
 
-  // REQUIRES: before start(). An observer that prints, for instance.
+  // REQUIRES: before start(); `reactor` outlives the runtime. An observer
+  // that prints, an event hub, a Kafka edge.
   void add_observer(engine::Reactor& reactor) { engine_->add(reactor); }
   void start() { engine_->start(); }
   // Runs until every reactor has handled every event and no step runs: the
   // release is done or waits for a person.
   void settle();
+  // settle() for at most `timeout`; whether it settled.
+  bool settle(std::chrono::milliseconds timeout) { return engine_->settle(timeout); }
+  std::string last_error() const { return engine_->last_error(); }
+  // Stops the reactors and the deployments they run; the stores stay open.
   void stop();
 
  private:
   Runtime() = default;
 
   std::string data_dir_;
-  engine::SystemClock clock_;
-  std::unique_ptr<adapters::RocksStore> store_;
-  std::unique_ptr<adapters::ProcessStepRunner> runner_;
+  engine::SystemClock system_clock_;
+  const engine::Clock* clock_ = nullptr;  // options' or system_clock_
+  std::unique_ptr<adapters::RocksStore> owned_store_;
+  adapters::RocksStore* store_ = nullptr;  // options' or owned_store_
+  std::unique_ptr<adapters::ProcessStepRunner> process_runner_;
   std::unique_ptr<projections::ProjectionSet> projections_;
   std::unique_ptr<LogFollowHub> log_follow_;
   std::unique_ptr<engine::ReleaseEngine> engine_;

@@ -141,7 +141,7 @@ class KafkaEgressTest : public testing::EngineHarness {
     ASSERT_TRUE(egress) << egress.error().message;
     egress_ = std::move(egress).value();
     start(scripted_, /*run=*/false);
-    engine_->add(*egress_);
+    runtime_->add_observer(*egress_);
     run();
   }
 

@@ -83,7 +83,7 @@ class KafkaIngressTest : public EngineHarness {
     stop();
     catalog_ = std::make_unique<kafka::PipelineCatalog>();
     start(scripted_, /*run=*/false);
-    engine_->add(*catalog_);
+    runtime_->add_observer(*catalog_);
     run();
     kafka::IngressOptions options;
     options.brokers = cluster_->bootstrap_servers();

@@ -79,7 +79,7 @@ class TamperTest : public testing::EngineHarness {
     events_ = events_of(id_);
     // Nothing may run while the store is tampered with; the projection stays
     // open, to be read.
-    engine_.reset();
+    runtime_->stop();
   }
 
   Evidence evidence(StepLogStore* logs = nullptr) {

@@ -1,11 +1,12 @@
-// A ReleaseEngine on a real RocksDB store in a temp dir, with a manual clock
-// and every projection: the base of the integration tests.
+// The runtime (tools/runtime.hpp: the engine and every projection) on a
+// real RocksDB store in a temp dir, with a manual clock and a scripted step
+// runner: the base of the integration tests.
 #pragma once
 
 #include "adapters/rocksdb/store.hpp"
-#include "engine/release_engine.hpp"
 #include "events/codec.hpp"
 #include "projections/projection_set.hpp"
+#include "tools/runtime.hpp"
 
 #include "tests/support/release_fixture.hpp"
 #include "tests/support/scripted_runner.hpp"
@@ -45,36 +46,35 @@ class EngineHarness : public ::testing::Test {
   }
   void TearDown() override { stop(); }
 
-  // Starts a fresh engine (its service with an empty cache) over the store;
-  // with run = false it is built but its reactors do not run yet.
+  // Starts a fresh runtime (its service with an empty cache, the
+  // projections reopened) over the store; with run = false it is built but
+  // its reactors do not run yet.
   void start(engine::StepRunner& runner, bool run = true) {
     stop();
-    auto projections = projections::ProjectionSet::open(dir_ / "projections", store_->log());
-    ASSERT_TRUE(projections) << projections.error().message;
-    projections_ = std::move(projections).value();
+    tools::RuntimeOptions options;
+    options.clock = &clock_;
+    options.runner = &runner;
+    options.base_env = std::map<std::string, std::string>{{"PATH", "/usr/bin:/bin"}};
+    options.store = store_.get();
+    auto runtime = tools::Runtime::open(dir_.path(), std::move(options));
+    ASSERT_TRUE(runtime) << runtime.error().message;
+    runtime_ = std::move(runtime).value();
+    projections_ = &runtime_->projections();
     summaries_ = &projections_->summaries();
-    engine::ExecutorOptions options;
-    options.work_root = dir_ / "work";
-    options.base_env = {{"PATH", "/usr/bin:/bin"}};
-    engine_ = std::make_unique<engine::ReleaseEngine>(
-        engine::EnginePorts{store_->log(), store_->checkpoints(), store_->step_logs(), store_->secrets(), runner,
-                            clock_},
-        options);
-    for (projections::Projection* projection : projections_->all()) engine_->add(*projection);
-    if (run) engine_->start();
+    if (run) runtime_->start();
   }
   void start() { start(scripted_); }
-  // Runs the reactors of the engine SetUp built.
-  void run() { engine_->start(); }
+  // Runs the reactors of the runtime SetUp built.
+  void run() { runtime_->start(); }
 
   void stop() {
-    engine_.reset();
+    runtime_.reset();
     summaries_ = nullptr;
-    projections_.reset();
+    projections_ = nullptr;
   }
 
-  engine::ReleaseService& service() { return engine_->service(); }
-  void settle() { ASSERT_TRUE(engine_->settle(std::chrono::seconds(30))) << engine_->last_error(); }
+  engine::ReleaseService& service() { return runtime_->service(); }
+  void settle() { ASSERT_TRUE(runtime_->settle(std::chrono::seconds(30))) << runtime_->last_error(); }
 
   void apply(const std::string& json) {
     auto definition = engine::parse_pipeline_text(json);
@@ -133,10 +133,10 @@ class EngineHarness : public ::testing::Test {
   TempDir dir_;
   engine::ManualClock clock_;
   ScriptedStepRunner scripted_;
-  std::unique_ptr<adapters::RocksStore> store_;
-  std::unique_ptr<projections::ProjectionSet> projections_;
+  std::unique_ptr<adapters::RocksStore> store_;  // kept open across restarts
+  std::unique_ptr<tools::Runtime> runtime_;
+  projections::ProjectionSet* projections_ = nullptr;           // of runtime_
   projections::ReleaseSummaryProjection* summaries_ = nullptr;  // of projections_
-  std::unique_ptr<engine::ReleaseEngine> engine_;
 };
 
 }  // namespace cascade::testing
