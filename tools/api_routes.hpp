@@ -7,7 +7,7 @@
 #include "adapters/http/router.hpp"
 #include "adapters/http/sse_stream.hpp"
 #include "engine/reactor.hpp"
-#include "tools/runtime.hpp"
+#include "adapters/runtime/runtime.hpp"
 
 #include <atomic>
 #include <cstdint>

@@ -4,7 +4,7 @@
 // decisions live in engine/. Both ways print the same documents and tables.
 #include "tools/cli_support.hpp"
 #include "tools/format.hpp"
-#include "tools/runtime.hpp"
+#include "adapters/runtime/runtime.hpp"
 #include "tools/kafka_wiring.hpp"
 #include "tools/sample_pipeline.hpp"
 

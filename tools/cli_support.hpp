@@ -6,7 +6,7 @@
 
 #include "tools/api_client.hpp"
 #include "tools/format.hpp"
-#include "tools/runtime.hpp"
+#include "adapters/runtime/runtime.hpp"
 
 #include <CLI/CLI.hpp>
 

@@ -9,7 +9,7 @@
 #include "adapters/kafka/egress.hpp"
 #include "adapters/kafka/ingress.hpp"
 #include "tools/cli_support.hpp"
-#include "tools/runtime.hpp"
+#include "adapters/runtime/runtime.hpp"
 
 #include <CLI/CLI.hpp>
 

@@ -4,7 +4,7 @@
 #include "tools/api_routes.hpp"
 #include "tools/cli_support.hpp"
 #include "adapters/metrics/engine_metrics.hpp"
-#include "tools/runtime.hpp"
+#include "adapters/runtime/runtime.hpp"
 
 #include "adapters/http/auth.hpp"
 #include "adapters/http/server.hpp"

@@ -2,7 +2,7 @@
 // engine running: who is signed in (GET /api/v1/me) and the audit checks of
 // `cascade replay --verify` on the live store (GET /api/v1/releases/{id}/verify).
 #include "tools/api_routes.hpp"
-#include "tools/runtime.hpp"
+#include "adapters/runtime/runtime.hpp"
 
 #include "engine/pipeline.hpp"
 #include "tests/support/temp_dir.hpp"

@@ -6,7 +6,7 @@
 #include "adapters/rocksdb/store.hpp"
 #include "events/codec.hpp"
 #include "projections/projection_set.hpp"
-#include "tools/runtime.hpp"
+#include "adapters/runtime/runtime.hpp"
 
 #include "tests/support/release_fixture.hpp"
 #include "tests/support/scripted_runner.hpp"

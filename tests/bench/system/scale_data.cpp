@@ -6,7 +6,7 @@
 #include "engine/release.hpp"
 #include "engine/release_service.hpp"
 #include "events/codec.hpp"
-#include "tools/runtime.hpp"
+#include "adapters/runtime/runtime.hpp"
 
 #include <atomic>
 #include <chrono>

@@ -1,4 +1,4 @@
-#include "tools/log_follow.hpp"
+#include "adapters/runtime/log_follow.hpp"
 
 #include <algorithm>
 #include <variant>

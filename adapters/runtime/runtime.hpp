@@ -14,7 +14,7 @@
 #include "adapters/rocksdb/store.hpp"
 #include "engine/release_engine.hpp"
 #include "projections/projection_set.hpp"
-#include "tools/log_follow.hpp"
+#include "adapters/runtime/log_follow.hpp"
 
 #include <chrono>
 #include <map>

@@ -1,4 +1,4 @@
-#include "tools/runtime.hpp"
+#include "adapters/runtime/runtime.hpp"
 
 #include <cstdlib>
 #include <filesystem>
