@@ -222,7 +222,7 @@ json command_answer(const engine::ReleaseState& state, const std::string& stage_
 constexpr std::chrono::milliseconds kReadYourWritesTimeout{1000};
 
 // The stored summary document, as JSON text.
-Result<std::string> summary_of(Runtime& runtime, const std::string& release_id) {
+Result<std::string> summary_of(adapters::Runtime& runtime, const std::string& release_id) {
   auto text = runtime.summaries().summary(release_id);
   if (text || text.error().code != ErrorCode::kNotFound) return text;
   // A release created a moment ago may not be summarised yet: wait until the
@@ -253,7 +253,7 @@ Result<T> counted(adapters::metrics::CounterFamily* commands, std::string_view c
 // A step log followed onto an event stream: each line a frame `event: line`
 // (data {"step","at","stream","text"}), then `event: end` (data {"release",
 // "stage","attempt"}) and the stream closes.
-class SseLineSink final : public LineSink {
+class SseLineSink final : public adapters::LineSink {
  public:
   explicit SseLineSink(std::shared_ptr<http::SseStream> stream) : stream_(std::move(stream)) {}
   bool line(const std::string& step, const engine::LogLine& line) override {
@@ -279,13 +279,13 @@ events::Timestamp now_ms() {
 
 // ---- routes ------------------------------------------------------------------
 
-Result<http::Router> make_api_router(Runtime& runtime, EventHub& hub, std::shared_ptr<adapters::metrics::MetricsRegistry> metrics,
+Result<http::Router> make_api_router(adapters::Runtime& runtime, EventHub& hub, std::shared_ptr<adapters::metrics::MetricsRegistry> metrics,
                                      const std::atomic<bool>& started, ApiOptions options) {
   using http::Request;
   using http::Response;
   using http::Role;
   http::Router router;
-  Runtime* rt = &runtime;
+  adapters::Runtime* rt = &runtime;
   const std::atomic<bool>* is_started = &started;
   const std::string base = "/api/v1";
   adapters::metrics::CounterFamily* commands = nullptr;

@@ -58,7 +58,7 @@ struct ApiOptions {
 };
 
 // Every route of the API. `started` tells readiness that the engine runs.
-Result<adapters::http::Router> make_api_router(Runtime& runtime, EventHub& hub,
+Result<adapters::http::Router> make_api_router(adapters::Runtime& runtime, EventHub& hub,
                                                std::shared_ptr<adapters::metrics::MetricsRegistry> metrics,
                                                const std::atomic<bool>& started, ApiOptions options = {});
 

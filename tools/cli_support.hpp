@@ -15,6 +15,9 @@
 
 namespace cascade::tools {
 
+// The commands open a data directory through the composition root.
+using adapters::Runtime;
+
 struct Common {
   std::string data_dir;
   bool json = false;

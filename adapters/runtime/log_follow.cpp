@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <variant>
 
-namespace cascade::tools {
+namespace cascade::adapters {
 
 namespace {
 
@@ -100,4 +100,4 @@ std::size_t LogFollowHub::followers() const {
   return count;
 }
 
-}  // namespace cascade::tools
+}  // namespace cascade::adapters

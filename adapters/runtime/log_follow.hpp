@@ -21,7 +21,7 @@
 #include <tuple>
 #include <vector>
 
-namespace cascade::tools {
+namespace cascade::adapters {
 
 // Where a follower's lines go. line() is called with the hub's lock held:
 // it must not block for long (queue, like an event stream's backlog) nor
@@ -81,4 +81,4 @@ class LogFollowHub final : public engine::StepLogStore, public engine::Reactor {
   std::map<AttemptKey, std::vector<Follower>> followers_;
 };
 
-}  // namespace cascade::tools
+}  // namespace cascade::adapters

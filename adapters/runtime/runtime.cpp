@@ -3,7 +3,7 @@
 #include <cstdlib>
 #include <filesystem>
 
-namespace cascade::tools {
+namespace cascade::adapters {
 
 namespace {
 
@@ -29,7 +29,7 @@ Result<std::unique_ptr<Runtime>> Runtime::open(const std::string& data_dir, Runt
   runtime->clock_ = options.clock != nullptr ? options.clock : &runtime->system_clock_;
   runtime->store_ = options.store;
   if (runtime->store_ == nullptr) {
-    auto store = adapters::RocksStore::open(runtime->data_dir_ + "/log");
+    auto store = RocksStore::open(runtime->data_dir_ + "/log");
     if (!store && store.error().message.find("lock file") != std::string::npos) {
       // RocksDB's own words ("While lock file: …/LOCK: Resource temporarily
       // unavailable") do not say what to do.
@@ -40,12 +40,12 @@ Result<std::unique_ptr<Runtime>> Runtime::open(const std::string& data_dir, Runt
     runtime->owned_store_ = std::move(store).value();
     runtime->store_ = runtime->owned_store_.get();
   }
-  adapters::RocksStore& s = *runtime->store_;
+  RocksStore& s = *runtime->store_;
   CASCADE_TRY(projections, projections::ProjectionSet::open(runtime->data_dir_ + "/projections", s.log()));
   runtime->projections_ = std::move(projections);
   engine::StepRunner* runner = options.runner;
   if (runner == nullptr) {
-    runtime->process_runner_ = std::make_unique<adapters::ProcessStepRunner>(*runtime->clock_);
+    runtime->process_runner_ = std::make_unique<ProcessStepRunner>(*runtime->clock_);
     runner = runtime->process_runner_.get();
   }
   engine::ExecutorOptions executor;
@@ -71,4 +71,4 @@ void Runtime::stop() {
   if (engine_) engine_->stop();
 }
 
-}  // namespace cascade::tools
+}  // namespace cascade::adapters

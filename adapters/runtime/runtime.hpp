@@ -22,7 +22,7 @@
 #include <optional>
 #include <string>
 
-namespace cascade::tools {
+namespace cascade::adapters {
 
 // What a runtime is opened with. Every pointer is borrowed: what it points to
 // must outlive the runtime. Null means the default named at each.
@@ -38,7 +38,7 @@ struct RuntimeOptions {
   std::optional<std::map<std::string, std::string>> base_env;
   // The event log's store, already open (tests keep one across restarts);
   // null: <data>/log, opened here and closed with the runtime.
-  adapters::RocksStore* store = nullptr;
+  RocksStore* store = nullptr;
 };
 
 // Thread-safety: open, add_observer, start and stop from one thread; the
@@ -52,7 +52,7 @@ class Runtime {
   ~Runtime();  // stops
 
   events::EventLog& log() { return store_->log(); }
-  adapters::RocksStore& store() { return *store_; }
+  RocksStore& store() { return *store_; }
   engine::StepLogStore& step_logs() { return store_->step_logs(); }
   engine::ReleaseService& service() { return engine_->service(); }
   projections::ReleaseSummaryProjection& summaries() { return projections_->summaries(); }
@@ -80,12 +80,12 @@ class Runtime {
   std::string data_dir_;
   engine::SystemClock system_clock_;
   const engine::Clock* clock_ = nullptr;  // options' or system_clock_
-  std::unique_ptr<adapters::RocksStore> owned_store_;
-  adapters::RocksStore* store_ = nullptr;  // options' or owned_store_
-  std::unique_ptr<adapters::ProcessStepRunner> process_runner_;
+  std::unique_ptr<RocksStore> owned_store_;
+  RocksStore* store_ = nullptr;  // options' or owned_store_
+  std::unique_ptr<ProcessStepRunner> process_runner_;
   std::unique_ptr<projections::ProjectionSet> projections_;
   std::unique_ptr<LogFollowHub> log_follow_;
   std::unique_ptr<engine::ReleaseEngine> engine_;
 };
 
-}  // namespace cascade::tools
+}  // namespace cascade::adapters

@@ -147,7 +147,7 @@ class ApiTest : public ::testing::Test {
     }
     auto loaded = http::load_users_file(dir_ / "users.json");
     ASSERT_TRUE(loaded) << loaded.error().message;
-    auto runtime = Runtime::open(dir_ / "data");
+    auto runtime = adapters::Runtime::open(dir_ / "data");
     ASSERT_TRUE(runtime) << runtime.error().message;
     runtime_ = std::move(runtime.value());
     hub_ = std::make_unique<EventHub>(runtime_->log());
@@ -278,7 +278,7 @@ class ApiTest : public ::testing::Test {
 
   testing::TempDir dir_;
   std::map<std::string, std::string> tokens_;
-  std::unique_ptr<Runtime> runtime_;
+  std::unique_ptr<adapters::Runtime> runtime_;
   std::unique_ptr<EventHub> hub_;
   std::atomic<bool> started_{false};
   std::shared_ptr<adapters::metrics::MetricsRegistry> metrics_;

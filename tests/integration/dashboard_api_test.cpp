@@ -33,7 +33,7 @@ constexpr const char* kPipeline = R"({
 class DashboardApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto runtime = Runtime::open(dir_ / "data");
+    auto runtime = adapters::Runtime::open(dir_ / "data");
     ASSERT_TRUE(runtime) << runtime.error().message;
     runtime_ = std::move(runtime.value());
     hub_ = std::make_unique<EventHub>(runtime_->log());
@@ -81,7 +81,7 @@ class DashboardApiTest : public ::testing::Test {
   }
 
   testing::TempDir dir_;
-  std::unique_ptr<Runtime> runtime_;
+  std::unique_ptr<adapters::Runtime> runtime_;
   std::unique_ptr<EventHub> hub_;
   std::atomic<bool> started_{false};
   http::Router router_;

@@ -1,4 +1,4 @@
-// The runtime (tools/runtime.hpp: the engine and every projection) on a
+// The runtime (adapters/runtime/runtime.hpp: the engine and every projection) on a
 // real RocksDB store in a temp dir, with a manual clock and a scripted step
 // runner: the base of the integration tests.
 #pragma once
@@ -51,12 +51,12 @@ class EngineHarness : public ::testing::Test {
   // its reactors do not run yet.
   void start(engine::StepRunner& runner, bool run = true) {
     stop();
-    tools::RuntimeOptions options;
+    adapters::RuntimeOptions options;
     options.clock = &clock_;
     options.runner = &runner;
     options.base_env = std::map<std::string, std::string>{{"PATH", "/usr/bin:/bin"}};
     options.store = store_.get();
-    auto runtime = tools::Runtime::open(dir_.path(), std::move(options));
+    auto runtime = adapters::Runtime::open(dir_.path(), std::move(options));
     ASSERT_TRUE(runtime) << runtime.error().message;
     runtime_ = std::move(runtime).value();
     projections_ = &runtime_->projections();
@@ -134,7 +134,7 @@ class EngineHarness : public ::testing::Test {
   engine::ManualClock clock_;
   ScriptedStepRunner scripted_;
   std::unique_ptr<adapters::RocksStore> store_;  // kept open across restarts
-  std::unique_ptr<tools::Runtime> runtime_;
+  std::unique_ptr<adapters::Runtime> runtime_;
   projections::ProjectionSet* projections_ = nullptr;           // of runtime_
   projections::ReleaseSummaryProjection* summaries_ = nullptr;  // of projections_
 };

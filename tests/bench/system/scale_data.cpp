@@ -264,7 +264,7 @@ Result<ScaleDataReport> write_scale_data(const ScaleDataOptions& options) {
   // is at the head, so a start of the server replays nothing.
   const auto catch_up_started = std::chrono::steady_clock::now();
   {
-    CASCADE_TRY(runtime, tools::Runtime::open(options.data_dir));
+    CASCADE_TRY(runtime, adapters::Runtime::open(options.data_dir));
     runtime->start();
     runtime->settle();
     runtime->stop();

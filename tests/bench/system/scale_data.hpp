@@ -5,7 +5,7 @@
 // machines accept), sealed and hash-chained by EventLog::append, and every
 // step's log lines are stored under the digest its finishing event records,
 // so `cascade replay ID --verify` accepts any release of it. The projections
-// and the engine's reactors then catch up through tools::Runtime (the same
+// and the engine's reactors then catch up through adapters::Runtime (the same
 // wiring as `cascade serve`), leaving their checkpoints at the log's head.
 #pragma once
 
