@@ -74,9 +74,8 @@ class Session {
   std::unique_ptr<Runtime> runtime_;
 };
 
-// "2026-11-29T02:00:00Z", seconds and milliseconds optional, UTC only → ms
-// since the epoch; kInvalidArgument naming the text otherwise.
-Result<events::Timestamp> parse_utc_time(const std::string& text);
+// "2026-11-29T02:00:00Z" → ms since the epoch (as the API reads times).
+using adapters::http::api::parse_utc_time;
 
 // --data, --json and --as on a subcommand that works on a data directory only.
 void add_common_options(CLI::App* command, Common& common, bool actor_required = false);

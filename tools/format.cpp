@@ -51,14 +51,6 @@ std::string clock_time(Timestamp at) {
   return out.str();
 }
 
-std::string iso_time(Timestamp at) {
-  if (at == 0) return "";
-  std::ostringstream out;
-  const std::tm tm = utc(at);
-  out << std::put_time(&tm, "%Y-%m-%dT%H:%M:%S") << "." << std::setw(3) << std::setfill('0') << (at % 1000) << "Z";
-  return out.str();
-}
-
 std::string describe(const RecordedEvent& event) {
   return std::visit(
       Overloaded{
@@ -115,30 +107,6 @@ std::string describe(const RecordedEvent& event) {
           [](const ReleaseAbandoned& e) { return "release abandoned: " + e.reason; },
       },
       event.data);
-}
-
-nlohmann::json event_json(const RecordedEvent& e) {
-  return {{"position", e.position},         {"stream", e.stream},
-          {"version", e.version},           {"event_id", e.event_id},
-          {"type", type_name(e.data)},      {"schema_version", schema_version(e.data)},
-          {"recorded_at", e.recorded_at},
-          {"time", iso_time(e.recorded_at)}, {"actor", e.actor},
-          {"command_id", e.command_id},     {"causation_id", e.causation_id},
-          {"correlation_id", e.correlation_id}, {"data", payload_to_json(e.data)},
-          {"prev_hash", e.prev_hash},       {"hash", e.hash}};
-}
-
-Result<RecordedEvent> event_from_json(const nlohmann::json& j) {
-  try {
-    RecordedEvent e;
-    j.at("position").get_to(e.position);
-    events::envelope_from_json(j, e);
-    CASCADE_TRY(payload, payload_from_json(j.at("type").get<std::string>(), j.value("schema_version", 1), j.at("data")));
-    e.data = std::move(payload);
-    return e;
-  } catch (const nlohmann::json::exception& ex) {
-    return make_error(ErrorCode::kInvalidArgument, std::string("not an event: ") + ex.what());
-  }
 }
 
 void print_event_line(std::ostream& out, const RecordedEvent& event) {

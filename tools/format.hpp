@@ -1,6 +1,7 @@
 // How events and summaries look to a person at a terminal.
 #pragma once
 
+#include "adapters/http/api/event_json.hpp"
 #include "engine/reactor.hpp"
 #include "events/event.hpp"
 
@@ -14,17 +15,13 @@ namespace cascade::tools {
 
 // "14:03:07.250" in UTC.
 std::string clock_time(events::Timestamp at);
-// "2026-11-28T14:03:07.250Z".
-std::string iso_time(events::Timestamp at);
+// "2026-11-28T14:03:07.250Z"; events as JSON, as the API shows them.
+using adapters::http::api::event_from_json;
+using adapters::http::api::event_json;
+using adapters::http::api::iso_time;
 
 // One line of a release timeline: "dev  step deploy succeeded (0.41 s)".
 std::string describe(const events::RecordedEvent& event);
-
-// An event as the --json output, `cascade events` and the API show it.
-nlohmann::json event_json(const events::RecordedEvent& event);
-// The inverse, for events that arrive over HTTP. kInvalidArgument when
-// `event` does not have that shape.
-Result<events::RecordedEvent> event_from_json(const nlohmann::json& event);
 
 // "  12  2026-11-28T14:03:07.250Z  alice   ApprovalGranted   prod approved by alice".
 void print_event_line(std::ostream& out, const events::RecordedEvent& event);
