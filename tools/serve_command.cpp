@@ -1,7 +1,7 @@
 // `cascade serve`: the engine and the HTTP API in one long-running process.
 #include "adapters/http/auth.hpp"
 #include "adapters/http/server.hpp"
-#include "tools/api_routes.hpp"
+#include "adapters/http/api/routes.hpp"
 #include "tools/cli_support.hpp"
 #include "adapters/metrics/engine_metrics.hpp"
 #include "tools/kafka_wiring.hpp"

@@ -1,7 +1,7 @@
 // The HTTP API over real HTTP: the server runs in-process on an ephemeral
 // loopback port over a temporary data directory, with four users.
 #include "tools/api_client.hpp"
-#include "tools/api_routes.hpp"
+#include "adapters/http/api/routes.hpp"
 #include "tools/cli_support.hpp"
 #include "adapters/metrics/engine_metrics.hpp"
 #include "adapters/runtime/runtime.hpp"

@@ -1,7 +1,7 @@
 // The routes the dashboard adds to the API, on a real data directory with the
 // engine running: who is signed in (GET /api/v1/me) and the audit checks of
 // `cascade replay --verify` on the live store (GET /api/v1/releases/{id}/verify).
-#include "tools/api_routes.hpp"
+#include "adapters/http/api/routes.hpp"
 #include "adapters/runtime/runtime.hpp"
 
 #include "engine/pipeline.hpp"

@@ -8,7 +8,7 @@
 
 #include "adapters/http/router.hpp"
 #include "adapters/http/static_assets.hpp"
-#include "tools/dashboard_routes.hpp"
+#include "adapters/http/api/dashboard_routes.hpp"
 
 namespace cascade::tools {
 namespace {

@@ -1,4 +1,4 @@
-#include "tools/dashboard_routes.hpp"
+#include "adapters/http/api/dashboard_routes.hpp"
 
 #include "adapters/http/static_assets.hpp"
 

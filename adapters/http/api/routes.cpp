@@ -1,4 +1,4 @@
-#include "tools/api_routes.hpp"
+#include "adapters/http/api/routes.hpp"
 
 #include "adapters/http/errors.hpp"
 #include "adapters/http/json_body.hpp"
@@ -6,9 +6,8 @@
 #include "engine/audit.hpp"
 #include "engine/release.hpp"
 #include "projections/release_summary.hpp"
-#include "tools/cli_support.hpp"
-#include "tools/dashboard_routes.hpp"
-#include "tools/format.hpp"
+#include "adapters/http/api/dashboard_routes.hpp"
+#include "adapters/http/api/event_json.hpp"
 
 #include <chrono>
 #include <algorithm>
@@ -21,6 +20,8 @@ namespace cascade::tools {
 
 namespace http = adapters::http;
 using nlohmann::json;
+using http::api::event_json;
+using http::api::parse_utc_time;
 
 // ---- EventHub ----------------------------------------------------------------
 
