@@ -1,9 +1,9 @@
 // `cascade serve`: the engine and the HTTP API in one long-running process.
+#include "adapters/http/api/routes.hpp"
 #include "adapters/http/auth.hpp"
 #include "adapters/http/server.hpp"
-#include "adapters/http/api/routes.hpp"
-#include "tools/cli_support.hpp"
 #include "adapters/metrics/engine_metrics.hpp"
+#include "tools/cli_support.hpp"
 #include "tools/kafka_wiring.hpp"
 
 #include <atomic>
@@ -62,7 +62,7 @@ int serve(const std::string& data_dir, const std::string& listen, std::string us
 
   auto runtime = Runtime::open(data_dir);
   if (!runtime) return report(runtime.error(), false);
-  EventHub hub(runtime.value()->log());
+  http::api::EventHub hub(runtime.value()->log());
   runtime.value()->add_observer(hub);
   std::atomic<bool> started{false};
   auto metrics = std::make_shared<adapters::metrics::MetricsRegistry>();
@@ -71,7 +71,7 @@ int serve(const std::string& data_dir, const std::string& listen, std::string us
   runtime.value()->add_observer(*engine_metrics.value());
   auto kafka = KafkaEdges::attach(kafka_serve_options(), *runtime.value(), *metrics);
   if (!kafka) return report(kafka.error(), false);
-  auto router = make_api_router(*runtime.value(), hub, metrics, started);
+  auto router = http::api::make_api_router(http::api::ApiContext::of(*runtime.value(), hub, metrics, started));
   if (!router) return report(router.error(), false);
 
   runtime.value()->start();

@@ -150,14 +150,14 @@ class ApiTest : public ::testing::Test {
     auto runtime = adapters::Runtime::open(dir_ / "data");
     ASSERT_TRUE(runtime) << runtime.error().message;
     runtime_ = std::move(runtime.value());
-    hub_ = std::make_unique<EventHub>(runtime_->log());
+    hub_ = std::make_unique<http::api::EventHub>(runtime_->log());
     runtime_->add_observer(*hub_);
     metrics_ = std::make_shared<adapters::metrics::MetricsRegistry>();
     auto engine_metrics = adapters::metrics::EngineMetrics::create(runtime_->log(), *metrics_);
     ASSERT_TRUE(engine_metrics) << engine_metrics.error().message;
     engine_metrics_ = std::move(engine_metrics.value());
     runtime_->add_observer(*engine_metrics_);
-    auto router = make_api_router(*runtime_, *hub_, metrics_, started_);
+    auto router = http::api::make_api_router(http::api::ApiContext::of(*runtime_, *hub_, metrics_, started_));
     ASSERT_TRUE(router) << router.error().message;
     runtime_->start();
     started_ = true;
@@ -279,7 +279,7 @@ class ApiTest : public ::testing::Test {
   testing::TempDir dir_;
   std::map<std::string, std::string> tokens_;
   std::unique_ptr<adapters::Runtime> runtime_;
-  std::unique_ptr<EventHub> hub_;
+  std::unique_ptr<http::api::EventHub> hub_;
   std::atomic<bool> started_{false};
   std::shared_ptr<adapters::metrics::MetricsRegistry> metrics_;
   std::unique_ptr<adapters::metrics::EngineMetrics> engine_metrics_;

@@ -36,9 +36,9 @@ class DashboardApiTest : public ::testing::Test {
     auto runtime = adapters::Runtime::open(dir_ / "data");
     ASSERT_TRUE(runtime) << runtime.error().message;
     runtime_ = std::move(runtime.value());
-    hub_ = std::make_unique<EventHub>(runtime_->log());
+    hub_ = std::make_unique<http::api::EventHub>(runtime_->log());
     runtime_->add_observer(*hub_);
-    auto router = make_api_router(*runtime_, *hub_, nullptr, started_);
+    auto router = http::api::make_api_router(http::api::ApiContext::of(*runtime_, *hub_, nullptr, started_));
     ASSERT_TRUE(router) << router.error().message;
     router_ = std::move(router.value());
     runtime_->start();
@@ -82,7 +82,7 @@ class DashboardApiTest : public ::testing::Test {
 
   testing::TempDir dir_;
   std::unique_ptr<adapters::Runtime> runtime_;
-  std::unique_ptr<EventHub> hub_;
+  std::unique_ptr<http::api::EventHub> hub_;
   std::atomic<bool> started_{false};
   http::Router router_;
 };

@@ -57,7 +57,7 @@ TEST(DashboardAssetsTest, IfNoneMatchUsesTheWeakComparison) {
 
 class DashboardRoutesTest : public ::testing::Test {
  protected:
-  void SetUp() override { ASSERT_TRUE(add_dashboard_routes(router_)); }
+  void SetUp() override { ASSERT_TRUE(http::api::add_dashboard_routes(router_)); }
 
   Result<http::Response> get(const std::string& path, const std::string& if_none_match = "") {
     auto match = router_.match("GET", path);

@@ -4,26 +4,24 @@
 
 #include <string>
 
-namespace cascade::tools {
+namespace cascade::adapters::http::api {
 namespace {
-
-namespace http = adapters::http;
 
 // Scripts, styles, images and fetches from this origin only; no inline
 // script, no framing, no <base> or form posts elsewhere.
 constexpr const char* kContentSecurityPolicy =
     "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-Result<http::Response> serve_asset(const http::Request& request, const std::string& path) {
-  const http::StaticAsset* asset = http::find_static_asset(path);
+Result<Response> serve_asset(const Request& request, const std::string& path) {
+  const StaticAsset* asset = find_static_asset(path);
   if (asset == nullptr) return make_error(ErrorCode::kNotFound, "the dashboard has no file '" + path + "'");
-  http::Response response;
+  Response response;
   response.headers = {{"ETag", std::string(asset->etag)},
                       {"Cache-Control", "no-cache"},
                       {"X-Content-Type-Options", "nosniff"},
                       {"Content-Security-Policy", kContentSecurityPolicy},
                       {"Referrer-Policy", "no-referrer"}};
-  if (auto if_none_match = request.header("If-None-Match"); if_none_match && http::etag_matches(*if_none_match, asset->etag)) {
+  if (auto if_none_match = request.header("If-None-Match"); if_none_match && etag_matches(*if_none_match, asset->etag)) {
     response.status = 304;
     response.content_type.clear();
     return response;
@@ -35,10 +33,10 @@ Result<http::Response> serve_asset(const http::Request& request, const std::stri
 
 }  // namespace
 
-Status add_dashboard_routes(http::Router& router) {
-  CASCADE_TRY(router.add_public("GET", "/", [](const http::Request& request) { return serve_asset(request, "index.html"); }));
+Status add_dashboard_routes(Router& router) {
+  CASCADE_TRY(router.add_public("GET", "/", [](const Request& request) { return serve_asset(request, "index.html"); }));
   return router.add_public("GET", "/assets/{file}",
-                           [](const http::Request& request) { return serve_asset(request, request.param("file")); });
+                           [](const Request& request) { return serve_asset(request, request.param("file")); });
 }
 
-}  // namespace cascade::tools
+}  // namespace cascade::adapters::http::api

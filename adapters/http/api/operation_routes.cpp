@@ -1,0 +1,97 @@
+#include "adapters/http/api/route_files.hpp"
+
+#include "adapters/http/api/fields.hpp"
+#include "adapters/http/errors.hpp"
+#include "adapters/http/json_body.hpp"
+#include "adapters/http/request.hpp"
+#include "engine/audit.hpp"
+#include "projections/release_summary.hpp"
+
+#include <sstream>
+
+namespace cascade::adapters::http::api {
+
+using nlohmann::json;
+
+Status add_operation_routes(Router& router, const RouteContextPtr& api) {
+  // ---- probes
+  CASCADE_TRY(router.add_public("GET", kApiBase + "/healthz", [](const Request&) -> Result<Response> {
+    return Response::json({{"status", "ok"}});
+  }));
+  CASCADE_TRY(router.add_public("GET", kApiBase + "/readyz", [api](const Request&) -> Result<Response> {
+    json body{{"engine_started", api->started.load()}};
+    bool ready = api->started.load();
+    auto status = api->projections.status(api->log.head());
+    json lags = json::object();
+    if (!status) {
+      ready = false;
+    } else {
+      for (const auto& projection : status.value()) {
+        lags[projection.name] = projection.lag;
+        if (projection.lag > api->options.max_ready_lag) ready = false;
+      }
+    }
+    body["projection_lag"] = std::move(lags);
+    body["status"] = ready ? "ready" : "not ready";
+    return Response::json(body, ready ? 200 : 503);
+  }));
+
+  // ---- Prometheus
+  auto prometheus = [api](const Request&) -> Result<Response> {
+    std::ostringstream out;
+    out << (api->metrics ? api->metrics->render() : std::string());
+    const std::uint64_t head = api->log.head();
+    out << "# HELP cascade_events_appended Events in the log (the position of its head).\n"
+        << "# TYPE cascade_events_appended gauge\n"
+        << "cascade_events_appended " << head << "\n";
+    out << "# HELP cascade_event_streams Open event streams.\n"
+        << "# TYPE cascade_event_streams gauge\n"
+        << "cascade_event_streams " << api->events.subscribers() << "\n";
+    if (auto status = api->projections.status(head)) {
+      out << "# HELP cascade_projection_lag Events a projection is behind the log's head.\n"
+          << "# TYPE cascade_projection_lag gauge\n";
+      for (const auto& projection : status.value()) {
+        out << "cascade_projection_lag{projection=\"" << projection.name << "\"} " << projection.lag << "\n";
+      }
+    }
+    return Response::text(out.str(), metrics::kMetricsContentType);
+  };
+  // Where Prometheus looks by default, and beside the rest of the API.
+  CASCADE_TRY(router.add("GET", "/metrics", Role::kViewer, prometheus));
+  CASCADE_TRY(router.add("GET", kApiBase + "/metrics", Role::kViewer, prometheus));
+  // ---- what the dashboard needs: who is signed in, the audit check, its files
+  CASCADE_TRY(router.add("GET", kApiBase + "/me", Role::kViewer, [](const Request& request) -> Result<Response> {
+    Role highest = Role::kViewer;
+    json roles = json::array();
+    for (Role role : request.user->roles) {
+      roles.push_back(std::string(http::to_string(role)));
+      if (role > highest) highest = role;
+    }
+    return Response::json({{"name", request.user->name},
+                           {"role", std::string(http::to_string(highest))},
+                           {"roles", std::move(roles)},
+                           {"groups", request.user->groups}});
+  }));
+  CASCADE_TRY(router.add("GET", kApiBase + "/releases/{id}/verify", Role::kViewer, [api](const Request& request) -> Result<Response> {
+    // The checks of `cascade replay --verify`, on the live store. The summary
+    // is read before the events, so the events cover every version it reflects.
+    const std::string& id = request.param("id");
+    std::optional<engine::StoredSummary> stored;
+    if (auto text = api->projections.summaries().summary(id)) {
+      const json summary = json::parse(text.value(), nullptr, false);
+      stored = engine::StoredSummary{text.value(), summary.is_object() ? summary.value("version", std::int64_t{0}) : 0};
+    } else if (text.error().code != ErrorCode::kNotFound) {
+      return text.error();
+    }
+    CASCADE_TRY(evidence, engine::collect_evidence(api->log, api->step_logs, id));
+    evidence.summary = std::move(stored);
+    const engine::Verification verification = engine::verify(
+        evidence, [](const engine::ReleaseState& state) { return projections::summarize(state).dump(); });
+    json body = engine::to_json(verification);
+    body["release"] = id;
+    return Response::json(body);
+  }));
+  return success();
+}
+
+}  // namespace cascade::adapters::http::api

@@ -1,0 +1,184 @@
+#include "adapters/http/api/route_files.hpp"
+
+#include "adapters/http/api/fields.hpp"
+#include "adapters/http/errors.hpp"
+#include "adapters/http/json_body.hpp"
+#include "adapters/http/request.hpp"
+#include "adapters/http/api/event_json.hpp"
+#include "adapters/http/api/log_follow.hpp"
+#include "engine/release.hpp"
+#include "projections/release_list.hpp"
+#include "projections/release_summary.hpp"
+
+#include <chrono>
+
+namespace cascade::adapters::http::api {
+
+using nlohmann::json;
+
+namespace {
+
+// How long a read waits for the summary of a release created a moment ago.
+constexpr std::chrono::milliseconds kReadYourWritesTimeout{1000};
+
+// The stored summary document, as JSON text.
+Result<std::string> summary_of(const ApiContext& api, const std::string& release_id) {
+  auto text = api.projections.summaries().summary(release_id);
+  if (text || text.error().code != ErrorCode::kNotFound) return text;
+  // A release created a moment ago may not be summarised yet: wait until the
+  // summary projection reflects the release's creation.
+  CASCADE_TRY(created, api.log.read(engine::release_stream(release_id), 1, 1));
+  if (created.empty()) {
+    CASCADE_TRY(state, api.service.load(release_id));  // kNotFound for an unknown release
+    (void)state;
+    return text;
+  }
+  CASCADE_TRY(reached, api.projections.summaries().wait_for(created.front().position, kReadYourWritesTimeout));
+  (void)reached;  // if not, the summary is still missing: kNotFound
+  return api.projections.summaries().summary(release_id);
+}
+
+}  // namespace
+
+Status add_release_routes(Router& router, const RouteContextPtr& api) {
+  CASCADE_TRY(router.add("POST", kApiBase + "/releases", Role::kReleaser, [api](const Request& request) -> Result<Response> {
+    CASCADE_TRY(body, http::parse_json_object(request.body, {"pipeline", "artifact", "variables", "secrets"}));
+    std::vector<Problem> problems;
+    engine::NewRelease release;
+    release.pipeline = string_field(body, "pipeline", "pipeline", problems, true);
+    auto artifact = body.find("artifact");
+    if (artifact == body.end() || !artifact->is_object()) {
+      problems.push_back({"artifact", "required: an object with version and path"});
+    } else {
+      auto fields = http::check_fields(*artifact, {"version", "path", "built_at"}, "artifact");
+      if (!fields) {
+        for (const Problem& problem : fields.error().details) problems.push_back(problem);
+      }
+      release.artifact.version = string_field(*artifact, "version", "artifact.version", problems, true);
+      release.artifact.path = string_field(*artifact, "path", "artifact.path", problems, true);
+      if (!release.artifact.path.empty() && release.artifact.path.front() != '/') {
+        problems.push_back({"artifact.path", "must be an absolute path on the server"});
+      }
+      auto built_at = artifact->find("built_at");
+      if (built_at != artifact->end() && !built_at->is_null()) {
+        if (!built_at->is_number_integer()) {
+          problems.push_back({"artifact.built_at", "must be milliseconds since the epoch"});
+        } else {
+          release.artifact.built_at = built_at->get<events::Timestamp>();
+        }
+      }
+    }
+    for (auto& [name, value] : string_map(body, "variables", problems)) release.variables[name] = value;
+    release.secret_variables = string_map(body, "secrets", problems);
+    CASCADE_TRY(check_problems(std::move(problems)));
+    CASCADE_TRY(id, (counted(api->commands, "CreateRelease", api->service.create_release(release, invocation(request)))));
+    CASCADE_TRY(state, api->service.load(id));
+    Response response = Response::json({{"id", id}, {"name", state.name}}, 201);
+    response.headers.emplace_back("Location", "/api/v1/releases/" + id);
+    return response;
+  }));
+  CASCADE_TRY(router.add("GET", kApiBase + "/releases", Role::kViewer, [api](const Request& request) -> Result<Response> {
+    projections::ReleaseQuery query;
+    query.pipeline = request.query.get("pipeline").value_or("");
+    query.status = request.query.get("status").value_or("");
+    query.cursor = request.query.get("cursor").value_or("");
+    if (auto limit = request.query.get("limit")) {
+      CASCADE_TRY(value, parse_size("limit", *limit));
+      query.limit = value;
+    }
+    CASCADE_TRY(page, api->projections.releases().list(query));
+    // The stored documents as they are: parsing and re-writing them was
+    // most of this route's time (issue 7, figure 6).
+    std::string body = "{\"next_cursor\":" + (page.next_cursor ? json(*page.next_cursor).dump() : "null") + ",\"releases\":[";
+    for (std::size_t i = 0; i < page.documents.size(); ++i) {
+      if (i > 0) body += ',';
+      body += page.documents[i];
+    }
+    body += "]}";
+    return Response::text(std::move(body), kJsonContentType);
+  }));
+  // A summary is one RocksDB read: answered on the I/O thread when it is
+  // there; a release created a moment ago waits for it on a worker.
+  CASCADE_TRY(router.add_with_quick_path(
+      "GET", kApiBase + "/releases/{id}", Role::kViewer,
+      [api](const Request& request) -> std::optional<Result<Response>> {
+        auto text = api->projections.summaries().summary(request.param("id"));
+        if (!text) return std::nullopt;
+        return Result<Response>(Response::text(std::move(text).value(), kJsonContentType));
+      },
+      [api](const Request& request) -> Result<Response> {
+        CASCADE_TRY(summary, summary_of(*api, request.param("id")));
+        return Response::text(std::move(summary), kJsonContentType);
+      }));
+  CASCADE_TRY(router.add("GET", kApiBase + "/releases/{id}/events", Role::kViewer, [api](const Request& request) -> Result<Response> {
+    const std::string& id = request.param("id");
+    CASCADE_TRY(stream, api->log.read(engine::release_stream(id)));
+    if (stream.empty()) return make_error(ErrorCode::kNotFound, "release '" + id + "' not found");
+    json list = json::array();
+    for (const events::RecordedEvent& event : stream) list.push_back(event_json(event));
+    return Response::json({{"events", std::move(list)}});
+  }));
+  CASCADE_TRY(router.add(
+      "GET", kApiBase + "/releases/{id}/stages/{stage}/logs", Role::kViewer, [api](const Request& request) -> Result<Response> {
+        const std::string& id = request.param("id");
+        const std::string& stage_name = request.param("stage");
+        CASCADE_TRY(release, api->service.load(id));
+        const engine::StageRecord* stage = release.find_stage(stage_name);
+        const engine::StageDefinition* definition = release.definition.find_stage(stage_name);
+        if (stage == nullptr || definition == nullptr) {
+          return make_error(ErrorCode::kNotFound, "release " + id + " has no stage '" + stage_name + "'");
+        }
+        int attempt = stage->attempt;
+        if (auto text = request.query.get("attempt")) {
+          CASCADE_TRY(value, parse_size("attempt", *text));
+          attempt = static_cast<int>(value);
+        }
+        const std::string follow = request.query.get("follow").value_or("false");
+        if (follow != "true" && follow != "false") {
+          return invalid("follow: expected true or false, got '" + follow + "'", {{"follow", "expected true or false"}});
+        }
+        if (follow == "true") {
+          // An event stream: the lines so far, each new line, then `end`.
+          if (attempt < 1 || attempt > stage->attempt) {
+            return make_error(ErrorCode::kNotFound, "stage '" + stage_name + "' of release " + id + " has no attempt " +
+                                                        std::to_string(attempt));
+          }
+          std::vector<std::string> step_names;
+          for (const auto& step : definition->steps) step_names.push_back(step.name);
+          auto stream = http::SseStream::create();
+          CASCADE_TRY(api->log_follow.follow(std::make_shared<SseLineSink>(stream), id, stage_name, attempt,
+                                              std::move(step_names),
+                                              [api, id, stage_name, attempt]() -> Result<bool> {
+                                                CASCADE_TRY(now, api->service.load(id));
+                                                const engine::StageRecord* current = now.find_stage(stage_name);
+                                                return current == nullptr || current->attempt != attempt ||
+                                                       engine::is_deployment_over(current->state());
+                                              }));
+          return Response::event_stream(stream);
+        }
+        json lines = json::array();
+        for (std::size_t i = 0; attempt > 0 && i < definition->steps.size(); ++i) {
+          CASCADE_TRY(step_lines, api->step_logs.read({id, stage_name, attempt, static_cast<int>(i)}));
+          for (const engine::LogLine& line : step_lines) {
+            lines.push_back(
+                {{"step", definition->steps[i].name}, {"at", line.at}, {"stream", line.stream}, {"text", line.text}});
+          }
+        }
+        return Response::json({{"release", id}, {"stage", stage_name}, {"attempt", attempt}, {"lines", std::move(lines)}});
+      }));
+
+  // ---- event stream
+  CASCADE_TRY(router.add("GET", kApiBase + "/stream", Role::kViewer, [api](const Request& request) -> Result<Response> {
+    std::optional<std::uint64_t> after;
+    if (auto last = request.last_event_id()) {
+      CASCADE_TRY(value, parse_size("Last-Event-ID", std::string(*last)));
+      after = value;
+    }
+    auto stream = http::SseStream::create();
+    CASCADE_TRY(api->events.subscribe(stream, after));
+    return Response::event_stream(stream);
+  }));
+  return success();
+}
+
+}  // namespace cascade::adapters::http::api
