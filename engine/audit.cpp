@@ -14,13 +14,6 @@ namespace {
 
 using events::RecordedEvent;
 
-template <class... Fs>
-struct Overloaded : Fs... {
-  using Fs::operator()...;
-};
-template <class... Fs>
-Overloaded(Fs...) -> Overloaded<Fs...>;
-
 std::string join(const std::vector<std::string>& items, std::string_view separator = ", ") {
   std::string out;
   for (const auto& item : items) {

@@ -1,18 +1,13 @@
 #include "engine/release.hpp"
 
+#include "events/overloaded.hpp"
+
 #include <algorithm>
 
 namespace cascade::engine {
 namespace {
 
 using namespace cascade::events;
-
-template <class... Fs>
-struct Overloaded : Fs... {
-  using Fs::operator()...;
-};
-template <class... Fs>
-Overloaded(Fs...) -> Overloaded<Fs...>;
 
 std::string join(const std::vector<std::string>& items, std::string_view separator) {
   std::string out;

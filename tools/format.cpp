@@ -1,6 +1,7 @@
 #include "tools/format.hpp"
 
 #include "events/codec.hpp"
+#include "events/overloaded.hpp"
 
 #include <algorithm>
 #include <ctime>
@@ -13,13 +14,6 @@ namespace cascade::tools {
 using namespace cascade::events;
 
 namespace {
-
-template <class... Fs>
-struct Overloaded : Fs... {
-  using Fs::operator()...;
-};
-template <class... Fs>
-Overloaded(Fs...) -> Overloaded<Fs...>;
 
 std::tm utc(Timestamp at) {
   const std::time_t seconds = static_cast<std::time_t>(at / 1000);
