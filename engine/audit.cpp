@@ -2,6 +2,7 @@
 
 #include "engine/pipeline.hpp"
 #include "events/codec.hpp"
+#include "events/join.hpp"
 
 #include <algorithm>
 #include <ctime>
@@ -12,16 +13,8 @@
 namespace cascade::engine {
 namespace {
 
+using events::join;
 using events::RecordedEvent;
-
-std::string join(const std::vector<std::string>& items, std::string_view separator = ", ") {
-  std::string out;
-  for (const auto& item : items) {
-    if (!out.empty()) out += separator;
-    out += item;
-  }
-  return out;
-}
 
 Location located(std::string stream, std::int64_t version, std::uint64_t position) {
   Location location;

@@ -1,5 +1,6 @@
 #include "engine/release.hpp"
 
+#include "events/join.hpp"
 #include "events/overloaded.hpp"
 
 #include <algorithm>
@@ -8,15 +9,6 @@ namespace cascade::engine {
 namespace {
 
 using namespace cascade::events;
-
-std::string join(const std::vector<std::string>& items, std::string_view separator) {
-  std::string out;
-  for (const auto& item : items) {
-    if (!out.empty()) out += separator;
-    out += item;
-  }
-  return out;
-}
 
 bool contains(const std::vector<std::string>& items, std::string_view item) {
   return std::find(items.begin(), items.end(), item) != items.end();
