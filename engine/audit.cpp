@@ -3,17 +3,17 @@
 #include "engine/pipeline.hpp"
 #include "events/codec.hpp"
 #include "events/join.hpp"
+#include "events/time.hpp"
 
 #include <algorithm>
-#include <ctime>
 #include <initializer_list>
-#include <iomanip>
-#include <sstream>
 
 namespace cascade::engine {
 namespace {
 
+using events::format_rfc3339;
 using events::join;
+using events::ZeroTime;
 using events::RecordedEvent;
 
 Location located(std::string stream, std::int64_t version, std::uint64_t position) {
@@ -48,17 +48,6 @@ ReleaseState fold(const std::vector<RecordedEvent>& events, std::optional<std::i
     evolve(state, event);
   }
   return state;
-}
-
-std::string rfc3339(Timestamp at) {
-  if (at == 0) return "";
-  const std::time_t seconds = static_cast<std::time_t>(at / 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  std::ostringstream out;
-  out << std::put_time(&tm, "%Y-%m-%dT%H:%M:%S") << "." << std::setw(3) << std::setfill('0') << (at % 1000)
-      << "Z";
-  return out.str();
 }
 
 // ---- Findings and their JSON -------------------------------------------------
@@ -802,7 +791,7 @@ nlohmann::ordered_json to_bundle(const Evidence& evidence, const Verification& a
   nlohmann::ordered_json bundle;  // in this order, for people reading the file
   bundle["format"] = kBundleFormat;
   bundle["release_id"] = evidence.release_id;
-  bundle["exported_at"] = rfc3339(exported_at);
+  bundle["exported_at"] = format_rfc3339(exported_at, ZeroTime::kEmpty);
   bundle["exported_at_ms"] = exported_at;
   bundle["exported_by"] = exported_by;
   bundle["release_stream"] = stream_json(evidence.release);
@@ -1049,7 +1038,7 @@ const ApprovalRecord* last_decision(const StageRecord& stage, std::initializer_l
 
 std::string comment_of(const std::string& comment) { return comment.empty() ? "" : ": \"" + comment + "\""; }
 
-std::string at_time(Timestamp at) { return at == 0 ? "" : " at " + rfc3339(at); }
+std::string at_time(Timestamp at) { return at == 0 ? "" : " at " + format_rfc3339(at); }
 
 // Why `stage` failed, was rejected or canceled, in a clause: "qa failed at step smoke-test".
 std::string outcome_clause(const StageRecord& stage) {
@@ -1080,7 +1069,8 @@ std::string upstream_clause(const ReleaseState& release, const StageRecord& upst
              join(upstream.approval.approvers);
     case StageState::kTriggered:
     case StageState::kApproved: return upstream.name + " is waiting to deploy";
-    case StageState::kDeferred: return upstream.name + " is deferred until " + rfc3339(upstream.defer_until);
+    case StageState::kDeferred:
+      return upstream.name + " is deferred until " + format_rfc3339(upstream.defer_until, ZeroTime::kEmpty);
     case StageState::kDeploying: return upstream.name + " is still deploying";
     case StageState::kPartiallySucceeded:
       return partial_ok ? upstream.name + " partially succeeded"
@@ -1169,7 +1159,7 @@ std::string awaiting_approval(const StageRecord& stage) {
       }
     }
   }
-  if (approval.deadline != 0) out += "; deadline " + rfc3339(approval.deadline);
+  if (approval.deadline != 0) out += "; deadline " + format_rfc3339(approval.deadline);
   return out;
 }
 
@@ -1207,7 +1197,7 @@ std::string deploying(const StageRecord& stage) {
     if (step.status == StepStatus::kRunning) {
       return out + "; step " + std::to_string(i + 1) + " of " + std::to_string(stage.steps.size()) + " (" +
              step.name + ") is running" + (step.tries > 1 ? " (try " + std::to_string(step.tries) + ")" : "") +
-             " since " + rfc3339(step.started_at);
+             " since " + format_rfc3339(step.started_at, ZeroTime::kEmpty);
     }
     if (step.status == StepStatus::kFailed && step.will_retry) {
       return out + "; step " + step.name + " failed (" + step.reason + ") and will be tried again";
@@ -1236,7 +1226,7 @@ std::string explain_stage(const ReleaseState& release, const std::string& stage_
     case StageState::kAwaitingPreApproval:
     case StageState::kAwaitingPostApproval: return awaiting_approval(s);
     case StageState::kDeferred:
-      return s.name + " is deferred until " + rfc3339(s.defer_until) + ": approved by " +
+      return s.name + " is deferred until " + format_rfc3339(s.defer_until, ZeroTime::kEmpty) + ": approved by " +
              approvals_of_attempt(s, "pre");
     case StageState::kDeploying: return deploying(s);
     case StageState::kSucceeded:

@@ -1,8 +1,9 @@
 #include "tools/cli_support.hpp"
 
+#include "events/time.hpp"
+
 #include <cctype>
 #include <cstdlib>
-#include <ctime>
 #include <iostream>
 #include <thread>
 
@@ -57,25 +58,7 @@ Result<std::unique_ptr<Session>> Session::start(const Common& common) {
 Session::~Session() { runtime_->stop(); }
 
 Result<events::Timestamp> parse_utc_time(const std::string& text) {
-  std::tm tm{};
-  const char* end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (end == nullptr) end = strptime(text.c_str(), "%Y-%m-%dT%H:%M", &tm);
-  std::int64_t millis = 0;
-  if (end != nullptr && *end == '.') {
-    ++end;
-    int digits = 0;
-    while (std::isdigit(static_cast<unsigned char>(*end))) {
-      if (digits < 3) millis = millis * 10 + (*end - '0');
-      ++digits;
-      ++end;
-    }
-    if (digits == 0) end = nullptr;
-    for (; digits > 0 && digits < 3; ++digits) millis *= 10;
-  }
-  if (end == nullptr || std::string(end) != "Z") {
-    return make_error(ErrorCode::kInvalidArgument, "'" + text + "' is not a UTC time like 2026-11-29T02:00:00Z");
-  }
-  return static_cast<events::Timestamp>(timegm(&tm)) * 1000 + millis;
+  return events::parse_rfc3339(text, events::TimeSyntax::kUtc);
 }
 
 void add_common_options(CLI::App* command, Common& common, bool actor_required) {
