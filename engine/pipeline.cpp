@@ -1,5 +1,7 @@
 #include "engine/pipeline.hpp"
 
+#include "events/did_you_mean.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cstddef>
@@ -34,7 +36,6 @@ constexpr std::int64_t kMillisecondsPerMinute = 60 * 1000;
 constexpr std::int64_t kMinutesPerHour = 60;
 constexpr std::int64_t kMinutesPerDay = 24 * 60;
 constexpr std::size_t kDigestLength = 64;  // a SHA-256, in lowercase hex
-constexpr std::size_t kMaxSuggestionDistance = 2;
 // Variables become environment variables of the steps; the engine sets its
 // own (CASCADE_ARTIFACT_PATH, ...) and a pipeline must not shadow them.
 constexpr std::string_view kReservedVariablePrefix = "CASCADE_";
@@ -82,24 +83,6 @@ std::string single_quoted(std::string_view text) { return "'" + std::string(text
 // "found number", "found null"...: the JSON type the author actually wrote.
 std::string expected(std::string_view what, const json& found) {
   return "expected " + std::string(what) + ", found " + found.type_name();
-}
-
-// Optimal string alignment distance: Levenshtein plus adjacent transpositions,
-// since "stpes" is one slip of the fingers, not two.
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
-  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
-  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
-        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-      }
-    }
-  }
-  return d[a.size()][b.size()];
 }
 
 bool is_letter(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
@@ -293,21 +276,9 @@ class PipelineParser {
       if (std::find(known.begin(), known.end(), key) != known.end()) continue;
       all_known = false;
       std::string message = "unknown field " + single_quoted(key);
-      std::string_view best;
-      std::size_t best_distance = kMaxSuggestionDistance + 1;
-      for (std::string_view candidate : known) {
-        // The distance is at least the difference in length; skipping early
-        // keeps a huge key from costing a huge table.
-        const std::size_t length_gap =
-            key.size() > candidate.size() ? key.size() - candidate.size() : candidate.size() - key.size();
-        if (length_gap > kMaxSuggestionDistance) continue;
-        const std::size_t distance = edit_distance(key, candidate);
-        if (distance < best_distance) {
-          best = candidate;
-          best_distance = distance;
-        }
+      if (const auto best = events::did_you_mean(key, {known.begin(), known.end()})) {
+        message += " (did you mean " + single_quoted(*best) + "?)";
       }
-      if (!best.empty()) message += " (did you mean " + single_quoted(best) + "?)";
       add(member_path(path, key), std::move(message));
     }
     return all_known;

@@ -52,25 +52,6 @@ Error malformed(std::string message) {
   return make_error(ErrorCode::kInvalidArgument, std::move(message), std::move(details));
 }
 
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  // Optimal string alignment: a swap of neighbours ("commnet") costs 1.
-  const std::size_t n = a.size();
-  const std::size_t m = b.size();
-  std::vector<std::vector<std::size_t>> d(n + 1, std::vector<std::size_t>(m + 1));
-  for (std::size_t i = 0; i <= n; ++i) d[i][0] = i;
-  for (std::size_t j = 0; j <= m; ++j) d[0][j] = j;
-  for (std::size_t i = 1; i <= n; ++i) {
-    for (std::size_t j = 1; j <= m; ++j) {
-      std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
-        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-      }
-    }
-  }
-  return d[n][m];
-}
-
 }  // namespace
 
 Result<nlohmann::json> parse_json_body(std::string_view body) {
@@ -134,23 +115,6 @@ Status check_fields(const nlohmann::json& object, const std::vector<std::string_
   std::string message = problems.front().path + ": " + problems.front().message;
   if (unknown > 1) message += " (and " + std::to_string(unknown - 1) + " more)";
   return make_error(ErrorCode::kInvalidArgument, std::move(message), std::move(problems));
-}
-
-std::optional<std::string> did_you_mean(std::string_view given, const std::vector<std::string_view>& candidates) {
-  // A name this long is no typo of a field name, and the distance costs
-  // len(given) x len(candidate).
-  if (given.size() > kMaxEchoedName) return std::nullopt;
-  const std::size_t threshold = std::max<std::size_t>(1, given.size() / 3);
-  std::optional<std::string> best;
-  std::size_t best_distance = threshold + 1;
-  for (auto candidate : candidates) {
-    std::size_t distance = edit_distance(given, candidate);
-    if (distance < best_distance) {
-      best_distance = distance;
-      best = std::string(candidate);
-    }
-  }
-  return best;
 }
 
 }  // namespace cascade::adapters::http
