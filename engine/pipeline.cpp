@@ -1,6 +1,7 @@
 #include "engine/pipeline.hpp"
 
 #include "events/did_you_mean.hpp"
+#include "events/json_text.hpp"
 
 #include <algorithm>
 #include <array>
@@ -1129,30 +1130,6 @@ class DuplicateKeyFinder {
   std::vector<Frame> frames_;
 };
 
-// 1-based line and column of the byte at `offset` (0-based) in `text`.
-std::pair<std::size_t, std::size_t> line_and_column(std::string_view text, std::size_t offset) {
-  offset = std::min(offset, text.size());
-  std::size_t line = 1;
-  std::size_t line_start = 0;
-  for (std::size_t i = 0; i < offset; ++i) {
-    if (text[i] == '\n') {
-      ++line;
-      line_start = i + 1;
-    }
-  }
-  return {line, offset - line_start + 1};
-}
-
-// nlohmann's what() is "[json.exception.parse_error.101] parse error at line
-// 3, column 5: syntax error while parsing ..."; keep only the explanation,
-// since the position is computed here from the byte offset.
-std::string parse_error_explanation(const json::parse_error& error) {
-  const std::string what = error.what();
-  const std::size_t prefix = what.find("parse error");
-  const std::size_t colon = what.find(": ", prefix == std::string::npos ? 0 : prefix);
-  return colon == std::string::npos ? what : what.substr(colon + 2);
-}
-
 }  // namespace
 
 const StageDefinition* PipelineDefinition::find_stage(std::string_view stage) const {
@@ -1179,10 +1156,9 @@ Result<PipelineDefinition> parse_pipeline_text(std::string_view text) {
   try {
     document = json::parse(text.begin(), text.end(), DuplicateKeyFinder(duplicate_keys));
   } catch (const json::parse_error& error) {
-    // error.byte is 1-based and may point one past the end of the input.
-    const auto [line, column] = line_and_column(text, error.byte == 0 ? 0 : error.byte - 1);
-    std::string message = "malformed JSON at line " + std::to_string(line) + ", column " +
-                          std::to_string(column) + ": " + parse_error_explanation(error);
+    const events::TextPosition position = events::parse_error_position(text, error);
+    std::string message = "malformed JSON at line " + std::to_string(position.line) + ", column " +
+                          std::to_string(position.column) + ": " + events::parse_error_explanation(error);
     return make_error(ErrorCode::kInvalidArgument, message, {Problem{"", message}});
   }
   Result<PipelineDefinition> parsed = parse_pipeline(document);

@@ -1,5 +1,7 @@
 #include "adapters/http/json_body.hpp"
 
+#include "events/json_text.hpp"
+
 #include <algorithm>
 #include <cstring>
 #include <exception>
@@ -24,27 +26,9 @@ std::string echo(std::string_view name) {
   return std::string(name.substr(0, kMaxEchoedName)) + "...";
 }
 
-std::string position_text(std::string_view body, std::size_t offset) {
-  offset = std::min(offset, body.size());
-  std::size_t line = 1;
-  std::size_t line_start = 0;
-  for (std::size_t i = 0; i < offset; ++i) {
-    if (body[i] == '\n') {
-      ++line;
-      line_start = i + 1;
-    }
-  }
-  return "line " + std::to_string(line) + ", column " + std::to_string(offset - line_start + 1) + " (byte " +
-         std::to_string(offset) + ")";
-}
-
-// nlohmann's message without its "[json.exception...] parse error at ...: "
-// prefix, since the position is stated in our own terms.
-std::string describe(const nlohmann::json::parse_error& e) {
-  std::string text = e.what();
-  auto colon = text.find(": ");
-  if (text.rfind("[json.exception", 0) == 0 && colon != std::string::npos) text.erase(0, colon + 2);
-  return text;
+std::string position_text(const events::TextPosition& position) {
+  return "line " + std::to_string(position.line) + ", column " + std::to_string(position.column) + " (byte " +
+         std::to_string(position.offset) + ")";
 }
 
 Error malformed(std::string message) {
@@ -63,11 +47,9 @@ Result<nlohmann::json> parse_json_body(std::string_view body) {
     };
     return nlohmann::json::parse(body.begin(), body.end(), limit_depth);
   } catch (const nlohmann::json::parse_error& e) {
-    // e.byte is 1-based: the index of the last character read, i.e. the one
-    // that could not be parsed (size + 1 at the end of the input).
-    std::size_t offset = e.byte == 0 ? 0 : e.byte - 1;
     if (body.empty()) return malformed("malformed JSON: the body is empty");
-    return malformed("malformed JSON at " + position_text(body, offset) + ": " + describe(e));
+    return malformed("malformed JSON at " + position_text(events::parse_error_position(body, e)) + ": " +
+                     events::parse_error_explanation(e));
   } catch (const TooDeep&) {
     return malformed("malformed JSON: nested deeper than " + std::to_string(kMaxDepth) + " levels");
   } catch (const std::exception& e) {
