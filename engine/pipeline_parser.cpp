@@ -1,16 +1,13 @@
-#include "engine/pipeline.hpp"
-
+// Over 600 lines: one class, the structural pass in the order of the schema;
+// cut up, the rules of one part of the format would be in several files.
+#include "engine/pipeline_internal.hpp"
 #include "events/did_you_mean.hpp"
-#include "events/json_text.hpp"
 
 #include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
-#include <limits>
 #include <map>
-#include <set>
 #include <utility>
 
 // Validation walks the document once and records a Problem for everything it
@@ -25,10 +22,10 @@
 namespace cascade::engine {
 
 using nlohmann::json;
+using namespace pipeline_internal;
 
 namespace {
 
-constexpr std::size_t kMaxNameLength = 64;
 constexpr std::int64_t kMinTimeoutSeconds = 1;
 constexpr std::int64_t kMaxTimeoutSeconds = 86400;
 constexpr std::int64_t kMaxRetries = 10;
@@ -40,7 +37,6 @@ constexpr std::size_t kDigestLength = 64;  // a SHA-256, in lowercase hex
 // Variables become environment variables of the steps; the engine sets its
 // own (CASCADE_ARTIFACT_PATH, ...) and a pipeline must not shadow them.
 constexpr std::string_view kReservedVariablePrefix = "CASCADE_";
-constexpr std::string_view kArrow = " \xE2\x86\x92 ";  // " → " (U+2192)
 // The token that numbers releases; a name format must contain it so that
 // every release of a pipeline gets its own name.
 constexpr std::string_view kRevisionToken = "$(rev:r)";
@@ -64,44 +60,9 @@ constexpr std::array<std::string_view, 7> kStepFields = {"name", "run", "timeout
 constexpr std::array<std::string_view, 3> kVariableFields = {"value", "secret", "digest"};
 constexpr std::array<std::string_view, 2> kRetryFields = {"count", "delay_s"};
 
-// The words of the enumerations, indexed by their enumerators.
-constexpr std::array<std::string_view, 2> kApprovalOrders = {"any", "sequential"};
-constexpr std::array<std::string_view, 2> kOnNewReleaseChoices = {"queue_all", "deploy_latest"};
-constexpr std::array<std::string_view, 3> kStepConditions = {"succeeded", "failed", "always"};
-// OnFailure::kNothing has no word: it is the absence of "on_failure".
-constexpr std::array<std::string_view, 1> kOnFailureChoices = {"redeploy_last_good"};
-
-std::string member_path(const std::string& path, std::string_view key) {
-  return path.empty() ? std::string(key) : path + "." + std::string(key);
-}
-
-std::string element_path(const std::string& path, std::size_t index) {
-  return path + "[" + std::to_string(index) + "]";
-}
-
-std::string single_quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
-
 // "found number", "found null"...: the JSON type the author actually wrote.
 std::string expected(std::string_view what, const json& found) {
   return "expected " + std::string(what) + ", found " + found.type_name();
-}
-
-bool is_letter(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-
-// [A-Za-z0-9][A-Za-z0-9._-]{0,63}: safe in stream names, URLs and file names.
-bool is_valid_name(std::string_view name) {
-  if (name.empty() || name.size() > kMaxNameLength) return false;
-  if (!is_letter(name[0]) && !is_digit(name[0])) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return is_letter(c) || is_digit(c) || c == '.' || c == '_' || c == '-';
-  });
-}
-
-// [A-Za-z_][A-Za-z0-9_]*: what a POSIX shell accepts as a variable name.
-bool is_valid_variable_name(std::string_view name) {
-  if (name.empty() || is_digit(name[0])) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) { return is_letter(c) || is_digit(c) || c == '_'; });
 }
 
 bool is_blank(std::string_view text) {
@@ -158,17 +119,6 @@ std::optional<std::int64_t> parse_duration_minutes(std::string_view text) {
   return count * unit_minutes;
 }
 
-// The canonical text of a timeout: the largest unit among d, h and m that
-// divides it exactly ("30d", "36h", "90m"). Parsed timeouts are whole minutes;
-// one set in code that is not is rounded up to the next minute, never down,
-// so that the canonical form still parses and never waits less.
-std::string format_duration(std::int64_t milliseconds) {
-  const std::int64_t minutes = (milliseconds + kMillisecondsPerMinute - 1) / kMillisecondsPerMinute;
-  if (minutes != 0 && minutes % kMinutesPerDay == 0) return std::to_string(minutes / kMinutesPerDay) + "d";
-  if (minutes != 0 && minutes % kMinutesPerHour == 0) return std::to_string(minutes / kMinutesPerHour) + "h";
-  return std::to_string(minutes) + "m";
-}
-
 // $(date:<pattern>): a pattern of y, M and d with '-', '.' or '_' between, e.g. yyyyMMdd or yyyy-MM-dd.
 bool is_date_pattern(std::string_view pattern) {
   const auto is_field = [](char c) { return c == 'y' || c == 'M' || c == 'd'; };
@@ -220,32 +170,6 @@ std::vector<std::string> release_name_format_problems(std::string_view format) {
   return problems;
 }
 
-// What the structural pass could read of one stage; the semantic pass works
-// from these so that one broken stage does not hide the others' problems.
-struct StageDraft {
-  std::string path;                    // "stages[2]"
-  std::optional<std::string> name;     // as written, when it is a string (valid or not)
-  std::optional<StageTrigger> trigger;  // when the trigger had no problem at all
-  bool steps_empty = false;            // "steps": [] (reported by the semantic pass)
-  StageDefinition definition;
-};
-
-// The error for a definition with problems: "pipeline 'SampleApp' is
-// invalid: 3 problems", naming the pipeline only when its name is valid.
-Error invalid_pipeline(const json& document, std::vector<Problem> problems) {
-  std::string subject = "pipeline";
-  if (document.is_object()) {
-    const auto name = document.find("name");
-    if (name != document.end() && name->is_string() && is_valid_name(name->get_ref<const std::string&>())) {
-      subject += " " + single_quoted(name->get_ref<const std::string&>());
-    }
-  }
-  const std::size_t count = problems.size();
-  return make_error(ErrorCode::kInvalidArgument,
-                    subject + " is invalid: " + std::to_string(count) + (count == 1 ? " problem" : " problems"),
-                    std::move(problems));
-}
-
 class PipelineParser {
  public:
   Result<PipelineDefinition> parse(const json& document) {
@@ -255,7 +179,7 @@ class PipelineParser {
       add("", expected("an object", document));
     } else {
       parse_pipeline_fields(document, definition, drafts);
-      if (!drafts.empty()) check_stages(drafts);
+      if (!drafts.empty()) check_stages(drafts, problems_);
     }
     if (!problems_.empty()) return invalid_pipeline(document, std::move(problems_));
     for (StageDraft& draft : drafts) definition.stages.push_back(std::move(draft.definition));
@@ -910,429 +834,38 @@ class PipelineParser {
     }
   }
 
-  // The checks that need the whole pipeline, in document order of the stages.
-  void check_stages(const std::vector<StageDraft>& drafts) {
-    // A stage name as written, valid or not, so that a reference to a stage
-    // whose name is already reported as invalid is not reported again.
-    std::map<std::string, std::size_t> first_index;
-    for (std::size_t i = 0; i < drafts.size(); ++i) {
-      if (drafts[i].name) first_index.emplace(*drafts[i].name, i);
-    }
-
-    for (std::size_t i = 0; i < drafts.size(); ++i) {
-      const StageDraft& draft = drafts[i];
-      if (draft.name) {
-        const std::size_t first = first_index.at(*draft.name);
-        if (first != i) {
-          add(member_path(draft.path, "name"),
-              "duplicate stage " + single_quoted(*draft.name) + " (first defined at " + drafts[first].path + ")");
-        }
-      }
-      if (draft.trigger && draft.trigger->kind == TriggerKind::kAfterStages) {
-        const std::string list_path = member_path(member_path(draft.path, "trigger"), "after_stages");
-        for (std::size_t j = 0; j < draft.trigger->after_stages.size(); ++j) {
-          const std::string& other = draft.trigger->after_stages[j];
-          if (draft.name && other == *draft.name) {
-            add(element_path(list_path, j), "stage " + single_quoted(other) + " cannot run after itself");
-          } else if (first_index.count(other) == 0) {
-            add(element_path(list_path, j), "unknown stage " + single_quoted(other));
-          }
-        }
-      }
-      if (draft.steps_empty) {
-        add(member_path(draft.path, "steps"),
-            draft.name ? "stage " + single_quoted(*draft.name) + " has no steps" : std::string("stage has no steps"));
-      }
-    }
-
-    check_cycles(drafts, first_index);
-
-    // Only meaningful when every trigger could be read: a broken trigger may
-    // well be the after_release one, and its own problem says so already.
-    const bool all_triggers_read =
-        std::all_of(drafts.begin(), drafts.end(), [](const StageDraft& d) { return d.trigger.has_value(); });
-    const bool has_release_stage = std::any_of(drafts.begin(), drafts.end(), [](const StageDraft& d) {
-      return d.trigger && d.trigger->kind == TriggerKind::kAfterRelease;
-    });
-    if (all_triggers_read && !has_release_stage) {
-      add("stages",
-          "no stage is triggered by release creation (give one stage \"trigger\": {\"after_release\": true})");
-    }
-  }
-
-  // Reports one cycle per strongly connected component of the "runs after"
-  // graph, so a knot of stages yields one problem, not one per rotation. The
-  // cycle starts at the component's stage that comes first in the document
-  // and follows the flow of a release: "a → b" means b runs after a.
-  void check_cycles(const std::vector<StageDraft>& drafts, const std::map<std::string, std::size_t>& first_index) {
-    const std::size_t n = drafts.size();
-    std::vector<std::vector<std::size_t>> downstream(n);
-    std::vector<std::vector<std::size_t>> upstream(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      const StageDraft& draft = drafts[i];
-      // Only first definitions: a duplicate's edges would join two stages
-      // under one name, and the duplicate is reported already.
-      if (!draft.name || first_index.at(*draft.name) != i) continue;
-      if (!draft.trigger || draft.trigger->kind != TriggerKind::kAfterStages) continue;
-      for (const std::string& other : draft.trigger->after_stages) {
-        const auto it = first_index.find(other);
-        if (it == first_index.end() || it->second == i) continue;  // unknown or self: reported already
-        downstream[it->second].push_back(i);
-        upstream[i].push_back(it->second);
-      }
-    }
-    // Edges were added in document order of the downstream stage, so the
-    // cycle found below, and hence the message, is deterministic.
-
-    const std::vector<std::size_t> component = strongly_connected_components(downstream, upstream);
-    std::vector<bool> reported(n, false);
-    for (std::size_t start = 0; start < n; ++start) {
-      if (reported[component[start]]) continue;
-      std::vector<std::size_t> cycle = shortest_cycle(start, downstream, component);
-      if (cycle.empty()) continue;
-      reported[component[start]] = true;
-      std::string message = "cycle: ";
-      for (std::size_t stage : cycle) message += *drafts[stage].name + std::string(kArrow);
-      message += *drafts[start].name;
-      add(member_path(drafts[start].path, "trigger"), std::move(message));
-    }
-  }
-
-  // Kosaraju's algorithm with explicit stacks (a generated pipeline may be
-  // deep enough to exhaust the call stack). Returns a component id per node.
-  static std::vector<std::size_t> strongly_connected_components(
-      const std::vector<std::vector<std::size_t>>& downstream, const std::vector<std::vector<std::size_t>>& upstream) {
-    const std::size_t n = downstream.size();
-    std::vector<std::size_t> finish_order;
-    std::vector<bool> visited(n, false);
-    for (std::size_t root = 0; root < n; ++root) {
-      if (visited[root]) continue;
-      std::vector<std::pair<std::size_t, std::size_t>> stack{{root, 0}};
-      visited[root] = true;
-      while (!stack.empty()) {
-        auto& [node, next] = stack.back();
-        if (next < downstream[node].size()) {
-          const std::size_t child = downstream[node][next++];
-          if (!visited[child]) {
-            visited[child] = true;
-            stack.emplace_back(child, 0);
-          }
-        } else {
-          finish_order.push_back(node);
-          stack.pop_back();
-        }
-      }
-    }
-    constexpr std::size_t kUnassigned = std::numeric_limits<std::size_t>::max();
-    std::vector<std::size_t> component(n, kUnassigned);
-    std::size_t next_component = 0;
-    for (auto it = finish_order.rbegin(); it != finish_order.rend(); ++it) {
-      if (component[*it] != kUnassigned) continue;
-      std::vector<std::size_t> stack{*it};
-      component[*it] = next_component;
-      while (!stack.empty()) {
-        const std::size_t node = stack.back();
-        stack.pop_back();
-        for (std::size_t parent : upstream[node]) {
-          if (component[parent] == kUnassigned) {
-            component[parent] = next_component;
-            stack.push_back(parent);
-          }
-        }
-      }
-      ++next_component;
-    }
-    return component;
-  }
-
-  // The stages of the shortest cycle from `start` back to itself within its
-  // component (start first, not repeated at the end); empty when none.
-  static std::vector<std::size_t> shortest_cycle(std::size_t start,
-                                                 const std::vector<std::vector<std::size_t>>& downstream,
-                                                 const std::vector<std::size_t>& component) {
-    constexpr std::size_t kNone = std::numeric_limits<std::size_t>::max();
-    std::vector<std::size_t> parent(downstream.size(), kNone);
-    std::deque<std::size_t> queue{start};
-    while (!queue.empty()) {
-      const std::size_t node = queue.front();
-      queue.pop_front();
-      for (std::size_t child : downstream[node]) {
-        if (component[child] != component[start]) continue;
-        if (child == start) {
-          std::vector<std::size_t> cycle;
-          for (std::size_t at = node; at != start; at = parent[at]) cycle.push_back(at);
-          cycle.push_back(start);
-          std::reverse(cycle.begin(), cycle.end());
-          return cycle;
-        }
-        if (parent[child] == kNone) {
-          parent[child] = node;
-          queue.push_back(child);
-        }
-      }
-    }
-    return {};
-  }
-
   std::vector<Problem> problems_;
 };
 
-// Records keys written twice in one object: nlohmann keeps only the last, so
-// without this a second "steps" would silently replace the first.
-class DuplicateKeyFinder {
- public:
-  explicit DuplicateKeyFinder(std::vector<Problem>& problems) : problems_(problems) {}
-
-  bool operator()(int /*depth*/, json::parse_event_t event, json& parsed) {
-    switch (event) {
-      case json::parse_event_t::object_start: frames_.push_back(Frame{true, {}, {}, 0}); break;
-      case json::parse_event_t::array_start: frames_.push_back(Frame{false, {}, {}, 0}); break;
-      case json::parse_event_t::key: {
-        Frame& frame = frames_.back();
-        frame.key = parsed.get<std::string>();
-        if (!frame.keys.insert(frame.key).second) {
-          problems_.push_back(Problem{current_path(), "duplicate field " + single_quoted(frame.key) +
-                                                          " (only the last one would be kept)"});
-        }
-        break;
-      }
-      case json::parse_event_t::object_end:
-      case json::parse_event_t::array_end:
-        frames_.pop_back();
-        advance();
-        break;
-      case json::parse_event_t::value: advance(); break;
-    }
-    return true;
-  }
-
- private:
-  struct Frame {
-    bool is_object;
-    std::set<std::string> keys;
-    std::string key;    // objects: the member being read
-    std::size_t index;  // arrays: the element being read
-  };
-
-  void advance() {
-    if (!frames_.empty() && !frames_.back().is_object) ++frames_.back().index;
-  }
-
-  std::string current_path() const {
-    std::string path;
-    for (const Frame& frame : frames_) {
-      path = frame.is_object ? member_path(path, frame.key) : element_path(path, frame.index);
-    }
-    return path;
-  }
-
-  std::vector<Problem>& problems_;
-  std::vector<Frame> frames_;
-};
-
 }  // namespace
 
-const StageDefinition* PipelineDefinition::find_stage(std::string_view stage) const {
-  const auto it = std::find_if(stages.begin(), stages.end(), [&](const StageDefinition& s) { return s.name == stage; });
-  return it == stages.end() ? nullptr : &*it;
+// The canonical text of a timeout: the largest unit among d, h and m that
+// divides it exactly ("30d", "36h", "90m"). Parsed timeouts are whole minutes;
+// one set in code that is not is rounded up to the next minute, never down,
+// so that the canonical form still parses and never waits less.
+std::string pipeline_internal::format_duration(std::int64_t milliseconds) {
+  const std::int64_t minutes = (milliseconds + kMillisecondsPerMinute - 1) / kMillisecondsPerMinute;
+  if (minutes != 0 && minutes % kMinutesPerDay == 0) return std::to_string(minutes / kMinutesPerDay) + "d";
+  if (minutes != 0 && minutes % kMinutesPerHour == 0) return std::to_string(minutes / kMinutesPerHour) + "h";
+  return std::to_string(minutes) + "m";
 }
 
-bool operator==(const VariableValue& a, const VariableValue& b) {
-  return a.value == b.value && a.secret == b.secret && a.secret_digest == b.secret_digest;
-}
-
-bool PipelineDefinition::acts_for(std::string_view user, std::string_view entry) const {
-  if (user.empty()) return false;
-  if (user == entry) return true;
-  const auto group = groups.find(std::string(entry));
-  return group != groups.end() && std::find(group->second.begin(), group->second.end(), user) != group->second.end();
+// The error for a definition with problems: "pipeline 'SampleApp' is
+// invalid: 3 problems", naming the pipeline only when its name is valid.
+Error pipeline_internal::invalid_pipeline(const json& document, std::vector<Problem> problems) {
+  std::string subject = "pipeline";
+  if (document.is_object()) {
+    const auto name = document.find("name");
+    if (name != document.end() && name->is_string() && is_valid_name(name->get_ref<const std::string&>())) {
+      subject += " " + single_quoted(name->get_ref<const std::string&>());
+    }
+  }
+  const std::size_t count = problems.size();
+  return make_error(ErrorCode::kInvalidArgument,
+                    subject + " is invalid: " + std::to_string(count) + (count == 1 ? " problem" : " problems"),
+                    std::move(problems));
 }
 
 Result<PipelineDefinition> parse_pipeline(const json& document) { return PipelineParser().parse(document); }
-
-Result<PipelineDefinition> parse_pipeline_text(std::string_view text) {
-  std::vector<Problem> duplicate_keys;
-  json document;
-  try {
-    document = json::parse(text.begin(), text.end(), DuplicateKeyFinder(duplicate_keys));
-  } catch (const json::parse_error& error) {
-    const events::TextPosition position = events::parse_error_position(text, error);
-    std::string message = "malformed JSON at line " + std::to_string(position.line) + ", column " +
-                          std::to_string(position.column) + ": " + events::parse_error_explanation(error);
-    return make_error(ErrorCode::kInvalidArgument, message, {Problem{"", message}});
-  }
-  Result<PipelineDefinition> parsed = parse_pipeline(document);
-  if (duplicate_keys.empty()) return parsed;
-
-  // Duplicate keys come first: they may explain the problems that follow.
-  std::vector<Problem> problems = std::move(duplicate_keys);
-  if (parsed.has_error()) {
-    const std::vector<Problem>& details = parsed.error().details;
-    problems.insert(problems.end(), details.begin(), details.end());
-  }
-  return invalid_pipeline(document, std::move(problems));
-}
-
-namespace {
-
-// A non-secret as its text; a secret as {"secret": true, "digest": …} and
-// never with its value. ReleaseService stores every secret and sets its digest
-// before writing a definition; a secret without one (a definition straight
-// from the user's file) is written with an empty digest, which does not
-// parse back, rather than with its value.
-json variables_to_json(const VariableMap& variables) {
-  json out = json::object();
-  for (const auto& [name, variable] : variables) {
-    if (variable.secret) {
-      out[name] = {{"secret", true}, {"digest", variable.secret_digest}};
-    } else {
-      out[name] = variable.value;
-    }
-  }
-  return out;
-}
-
-json approval_to_json(const ApprovalPolicy& policy, bool pre) {
-  json out = {{"approvers", policy.approvers},
-              {"order", std::string(kApprovalOrders[static_cast<std::size_t>(policy.order)])},
-              {"timeout", format_duration(policy.timeout_ms)},
-              {"requester_cannot_approve", policy.requester_cannot_approve}};
-  out["required"] = policy.required == 0 ? json("all") : json(policy.required);
-  if (pre) out["skip_if_approved_earlier"] = policy.skip_if_approved_earlier;
-  return out;
-}
-
-json trigger_to_json(const StageTrigger& trigger) {
-  switch (trigger.kind) {
-    case TriggerKind::kAfterRelease: return {{"after_release", true}};
-    case TriggerKind::kAfterStages:
-      return {{"after_stages", trigger.after_stages}, {"on_partial_success", trigger.on_partial_success}};
-    case TriggerKind::kManual: return {{"manual", true}};
-  }
-  return {{"after_release", true}};  // unreachable: every kind is handled above
-}
-
-json step_to_json(const StepDefinition& step) {
-  return {{"name", step.name},
-          {"run", step.run},
-          {"timeout_s", step.timeout_s},
-          {"env", json(step.env)},
-          {"continue_on_error", step.continue_on_error},
-          {"retries", {{"count", step.retries}, {"delay_s", step.retry_delay_s}}},
-          {"condition", std::string(kStepConditions[static_cast<std::size_t>(step.condition)])}};
-}
-
-json stage_to_json(const StageDefinition& stage) {
-  json steps = json::array();
-  for (const StepDefinition& step : stage.steps) steps.push_back(step_to_json(step));
-  json out = {{"name", stage.name},
-              {"trigger", trigger_to_json(stage.trigger)},
-              {"variables", variables_to_json(stage.variables)},
-              {"steps", std::move(steps)},
-              {"max_parallel", stage.max_parallel},
-              {"on_new_release", std::string(kOnNewReleaseChoices[static_cast<std::size_t>(stage.on_new_release)])}};
-  if (stage.pre_approval) out["pre_approval"] = approval_to_json(*stage.pre_approval, true);
-  if (stage.post_approval) out["post_approval"] = approval_to_json(*stage.post_approval, false);
-  if (stage.on_failure == OnFailure::kRedeployLastGood) out["on_failure"] = std::string(kOnFailureChoices[0]);
-  return out;
-}
-
-}  // namespace
-
-json to_json(const PipelineDefinition& definition) {
-  json stages = json::array();
-  for (const StageDefinition& stage : definition.stages) stages.push_back(stage_to_json(stage));
-  json groups = json::object();
-  for (const auto& [name, members] : definition.groups) groups[name] = members;
-  json out = {{"name", definition.name},
-              {"description", definition.description},
-              {"release_name_format", definition.release_name_format},
-              {"variables", variables_to_json(definition.variables)},
-              {"groups", std::move(groups)},
-              {"stages", std::move(stages)}};
-  // Absent rather than null: definitions without it keep their canonical form.
-  if (definition.artifact) {
-    out["artifact"] = {{"source", definition.artifact->source},
-                       {"branch_filters", definition.artifact->branch_filters}};
-  }
-  return out;
-}
-
-bool glob_match(std::string_view pattern, std::string_view text) {
-  // Backtracking over the last star only, as fnmatch does; '**' may also
-  // consume '/', so it backtracks separately.
-  std::size_t p = 0;
-  std::size_t t = 0;
-  std::size_t star_p = std::string_view::npos;
-  std::size_t star_t = 0;
-  bool star_crosses = false;
-  while (t < text.size()) {
-    if (p < pattern.size() && pattern[p] == '*') {
-      star_crosses = p + 1 < pattern.size() && pattern[p + 1] == '*';
-      p += star_crosses ? 2 : 1;
-      star_p = p;
-      star_t = t;
-    } else if (p < pattern.size() && (pattern[p] == text[t] || (pattern[p] == '?' && text[t] != '/'))) {
-      ++p;
-      ++t;
-    } else if (star_p != std::string_view::npos && (star_crosses || text[star_t] != '/')) {
-      p = star_p;
-      t = ++star_t;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.size() && pattern[p] == '*') ++p;
-  return p == pattern.size();
-}
-
-bool ArtifactTrigger::matches_source(std::string_view candidate) const {
-  return !candidate.empty() && glob_match(source, candidate);
-}
-
-bool ArtifactTrigger::matches_branch(std::string_view branch) const {
-  bool has_include = false;
-  bool included = false;
-  for (const std::string& filter : branch_filters) {
-    if (!filter.empty() && filter[0] == '!') {
-      if (!branch.empty() && glob_match(std::string_view(filter).substr(1), branch)) return false;
-    } else {
-      has_include = true;
-      if (!branch.empty() && glob_match(filter, branch)) included = true;
-    }
-  }
-  return !has_include || included;
-}
-
-std::string expand_variables(std::string_view text, const std::map<std::string, std::string>& variables) {
-  std::string out;
-  out.reserve(text.size());
-  std::size_t i = 0;
-  while (i < text.size()) {
-    const std::size_t open = text.find("$(", i);
-    if (open == std::string_view::npos) break;
-    out.append(text.substr(i, open - i));
-    const std::size_t name_start = open + 2;
-    std::size_t name_end = name_start;
-    while (name_end < text.size() && (is_letter(text[name_end]) || is_digit(text[name_end]) || text[name_end] == '_')) {
-      ++name_end;
-    }
-    const std::string_view name = text.substr(name_start, name_end - name_start);
-    const auto it = name_end < text.size() && text[name_end] == ')' && is_valid_variable_name(name)
-                        ? variables.find(std::string(name))
-                        : variables.end();
-    if (it != variables.end()) {
-      out += it->second;  // copied as is: a value is never expanded again
-      i = name_end + 1;
-    } else {
-      // Unknown or malformed: keep the "$(" and read on after it, so that a
-      // token inside ("$($(A))") is still found.
-      out += "$(";
-      i = name_start;
-    }
-  }
-  out.append(text.substr(std::min(i, text.size())));
-  return out;
-}
 
 }  // namespace cascade::engine
