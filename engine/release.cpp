@@ -471,7 +471,8 @@ std::string not_an_approver(const ReleaseState& state, const StageRecord& stage,
          " (approvers: " + join(stage.approval.approvers, ", ") + ")";
 }
 
-Result<std::vector<Event>> approve(const ReleaseState& state, const ApproveStage& c, const CommandContext& context) {
+Result<std::vector<Event>> decide_approve(const ReleaseState& state, const ApproveStage& c,
+                                          const CommandContext& context) {
   CASCADE_TRY(stage, find_stage(state, c.stage));
   StageDecision decision(state, *stage, "approve");
   ApprovalGranted granted;
@@ -522,7 +523,8 @@ Result<std::vector<Event>> approve(const ReleaseState& state, const ApproveStage
   return decision.take();
 }
 
-Result<std::vector<Event>> reject(const ReleaseState& state, const RejectStage& c, const CommandContext& context) {
+Result<std::vector<Event>> decide_reject(const ReleaseState& state, const RejectStage& c,
+                                         const CommandContext& context) {
   CASCADE_TRY(stage, find_stage(state, c.stage));
   StageDecision decision(state, *stage, "reject");
   ApprovalRejected rejected;
@@ -628,6 +630,247 @@ Result<std::vector<Event>> finish_deployment(const ReleaseState& state, const St
   return decision.take();
 }
 
+Result<std::vector<Event>> decide_create(const ReleaseState& state, const CreateRelease& c,
+                                         const CommandContext& context) {
+  if (state.exists()) {
+    return make_error(ErrorCode::kAlreadyExists, "release " + state.id + " exists already");
+  }
+  ReleaseCreated created;
+  created.release_id = c.release_id;
+  created.name = c.name;
+  created.pipeline = c.definition.name;
+  created.pipeline_version = c.pipeline_version;
+  created.definition = to_json(c.definition);
+  created.artifact = c.artifact;
+  created.variables = c.variables;
+  created.secret_variables = c.secret_variables;
+  created.trigger = c.trigger;
+  created.trigger_cdevent = c.trigger_cdevent;
+  created.requested_by = context.actor;
+  std::vector<Event> out;  // not {created}: an initializer list copies the definition snapshot
+  out.emplace_back(std::move(created));
+  return out;
+}
+
+Result<std::vector<Event>> decide_trigger(const ReleaseState& state, const TriggerStage& c,
+                                          const CommandContext& context) {
+  CASCADE_TRY(stage, find_stage(state, c.stage));
+  return trigger(state, *stage, c.reason, "trigger", context);
+}
+
+Result<std::vector<Event>> decide_deploy(const ReleaseState& state, const DeployStage& c,
+                                         const CommandContext& context) {
+  CASCADE_TRY(stage, find_stage(state, c.stage));
+  CASCADE_TRY(check_open(state));  // "abandoned" says more than "deployed before"
+  if (stage->attempt != 0) {
+    return make_error(ErrorCode::kFailedPrecondition,
+                      "stage '" + stage->name + "' of release " + state.id + " was deployed before (attempt " +
+                          std::to_string(stage->attempt) + "); use redeploy for a new attempt");
+  }
+  return trigger(state, *stage, "manual deploy by " + context.actor, "deploy", context);
+}
+
+Result<std::vector<Event>> decide_redeploy(const ReleaseState& state, const RedeployStage& c,
+                                           const CommandContext& context) {
+  CASCADE_TRY(stage, find_stage(state, c.stage));
+  CASCADE_TRY(check_open(state));
+  if (stage->attempt == 0) {
+    return make_error(ErrorCode::kFailedPrecondition, "stage '" + stage->name + "' of release " + state.id +
+                                                          " was never deployed; use deploy");
+  }
+  return trigger(state, *stage, c.reason.empty() ? "redeploy by " + context.actor : c.reason, "redeploy",
+                 context);
+}
+
+Result<std::vector<Event>> decide_expire_approval(const ReleaseState& state, const ExpireApproval& c,
+                                                  const CommandContext& context) {
+  CASCADE_TRY(stage, find_stage(state, c.stage));
+  StageDecision decision(state, *stage, "time out the approval of");
+  ApprovalTimedOut timed_out;
+  timed_out.stage = stage->name;
+  timed_out.phase = stage->approval.phase;
+  timed_out.deadline = stage->approval.deadline;
+  CASCADE_TRY(decision.check(timed_out));
+  if (context.now < stage->approval.deadline) {
+    return make_error(ErrorCode::kFailedPrecondition, "the approval of stage '" + stage->name +
+                                                          "' is not due before " +
+                                                          describe_time(stage->approval.deadline));
+  }
+  CASCADE_TRY(decision.propose(timed_out));
+  return decision.take();
+}
+
+Result<std::vector<Event>> decide_end_deferral(const ReleaseState& state, const EndDeferral& c,
+                                               const CommandContext& context) {
+  CASCADE_TRY(stage, find_stage(state, c.stage));
+  StageDecision decision(state, *stage, "end the deferral of");
+  DeferralElapsed elapsed;
+  elapsed.stage = stage->name;
+  elapsed.defer_until = stage->defer_until;
+  CASCADE_TRY(decision.check(elapsed));
+  if (context.now < stage->defer_until) {
+    return make_error(ErrorCode::kFailedPrecondition, "stage '" + stage->name + "' is deferred until " +
+                                                          describe_time(stage->defer_until));
+  }
+  CASCADE_TRY(decision.propose(elapsed));
+  return decision.take();
+}
+
+Result<std::vector<Event>> decide_cancel(const ReleaseState& state, const CancelStage& c,
+                                         const CommandContext& context) {
+  CASCADE_TRY(stage, find_stage(state, c.stage));
+  return cancel(state, *stage, c.reason.empty() ? "canceled by " + context.actor : c.reason, "cancel", true);
+}
+
+Result<std::vector<Event>> decide_supersede(const ReleaseState& state, const SupersedeStage& c,
+                                            const CommandContext& /*context*/) {
+  CASCADE_TRY(stage, find_stage(state, c.stage));
+  return cancel(state, *stage, "superseded by " + c.newer_release, "supersede", false);
+}
+
+Result<std::vector<Event>> decide_abandon(const ReleaseState& state, const AbandonRelease& c,
+                                          const CommandContext& context) {
+  CASCADE_TRY(check_open(state));
+  std::vector<Event> out;
+  const std::string reason = "release abandoned" + (c.reason.empty() ? "" : ": " + c.reason);
+  for (const StageRecord& stage : state.stages) {
+    StageCanceled waiting;
+    waiting.stage = stage.name;
+    DeploymentCanceled running;
+    running.stage = stage.name;
+    if (!stage.machine.would_accept(waiting) && !stage.machine.would_accept(running)) continue;
+    CASCADE_TRY(events, cancel(state, stage, reason, "abandon", true));
+    out.insert(out.end(), events.begin(), events.end());
+  }
+  ReleaseAbandoned abandoned;
+  abandoned.reason = c.reason.empty() ? "abandoned by " + context.actor : c.reason;
+  out.push_back(abandoned);
+  return out;
+}
+
+Result<std::vector<Event>> decide_start_deployment(const ReleaseState& state, const StartDeployment& c,
+                                                   const CommandContext& /*context*/) {
+  CASCADE_TRY(stage, find_stage(state, c.stage));
+  CASCADE_TRY(check_open(state));
+  StageDecision decision(state, *stage, "start deploying");
+  DeploymentStarted started;
+  started.stage = stage->name;
+  started.attempt = stage->attempt;
+  CASCADE_TRY(decision.propose(started));
+  return decision.take();
+}
+
+Result<std::vector<Event>> decide_step_started(const ReleaseState& state, const RecordStepStarted& c,
+                                               const CommandContext& /*context*/) {
+  CASCADE_TRY(stage, find_stage(state, c.stage));
+  CASCADE_TRY(check_attempt(state, *stage, c.attempt));
+  StageDecision decision(state, *stage, "start a step of");
+  StepStarted started;
+  started.stage = stage->name;
+  started.attempt = c.attempt;
+  started.step_index = c.step_index;
+  CASCADE_TRY(decision.check(started));
+  CASCADE_TRY(step, check_step(state, *stage, c.step_index, StepStatus::kPending));
+  if (!step_should_run(state, *stage, c.step_index)) {
+    return make_error(ErrorCode::kFailedPrecondition,
+                      "step '" + step->name + "' of stage '" + stage->name + "' does not run: its condition does not hold");
+  }
+  started.step = step->name;
+  started.try_number = step->tries + 1;
+  CASCADE_TRY(decision.propose(started));
+  return decision.take();
+}
+
+Result<std::vector<Event>> decide_step_finished(const ReleaseState& state, const RecordStepFinished& c,
+                                                const CommandContext& /*context*/) {
+  CASCADE_TRY(stage, find_stage(state, c.stage));
+  CASCADE_TRY(check_attempt(state, *stage, c.attempt));
+  StageDecision decision(state, *stage, "finish a step of");
+  CASCADE_TRY(step, check_step(state, *stage, c.step_index, StepStatus::kRunning));
+  const StageDefinition* definition = state.definition.find_stage(stage->name);
+  const StepDefinition& step_definition = definition->steps[static_cast<std::size_t>(c.step_index)];
+  if (c.succeeded) {
+    StepSucceeded done;
+    done.stage = stage->name;
+    done.attempt = c.attempt;
+    done.step_index = c.step_index;
+    done.step = step->name;
+    done.exit_code = c.exit_code;
+    done.duration_ms = c.duration_ms;
+    done.log_digest = c.log_digest;
+    CASCADE_TRY(decision.propose(done));
+  } else {
+    if (c.will_retry && step->tries > step_definition.retries) {
+      return make_error(ErrorCode::kFailedPrecondition, "step '" + step->name + "' has used its " +
+                                                            std::to_string(step_definition.retries) + " retries");
+    }
+    StepFailed failed;
+    failed.stage = stage->name;
+    failed.attempt = c.attempt;
+    failed.step_index = c.step_index;
+    failed.step = step->name;
+    failed.exit_code = c.exit_code;
+    failed.duration_ms = c.duration_ms;
+    failed.log_digest = c.log_digest;
+    failed.reason = c.reason;
+    failed.will_retry = c.will_retry;
+    failed.continued = !c.will_retry && step_definition.continue_on_error;
+    CASCADE_TRY(decision.propose(failed));
+  }
+  return decision.take();
+}
+
+Result<std::vector<Event>> decide_step_skipped(const ReleaseState& state, const RecordStepSkipped& c,
+                                               const CommandContext& /*context*/) {
+  CASCADE_TRY(stage, find_stage(state, c.stage));
+  CASCADE_TRY(check_attempt(state, *stage, c.attempt));
+  StageDecision decision(state, *stage, "skip a step of");
+  CASCADE_TRY(step, check_step(state, *stage, c.step_index, StepStatus::kPending));
+  if (step_should_run(state, *stage, c.step_index)) {
+    return make_error(ErrorCode::kFailedPrecondition,
+                      "step '" + step->name + "' of stage '" + stage->name + "' must run: its condition holds");
+  }
+  StepSkipped skipped;
+  skipped.stage = stage->name;
+  skipped.attempt = c.attempt;
+  skipped.step_index = c.step_index;
+  skipped.step = step->name;
+  skipped.reason = c.reason;
+  CASCADE_TRY(decision.propose(skipped));
+  return decision.take();
+}
+
+Result<std::vector<Event>> decide_finish_deployment(const ReleaseState& state, const FinishDeployment& c,
+                                                    const CommandContext& context) {
+  CASCADE_TRY(stage, find_stage(state, c.stage));
+  CASCADE_TRY(check_attempt(state, *stage, c.attempt));
+  return finish_deployment(state, *stage, context);
+}
+
+Result<std::vector<Event>> decide_abort_deployment(const ReleaseState& state, const AbortDeployment& c,
+                                                   const CommandContext& /*context*/) {
+  CASCADE_TRY(stage, find_stage(state, c.stage));
+  CASCADE_TRY(check_attempt(state, *stage, c.attempt));
+  StageDecision decision(state, *stage, "abort the deployment of");
+  for (std::size_t i = 0; i < stage->steps.size(); ++i) {
+    if (stage->steps[i].status != StepStatus::kRunning) continue;
+    StepFailed failed;
+    failed.stage = stage->name;
+    failed.attempt = c.attempt;
+    failed.step_index = static_cast<int>(i);
+    failed.step = stage->steps[i].name;
+    failed.exit_code = -1;
+    failed.reason = c.reason;
+    CASCADE_TRY(decision.propose(failed));
+  }
+  DeploymentFailed failed;
+  failed.stage = stage->name;
+  failed.attempt = c.attempt;
+  failed.reason = c.reason;
+  CASCADE_TRY(decision.propose(failed));
+  return decision.take();
+}
+
 }  // namespace
 
 Result<std::vector<Event>> decide(const ReleaseState& state, const Command& command, const CommandContext& context) {
@@ -639,219 +882,23 @@ Result<std::vector<Event>> decide(const ReleaseState& state, const Command& comm
   }
   return std::visit(
       Overloaded{
-          [&](const CreateRelease& c) -> Result<std::vector<Event>> {
-            if (state.exists()) {
-              return make_error(ErrorCode::kAlreadyExists, "release " + state.id + " exists already");
-            }
-            ReleaseCreated created;
-            created.release_id = c.release_id;
-            created.name = c.name;
-            created.pipeline = c.definition.name;
-            created.pipeline_version = c.pipeline_version;
-            created.definition = to_json(c.definition);
-            created.artifact = c.artifact;
-            created.variables = c.variables;
-            created.secret_variables = c.secret_variables;
-            created.trigger = c.trigger;
-            created.trigger_cdevent = c.trigger_cdevent;
-            created.requested_by = context.actor;
-            std::vector<Event> out;  // not {created}: an initializer list copies the definition snapshot
-            out.emplace_back(std::move(created));
-            return out;
-          },
-          [&](const TriggerStage& c) -> Result<std::vector<Event>> {
-            CASCADE_TRY(stage, find_stage(state, c.stage));
-            return trigger(state, *stage, c.reason, "trigger", context);
-          },
-          [&](const DeployStage& c) -> Result<std::vector<Event>> {
-            CASCADE_TRY(stage, find_stage(state, c.stage));
-            CASCADE_TRY(check_open(state));  // "abandoned" says more than "deployed before"
-            if (stage->attempt != 0) {
-              return make_error(ErrorCode::kFailedPrecondition,
-                                "stage '" + stage->name + "' of release " + state.id + " was deployed before (attempt " +
-                                    std::to_string(stage->attempt) + "); use redeploy for a new attempt");
-            }
-            return trigger(state, *stage, "manual deploy by " + context.actor, "deploy", context);
-          },
-          [&](const RedeployStage& c) -> Result<std::vector<Event>> {
-            CASCADE_TRY(stage, find_stage(state, c.stage));
-            CASCADE_TRY(check_open(state));
-            if (stage->attempt == 0) {
-              return make_error(ErrorCode::kFailedPrecondition, "stage '" + stage->name + "' of release " + state.id +
-                                                                    " was never deployed; use deploy");
-            }
-            return trigger(state, *stage, c.reason.empty() ? "redeploy by " + context.actor : c.reason, "redeploy",
-                           context);
-          },
-          [&](const ApproveStage& c) { return approve(state, c, context); },
-          [&](const RejectStage& c) { return reject(state, c, context); },
-          [&](const ExpireApproval& c) -> Result<std::vector<Event>> {
-            CASCADE_TRY(stage, find_stage(state, c.stage));
-            StageDecision decision(state, *stage, "time out the approval of");
-            ApprovalTimedOut timed_out;
-            timed_out.stage = stage->name;
-            timed_out.phase = stage->approval.phase;
-            timed_out.deadline = stage->approval.deadline;
-            CASCADE_TRY(decision.check(timed_out));
-            if (context.now < stage->approval.deadline) {
-              return make_error(ErrorCode::kFailedPrecondition, "the approval of stage '" + stage->name +
-                                                                    "' is not due before " +
-                                                                    describe_time(stage->approval.deadline));
-            }
-            CASCADE_TRY(decision.propose(timed_out));
-            return decision.take();
-          },
-          [&](const EndDeferral& c) -> Result<std::vector<Event>> {
-            CASCADE_TRY(stage, find_stage(state, c.stage));
-            StageDecision decision(state, *stage, "end the deferral of");
-            DeferralElapsed elapsed;
-            elapsed.stage = stage->name;
-            elapsed.defer_until = stage->defer_until;
-            CASCADE_TRY(decision.check(elapsed));
-            if (context.now < stage->defer_until) {
-              return make_error(ErrorCode::kFailedPrecondition, "stage '" + stage->name + "' is deferred until " +
-                                                                    describe_time(stage->defer_until));
-            }
-            CASCADE_TRY(decision.propose(elapsed));
-            return decision.take();
-          },
-          [&](const CancelStage& c) -> Result<std::vector<Event>> {
-            CASCADE_TRY(stage, find_stage(state, c.stage));
-            return cancel(state, *stage, c.reason.empty() ? "canceled by " + context.actor : c.reason, "cancel", true);
-          },
-          [&](const SupersedeStage& c) -> Result<std::vector<Event>> {
-            CASCADE_TRY(stage, find_stage(state, c.stage));
-            return cancel(state, *stage, "superseded by " + c.newer_release, "supersede", false);
-          },
-          [&](const AbandonRelease& c) -> Result<std::vector<Event>> {
-            CASCADE_TRY(check_open(state));
-            std::vector<Event> out;
-            const std::string reason = "release abandoned" + (c.reason.empty() ? "" : ": " + c.reason);
-            for (const StageRecord& stage : state.stages) {
-              StageCanceled waiting;
-              waiting.stage = stage.name;
-              DeploymentCanceled running;
-              running.stage = stage.name;
-              if (!stage.machine.would_accept(waiting) && !stage.machine.would_accept(running)) continue;
-              CASCADE_TRY(events, cancel(state, stage, reason, "abandon", true));
-              out.insert(out.end(), events.begin(), events.end());
-            }
-            ReleaseAbandoned abandoned;
-            abandoned.reason = c.reason.empty() ? "abandoned by " + context.actor : c.reason;
-            out.push_back(abandoned);
-            return out;
-          },
-          [&](const StartDeployment& c) -> Result<std::vector<Event>> {
-            CASCADE_TRY(stage, find_stage(state, c.stage));
-            CASCADE_TRY(check_open(state));
-            StageDecision decision(state, *stage, "start deploying");
-            DeploymentStarted started;
-            started.stage = stage->name;
-            started.attempt = stage->attempt;
-            CASCADE_TRY(decision.propose(started));
-            return decision.take();
-          },
-          [&](const RecordStepStarted& c) -> Result<std::vector<Event>> {
-            CASCADE_TRY(stage, find_stage(state, c.stage));
-            CASCADE_TRY(check_attempt(state, *stage, c.attempt));
-            StageDecision decision(state, *stage, "start a step of");
-            StepStarted started;
-            started.stage = stage->name;
-            started.attempt = c.attempt;
-            started.step_index = c.step_index;
-            CASCADE_TRY(decision.check(started));
-            CASCADE_TRY(step, check_step(state, *stage, c.step_index, StepStatus::kPending));
-            if (!step_should_run(state, *stage, c.step_index)) {
-              return make_error(ErrorCode::kFailedPrecondition,
-                                "step '" + step->name + "' of stage '" + stage->name + "' does not run: its condition does not hold");
-            }
-            started.step = step->name;
-            started.try_number = step->tries + 1;
-            CASCADE_TRY(decision.propose(started));
-            return decision.take();
-          },
-          [&](const RecordStepFinished& c) -> Result<std::vector<Event>> {
-            CASCADE_TRY(stage, find_stage(state, c.stage));
-            CASCADE_TRY(check_attempt(state, *stage, c.attempt));
-            StageDecision decision(state, *stage, "finish a step of");
-            CASCADE_TRY(step, check_step(state, *stage, c.step_index, StepStatus::kRunning));
-            const StageDefinition* definition = state.definition.find_stage(stage->name);
-            const StepDefinition& step_definition = definition->steps[static_cast<std::size_t>(c.step_index)];
-            if (c.succeeded) {
-              StepSucceeded done;
-              done.stage = stage->name;
-              done.attempt = c.attempt;
-              done.step_index = c.step_index;
-              done.step = step->name;
-              done.exit_code = c.exit_code;
-              done.duration_ms = c.duration_ms;
-              done.log_digest = c.log_digest;
-              CASCADE_TRY(decision.propose(done));
-            } else {
-              if (c.will_retry && step->tries > step_definition.retries) {
-                return make_error(ErrorCode::kFailedPrecondition, "step '" + step->name + "' has used its " +
-                                                                      std::to_string(step_definition.retries) + " retries");
-              }
-              StepFailed failed;
-              failed.stage = stage->name;
-              failed.attempt = c.attempt;
-              failed.step_index = c.step_index;
-              failed.step = step->name;
-              failed.exit_code = c.exit_code;
-              failed.duration_ms = c.duration_ms;
-              failed.log_digest = c.log_digest;
-              failed.reason = c.reason;
-              failed.will_retry = c.will_retry;
-              failed.continued = !c.will_retry && step_definition.continue_on_error;
-              CASCADE_TRY(decision.propose(failed));
-            }
-            return decision.take();
-          },
-          [&](const RecordStepSkipped& c) -> Result<std::vector<Event>> {
-            CASCADE_TRY(stage, find_stage(state, c.stage));
-            CASCADE_TRY(check_attempt(state, *stage, c.attempt));
-            StageDecision decision(state, *stage, "skip a step of");
-            CASCADE_TRY(step, check_step(state, *stage, c.step_index, StepStatus::kPending));
-            if (step_should_run(state, *stage, c.step_index)) {
-              return make_error(ErrorCode::kFailedPrecondition,
-                                "step '" + step->name + "' of stage '" + stage->name + "' must run: its condition holds");
-            }
-            StepSkipped skipped;
-            skipped.stage = stage->name;
-            skipped.attempt = c.attempt;
-            skipped.step_index = c.step_index;
-            skipped.step = step->name;
-            skipped.reason = c.reason;
-            CASCADE_TRY(decision.propose(skipped));
-            return decision.take();
-          },
-          [&](const FinishDeployment& c) -> Result<std::vector<Event>> {
-            CASCADE_TRY(stage, find_stage(state, c.stage));
-            CASCADE_TRY(check_attempt(state, *stage, c.attempt));
-            return finish_deployment(state, *stage, context);
-          },
-          [&](const AbortDeployment& c) -> Result<std::vector<Event>> {
-            CASCADE_TRY(stage, find_stage(state, c.stage));
-            CASCADE_TRY(check_attempt(state, *stage, c.attempt));
-            StageDecision decision(state, *stage, "abort the deployment of");
-            for (std::size_t i = 0; i < stage->steps.size(); ++i) {
-              if (stage->steps[i].status != StepStatus::kRunning) continue;
-              StepFailed failed;
-              failed.stage = stage->name;
-              failed.attempt = c.attempt;
-              failed.step_index = static_cast<int>(i);
-              failed.step = stage->steps[i].name;
-              failed.exit_code = -1;
-              failed.reason = c.reason;
-              CASCADE_TRY(decision.propose(failed));
-            }
-            DeploymentFailed failed;
-            failed.stage = stage->name;
-            failed.attempt = c.attempt;
-            failed.reason = c.reason;
-            CASCADE_TRY(decision.propose(failed));
-            return decision.take();
-          },
+          [&](const CreateRelease& c) { return decide_create(state, c, context); },
+          [&](const TriggerStage& c) { return decide_trigger(state, c, context); },
+          [&](const DeployStage& c) { return decide_deploy(state, c, context); },
+          [&](const RedeployStage& c) { return decide_redeploy(state, c, context); },
+          [&](const ApproveStage& c) { return decide_approve(state, c, context); },
+          [&](const RejectStage& c) { return decide_reject(state, c, context); },
+          [&](const ExpireApproval& c) { return decide_expire_approval(state, c, context); },
+          [&](const EndDeferral& c) { return decide_end_deferral(state, c, context); },
+          [&](const CancelStage& c) { return decide_cancel(state, c, context); },
+          [&](const SupersedeStage& c) { return decide_supersede(state, c, context); },
+          [&](const AbandonRelease& c) { return decide_abandon(state, c, context); },
+          [&](const StartDeployment& c) { return decide_start_deployment(state, c, context); },
+          [&](const RecordStepStarted& c) { return decide_step_started(state, c, context); },
+          [&](const RecordStepFinished& c) { return decide_step_finished(state, c, context); },
+          [&](const RecordStepSkipped& c) { return decide_step_skipped(state, c, context); },
+          [&](const FinishDeployment& c) { return decide_finish_deployment(state, c, context); },
+          [&](const AbortDeployment& c) { return decide_abort_deployment(state, c, context); },
       },
       command);
 }
