@@ -38,9 +38,6 @@ ReleaseState fold(const std::vector<events::RecordedEvent>& events,
                   std::optional<std::int64_t> up_to_version = std::nullopt,
                   std::optional<Timestamp> up_to_time = std::nullopt);
 
-// "2026-11-28T14:03:07.250Z" (RFC 3339, UTC, milliseconds); "" for 0.
-std::string rfc3339(Timestamp at);
-
 // ---- Verification ------------------------------------------------------------
 
 enum class FindingKind {

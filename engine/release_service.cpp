@@ -1,10 +1,10 @@
 #include "engine/release_service.hpp"
 
 #include "events/codec.hpp"
+#include "events/time.hpp"
 
 #include <algorithm>
 #include <cstdio>
-#include <ctime>
 
 namespace cascade::engine {
 
@@ -25,9 +25,7 @@ CommandContext context_for(const Invocation& invocation, Timestamp now) {
 }  // namespace
 
 std::string format_release_name(std::string_view format, std::int64_t number, std::string_view build, Timestamp at) {
-  const std::time_t seconds = static_cast<std::time_t>(at / 1000);
-  std::tm utc{};
-  gmtime_r(&seconds, &utc);
+  const events::UtcTime utc = events::utc_time(at);
   auto date = [&](std::string_view pattern) {
     std::string out;
     for (std::size_t i = 0; i < pattern.size();) {
@@ -35,9 +33,9 @@ std::string format_release_name(std::string_view format, std::int64_t number, st
       while (i + run < pattern.size() && pattern[i + run] == pattern[i]) ++run;
       char buffer[8];
       switch (pattern[i]) {
-        case 'y': std::snprintf(buffer, sizeof buffer, run <= 2 ? "%02d" : "%04d", run <= 2 ? (utc.tm_year + 1900) % 100 : utc.tm_year + 1900); break;
-        case 'M': std::snprintf(buffer, sizeof buffer, run == 1 ? "%d" : "%02d", utc.tm_mon + 1); break;
-        case 'd': std::snprintf(buffer, sizeof buffer, run == 1 ? "%d" : "%02d", utc.tm_mday); break;
+        case 'y': std::snprintf(buffer, sizeof buffer, run <= 2 ? "%02d" : "%04d", run <= 2 ? utc.year % 100 : utc.year); break;
+        case 'M': std::snprintf(buffer, sizeof buffer, run == 1 ? "%d" : "%02d", utc.month); break;
+        case 'd': std::snprintf(buffer, sizeof buffer, run == 1 ? "%d" : "%02d", utc.day); break;
         default: out.append(pattern.substr(i, run)); i += run; continue;
       }
       out += buffer;

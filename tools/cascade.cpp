@@ -7,6 +7,7 @@
 #include "adapters/runtime/runtime.hpp"
 #include "tools/kafka_wiring.hpp"
 #include "tools/sample_pipeline.hpp"
+#include "events/overloaded.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -21,6 +22,7 @@
 namespace cascade::tools {
 namespace {
 
+using events::Overloaded;
 using nlohmann::json;
 
 Result<nlohmann::json> settled_summary(Runtime& runtime, const std::string& release_id) {
@@ -147,13 +149,6 @@ int create_release(Common& common, const std::string& pipeline, const std::strin
   if (!id) return report(id.error(), common.json);
   return print_release(runtime, id.value(), common);
 }
-
-template <class... Fs>
-struct Overloaded : Fs... {
-  using Fs::operator()...;
-};
-template <class... Fs>
-Overloaded(Fs...) -> Overloaded<Fs...>;
 
 // The API call that carries a person's command: the path under the release
 // and the body.

@@ -1,8 +1,9 @@
 #include "tools/cli_support.hpp"
 
+#include "events/time.hpp"
+
 #include <cctype>
 #include <cstdlib>
-#include <ctime>
 #include <iostream>
 #include <thread>
 

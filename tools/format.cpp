@@ -1,9 +1,10 @@
 #include "tools/format.hpp"
 
 #include "events/codec.hpp"
+#include "events/overloaded.hpp"
+#include "events/time.hpp"
 
 #include <algorithm>
-#include <ctime>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -13,20 +14,6 @@ namespace cascade::tools {
 using namespace cascade::events;
 
 namespace {
-
-template <class... Fs>
-struct Overloaded : Fs... {
-  using Fs::operator()...;
-};
-template <class... Fs>
-Overloaded(Fs...) -> Overloaded<Fs...>;
-
-std::tm utc(Timestamp at) {
-  const std::time_t seconds = static_cast<std::time_t>(at / 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  return tm;
-}
 
 std::string seconds(std::int64_t ms) {
   std::ostringstream out;
@@ -44,12 +31,7 @@ std::string with_comment(const std::string& comment) { return comment.empty() ? 
 
 }  // namespace
 
-std::string clock_time(Timestamp at) {
-  std::ostringstream out;
-  const std::tm tm = utc(at);
-  out << std::put_time(&tm, "%H:%M:%S") << "." << std::setw(3) << std::setfill('0') << (at % 1000);
-  return out.str();
-}
+std::string clock_time(Timestamp at) { return format_time_of_day(at); }
 
 std::string describe(const RecordedEvent& event) {
   return std::visit(

@@ -4,13 +4,13 @@
 #include "adapters/kafka/cloudevents.hpp"
 #include "adapters/kafka/mock_cluster.hpp"
 #include "events/codec.hpp"
+#include "events/time.hpp"
 #include "tools/kafka_wiring.hpp"
 
 #include <librdkafka/rdkafka.h>
 
 #include <chrono>
 #include <csignal>
-#include <ctime>
 #include <iostream>
 #include <pthread.h>
 #include <sstream>
@@ -96,14 +96,8 @@ std::string purl_encode(std::string_view text) {
 
 std::string now_rfc3339() {
   const auto now = std::chrono::system_clock::now();
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char buffer[96];
-  std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
-  return buffer;
+  return events::format_rfc3339(
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count());
 }
 
 // The artifact.published CDEvent for these options; kInvalidArgument naming

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "events/did_you_mean.hpp"
 #include "events/result.hpp"
 
 namespace cascade::adapters::http {
@@ -33,9 +34,7 @@ Result<nlohmann::json> parse_json_object(std::string_view body, const std::vecto
 Status check_fields(const nlohmann::json& object, const std::vector<std::string_view>& allowed_fields,
                     std::string_view path_prefix = "");
 
-// The candidate closest to `given` by edit distance (insertions, deletions,
-// substitutions and swaps of neighbours), when it is close enough to be a
-// plausible typo: distance <= max(1, len(given) / 3). nullopt otherwise.
-std::optional<std::string> did_you_mean(std::string_view given, const std::vector<std::string_view>& candidates);
+// The suggestion for a misspelt field or role name (events/did_you_mean.hpp).
+using events::did_you_mean;
 
 }  // namespace cascade::adapters::http

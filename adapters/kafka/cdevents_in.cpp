@@ -1,9 +1,10 @@
 #include "adapters/kafka/cdevents_in.hpp"
 
+#include "events/time.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cctype>
-#include <ctime>
 #include <map>
 
 // No JSON Schema library for C++ is packaged in Debian, so the three schemas
@@ -217,7 +218,7 @@ void validate(const json& value, const Spec& spec, const std::string& path, std:
     switch (spec.format) {
       case Format::kNone: break;
       case Format::kDateTime:
-        if (!parse_rfc3339(text)) problems.push_back({where, "\"" + text + "\" is not an RFC 3339 date-time"});
+        if (!events::parse_rfc3339(text)) problems.push_back({where, "\"" + text + "\" is not an RFC 3339 date-time"});
         break;
       case Format::kUri:
         if (!is_uri(text)) problems.push_back({where, "\"" + text + "\" is not a URI"});
@@ -277,12 +278,6 @@ std::size_t scheme_length(std::string_view text) {
     ++i;
   }
   return i < text.size() && text[i] == ':' ? i : 0;
-}
-
-int days_in_month(int year, int month) {
-  static constexpr std::array<int, 12> kDays = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-  return month == 2 && leap ? 29 : kDays[static_cast<std::size_t>(month - 1)];
 }
 
 std::string percent_decode(std::string_view text) {
@@ -387,57 +382,6 @@ Result<PackageUrl> parse_purl(std::string_view text) {
   return purl;
 }
 
-std::optional<events::Timestamp> parse_rfc3339(std::string_view text) {
-  // YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM), T and Z in either case.
-  auto digits = [&](std::size_t at, std::size_t count) -> std::optional<int> {
-    if (at + count > text.size()) return std::nullopt;
-    int value = 0;
-    for (std::size_t i = at; i < at + count; ++i) {
-      if (!is_digit(text[i])) return std::nullopt;
-      value = value * 10 + (text[i] - '0');
-    }
-    return value;
-  };
-  if (text.size() < 20) return std::nullopt;
-  const auto year = digits(0, 4), month = digits(5, 2), day = digits(8, 2);
-  const auto hour = digits(11, 2), minute = digits(14, 2), second = digits(17, 2);
-  if (!year || !month || !day || !hour || !minute || !second) return std::nullopt;
-  if (text[4] != '-' || text[7] != '-' || (text[10] != 'T' && text[10] != 't') || text[13] != ':' || text[16] != ':') {
-    return std::nullopt;
-  }
-  if (*year == 0 || *month < 1 || *month > 12 || *day < 1 || *day > days_in_month(*year, *month)) return std::nullopt;
-  if (*hour > 23 || *minute > 59 || *second > 59) return std::nullopt;
-  std::size_t i = 19;
-  int millis = 0;
-  if (i < text.size() && text[i] == '.') {
-    std::size_t start = ++i;
-    while (i < text.size() && is_digit(text[i])) ++i;
-    if (i == start) return std::nullopt;
-    for (std::size_t k = 0; k < 3; ++k) millis = millis * 10 + (start + k < i ? text[start + k] - '0' : 0);
-  }
-  int offset_minutes = 0;
-  if (i < text.size() && (text[i] == 'Z' || text[i] == 'z')) {
-    ++i;
-  } else if (i < text.size() && (text[i] == '+' || text[i] == '-')) {
-    const auto oh = digits(i + 1, 2), om = digits(i + 4, 2);
-    if (!oh || !om || i + 3 >= text.size() || text[i + 3] != ':' || *oh > 23 || *om > 59) return std::nullopt;
-    offset_minutes = (*oh * 60 + *om) * (text[i] == '-' ? -1 : 1);
-    i += 6;
-  } else {
-    return std::nullopt;
-  }
-  if (i != text.size()) return std::nullopt;
-  std::tm tm{};
-  tm.tm_year = *year - 1900;
-  tm.tm_mon = *month - 1;
-  tm.tm_mday = *day;
-  tm.tm_hour = *hour;
-  tm.tm_min = *minute;
-  tm.tm_sec = *second;
-  const std::int64_t seconds = static_cast<std::int64_t>(timegm(&tm)) - offset_minutes * 60;
-  return seconds * 1000 + millis;
-}
-
 bool is_uri(std::string_view text) { return scheme_length(text) > 0 && uri_characters_valid(text); }
 
 bool is_uri_reference(std::string_view text) {
@@ -476,7 +420,8 @@ Reading read_build_announcement(const json& cdevent) {
   a.cdevent = {context["id"].get<std::string>(), context["source"].get<std::string>(), *type_text};
   a.subject_id = subject["id"].get<std::string>();
   if (const auto* source = string_member(subject, "source")) a.subject_source = *source;
-  a.built_at = parse_rfc3339(context["timestamp"].get<std::string>()).value_or(0);
+  const auto built_at = events::parse_rfc3339(context["timestamp"].get<std::string>());
+  a.built_at = built_at ? built_at.value() : 0;
 
   switch (*type) {
     case ConsumedType::kArtifactPublished: a.artifact_id = a.subject_id; break;

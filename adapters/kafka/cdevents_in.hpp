@@ -53,10 +53,6 @@ struct PackageUrl {
 // kInvalidArgument naming what is wrong.
 Result<PackageUrl> parse_purl(std::string_view text);
 
-// RFC 3339 date-time as python's rfc3339-validator accepts it (T and Z in
-// either case, offsets ±HH:MM, day checked against the month) → ms since the
-// epoch. nullopt when invalid.
-std::optional<events::Timestamp> parse_rfc3339(std::string_view text);
 bool is_uri(std::string_view text);            // RFC 3986 URI: a scheme, then URI characters
 bool is_uri_reference(std::string_view text);  // RFC 3986 URI-reference
 

@@ -1,9 +1,9 @@
 #include "adapters/kafka/cdevents_out.hpp"
 
 #include "events/codec.hpp"
+#include "events/time.hpp"
 
 #include <cstdio>
-#include <ctime>
 #include <utility>
 
 namespace cascade::adapters::kafka {
@@ -53,7 +53,7 @@ class ReleaseCdEvents {
                     {"id", cdevent_id(event_.position, type)},
                     {"source", options_.source},
                     {"type", std::string(type)},
-                    {"timestamp", rfc3339_millis(event_.recorded_at)}};
+                    {"timestamp", events::format_rfc3339(event_.recorded_at)}};
     return json{{"context", std::move(context)}, {"subject", std::move(subject)}};
   }
 
@@ -226,17 +226,6 @@ std::string artifact_purl(const ReleaseState& release) {
   std::string purl = "pkg:generic/" + percent_encode(release.pipeline);
   if (!release.artifact.version.empty()) purl += "@" + percent_encode(release.artifact.version);
   return purl;
-}
-
-std::string rfc3339_millis(events::Timestamp at) {
-  const events::Timestamp millis = ((at % 1000) + 1000) % 1000;
-  const std::time_t seconds = static_cast<std::time_t>((at - millis) / 1000);
-  std::tm utc{};
-  gmtime_r(&seconds, &utc);
-  char text[80];
-  std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900, utc.tm_mon + 1,
-                utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, static_cast<int>(millis));
-  return text;
 }
 
 std::string cdevent_id(std::uint64_t position, std::string_view type) {

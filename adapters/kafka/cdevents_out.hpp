@@ -141,9 +141,6 @@ std::vector<nlohmann::json> to_cdevents(const events::RecordedEvent& event, cons
 // percent-encoded; no @version when it is empty).
 std::string artifact_purl(const engine::ReleaseState& release);
 
-// UTC, RFC 3339 with milliseconds: 2026-11-28T15:46:07.123Z.
-std::string rfc3339_millis(events::Timestamp at);
-
 // The context.id of the CDEvent of `type` announcing the event at `position`.
 std::string cdevent_id(std::uint64_t position, std::string_view type);
 

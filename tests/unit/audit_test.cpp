@@ -205,12 +205,6 @@ TEST(AuditTest, FoldUpToATimeStopsAtTheLastEventRecordedBy) {
             fold(events, std::nullopt, events[4].recorded_at).version);
 }
 
-TEST(AuditTest, Rfc3339IsUtcWithMilliseconds) {
-  EXPECT_EQ(rfc3339(kStart), "2027-01-15T08:00:00.000Z");
-  EXPECT_EQ(rfc3339(kStart + 23'250), "2027-01-15T08:00:23.250Z");
-  EXPECT_EQ(rfc3339(0), "");
-}
-
 // ---- Verification ------------------------------------------------------------
 
 TEST(AuditTest, AnIntactReleaseVerifies) {

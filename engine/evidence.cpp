@@ -1,0 +1,82 @@
+// Evidence: everything an audit of one release looks at — its stream, its
+// pipeline's stream up to the version it was created from, its step logs.
+#include "engine/audit_internal.hpp"
+
+#include <algorithm>
+
+namespace cascade::engine {
+
+using namespace audit_internal;
+using events::RecordedEvent;
+
+bool audit_internal::same_key(const StepLogKey& a, const StepLogKey& b) {
+  return a.release_id == b.release_id && a.stage == b.stage && a.attempt == b.attempt &&
+         a.step_index == b.step_index;
+}
+
+// Every step of the release, with its tries in event order.
+std::vector<StepHistory> audit_internal::step_histories(const std::string& release_id, const std::vector<RecordedEvent>& events) {
+  std::vector<StepHistory> out;
+  auto history = [&](const std::string& stage, int attempt, int index, const std::string& step) -> StepHistory& {
+    const StepLogKey key{release_id, stage, attempt, index};
+    auto found = std::find_if(out.begin(), out.end(), [&](const StepHistory& h) { return same_key(h.key, key); });
+    if (found != out.end()) return *found;
+    out.push_back(StepHistory{key, step, {}});
+    return out.back();
+  };
+  auto finished = [&](StepHistory& h, const RecordedEvent& e, const std::string& digest) {
+    if (h.tries.empty() || h.tries.back().finish != nullptr) h.tries.push_back(StepTry{});
+    h.tries.back().finish = &e;
+    h.tries.back().digest = digest;
+  };
+  for (const RecordedEvent& e : events) {
+    if (const auto* s = std::get_if<events::StepStarted>(&e.data)) {
+      history(s->stage, s->attempt, s->step_index, s->step).tries.push_back(StepTry{s->try_number, nullptr, ""});
+    } else if (const auto* ok = std::get_if<events::StepSucceeded>(&e.data)) {
+      finished(history(ok->stage, ok->attempt, ok->step_index, ok->step), e, ok->log_digest);
+    } else if (const auto* failed = std::get_if<events::StepFailed>(&e.data)) {
+      finished(history(failed->stage, failed->attempt, failed->step_index, failed->step), e, failed->log_digest);
+    }
+  }
+  return out;
+}
+
+bool audit_internal::digested(const StepHistory& history) {
+  return std::any_of(history.tries.begin(), history.tries.end(), [](const StepTry& t) { return t.finish != nullptr; });
+}
+
+Result<Evidence> collect_evidence(events::EventLog& log, StepLogStore& step_logs, const std::string& release_id) {
+  Evidence evidence;
+  evidence.release_id = release_id;
+  CASCADE_TRY(release, read_stream(log, release_stream(release_id)));
+  if (release.events.empty() && !release.failure) {
+    return make_error(ErrorCode::kNotFound, "no release '" + release_id + "'");
+  }
+  evidence.release = std::move(release);
+  const auto* created = evidence.release.events.empty()
+                            ? nullptr
+                            : std::get_if<events::ReleaseCreated>(&evidence.release.events.front().data);
+  if (created != nullptr && created->pipeline_version > 0) {
+    CASCADE_TRY(pipeline, read_stream(log, pipeline_stream(created->pipeline),
+                                      static_cast<std::size_t>(created->pipeline_version)));
+    evidence.pipeline = std::move(pipeline);
+  }
+  for (StepHistory& history : step_histories(release_id, evidence.release.events)) {
+    if (!digested(history)) continue;
+    StepLog entry;
+    entry.key = std::move(history.key);
+    entry.step = std::move(history.step);
+    auto lines = step_logs.read(entry.key);
+    if (lines) {
+      entry.lines = std::move(lines).value();
+    } else if (lines.error().code == ErrorCode::kDataLoss) {
+      entry.unreadable = lines.error().message;
+    } else {
+      return lines.error();
+    }
+    evidence.step_logs.push_back(std::move(entry));
+  }
+  return evidence;
+}
+
+}  // namespace cascade::engine
