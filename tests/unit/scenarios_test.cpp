@@ -18,6 +18,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <ostream>
 #include <set>
 #include <sstream>
 #include <string>
@@ -172,7 +173,7 @@ Result<Command> read_command(Members& members, const CommandReader<C>& read) {
 }
 
 // {"command": "<struct name>", the struct's members…, optional "actor", "at", "command_id", "actor_groups"}.
-Result<Command> when_command(const json& when, const std::string& command, Members& m, const PipelineDefinition& definition) {
+Result<Command> when_command(const std::string& command, Members& m, const PipelineDefinition& definition) {
   if (command == "CreateRelease") {
     return read_command<CreateRelease>(m, [&](Members& m, CreateRelease& c) -> Status {
       c.release_id = definition.name + "-1";
@@ -289,7 +290,6 @@ Result<Command> when_command(const json& when, const std::string& command, Membe
       return m.optional("reason", c.reason);
     });
   }
-  (void)when;
   return problem("when.command", "unknown command '" + command + "' (one of engine/release.hpp's command structs)");
 }
 
@@ -374,7 +374,7 @@ Result<Scenario> parse_scenario(const std::string& text) {
   CASCADE_TRY(m.optional("at", s.context.now));
   CASCADE_TRY(m.optional("command_id", s.context.command_id));
   CASCADE_TRY(m.optional("actor_groups", s.context.actor_groups));
-  CASCADE_TRY(decided, when_command(when, command, m, s.definition));
+  CASCADE_TRY(decided, when_command(command, m, s.definition));
   s.command = decided;
 
   if (!then.is_null()) {
@@ -522,29 +522,35 @@ std::vector<std::string> run_scenario(const Scenario& s) {
   return differences;
 }
 
-std::vector<fs::path> scenario_files() {
-  std::vector<fs::path> files;
+// A scenario file; printed (in test listings, hence in ctest's names) as its file name.
+struct ScenarioFile {
+  fs::path path;
+};
+void PrintTo(const ScenarioFile& file, std::ostream* out) { *out << file.path.filename().string(); }
+
+std::vector<ScenarioFile> scenario_files() {
+  std::vector<ScenarioFile> files;
   const fs::path dir = fs::path(CASCADE_SOURCE_DIR) / "tests" / "scenarios";
   std::error_code error;
   for (const auto& entry : fs::directory_iterator(dir, error)) {
-    if (entry.path().extension() == ".json") files.push_back(entry.path());
+    if (entry.path().extension() == ".json") files.push_back({entry.path()});
   }
-  std::sort(files.begin(), files.end());
+  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
   return files;
 }
 
-std::string test_name(const ::testing::TestParamInfo<fs::path>& info) {
-  std::string name = info.param.stem().string();
+std::string test_name(const ::testing::TestParamInfo<ScenarioFile>& info) {
+  std::string name = info.param.path.stem().string();
   for (char& c : name) {
     if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
   }
   return name;
 }
 
-class ScenarioTest : public ::testing::TestWithParam<fs::path> {};
+class ScenarioTest : public ::testing::TestWithParam<ScenarioFile> {};
 
 TEST_P(ScenarioTest, Holds) {
-  auto scenario = load_scenario(GetParam());
+  auto scenario = load_scenario(GetParam().path);
   ASSERT_TRUE(scenario) << scenario.error().message;
   std::string report;
   for (const std::string& difference : run_scenario(scenario.value())) report += "\n  " + difference;
@@ -559,8 +565,8 @@ TEST(ScenarioFilesTest, AreFoundAndNamedUniquely) {
   const auto files = scenario_files();
   EXPECT_GE(files.size(), 12u);
   std::set<std::string> names;
-  for (const fs::path& file : files) {
-    EXPECT_TRUE(names.insert(test_name({file, 0})).second) << file << " has the test name of another file";
+  for (const ScenarioFile& file : files) {
+    EXPECT_TRUE(names.insert(test_name({file, 0})).second) << file.path << " has the test name of another file";
   }
 }
 
