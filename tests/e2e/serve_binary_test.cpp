@@ -206,6 +206,7 @@ TEST(UsersFileTest, GroupsAreOptionalNamesListedOnce) {
   auto bad = adapters::http::parse_users(R"({"users": [{"name": "alice", "roles": ["approver"], "token_sha256": ")" +
                                          hash + R"(", "groups": ["cab", "cab", "no spaces", 7]}]})");
   ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, ErrorCode::kInvalidArgument);
   ASSERT_EQ(bad.error().details.size(), 3u) << bad.error().message;
   EXPECT_EQ(bad.error().details[0].path, "users[0].groups[1]");
   EXPECT_EQ(bad.error().details[0].message, "group 'cab' listed twice");

@@ -1,10 +1,23 @@
 // Given / When / Then helpers for the release aggregate.
+//
+//   ReleaseHistory release(pipeline, "alice");            // given: the release was created
+//   release.given(StageTriggered{"dev", "r", 1}, ...);    // given: these events happened
+//   auto events = release.when(StartDeployment{"dev"}, "executor");
+//   // then: the events decide produced, or its error code (and message)
+//
+// Given events are folded with the engine's own evolve; one that the stage
+// machine would not accept in the state reached so far fails the test, so a
+// history cannot silently be something other than what it says.
 #pragma once
 
 #include "engine/pipeline.hpp"
 #include "engine/release.hpp"
 
 #include <gtest/gtest.h>
+
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace cascade::testing {
 
@@ -31,18 +44,97 @@ inline engine::PipelineDefinition fork_join_pipeline() {
   return parsed.value();
 }
 
+// Release 1 of `definition`, version 1.0.0, requested by `requester`: the
+// event CreateRelease yields for it.
+inline events::ReleaseCreated release_created(const engine::PipelineDefinition& definition,
+                                              const std::string& requester = "alice") {
+  events::ReleaseCreated created;
+  created.release_id = definition.name + "-1";
+  created.pipeline = definition.name;
+  created.pipeline_version = 1;
+  created.definition = engine::to_json(definition);
+  created.name = "Release-1";
+  created.artifact = {"1.0.0", "/artifacts/1.0.0", 0, "", ""};
+  created.trigger = "manual";
+  created.requested_by = requester;
+  return created;
+}
+
+// The events of one deployment of `stage` whose steps (named in order) all
+// succeed: DeploymentStarted, StepStarted and StepSucceeded for each step,
+// DeploymentSucceeded. The trigger (and any approval) comes before it.
+inline std::vector<events::Event> deployment_succeeded(const std::string& stage,
+                                                       const std::vector<std::string>& steps = {"deploy", "smoke"},
+                                                       int attempt = 1) {
+  std::vector<events::Event> out{events::DeploymentStarted{stage, attempt}};
+  for (int i = 0; i < static_cast<int>(steps.size()); ++i) {
+    out.push_back(events::StepStarted{stage, attempt, i, steps[static_cast<std::size_t>(i)], 1});
+    out.push_back(events::StepSucceeded{stage, attempt, i, steps[static_cast<std::size_t>(i)], 0, 100, ""});
+  }
+  out.push_back(events::DeploymentSucceeded{stage, attempt, false});
+  return out;
+}
+
+// The fork-join pipeline's history up to prod's approval: dev, then test and
+// qa, succeeded; prod was triggered and asks release-manager to approve it.
+inline std::vector<events::Event> prod_awaiting_approval(events::Timestamp deadline = 1'900'000'000'000) {
+  std::vector<events::Event> out;
+  for (const char* stage : {"dev", "test", "qa"}) {
+    out.push_back(events::StageTriggered{stage, "r", 1});
+    for (events::Event& event : deployment_succeeded(stage)) out.push_back(std::move(event));
+  }
+  out.push_back(events::StageTriggered{"prod", "after test, qa succeeded", 1});
+  out.push_back(events::ApprovalRequested{"prod", "pre", {"release-manager"}, 1, "any", deadline});
+  return out;
+}
+
+// Folds one given event into `state` with the engine's evolve, refusing (with
+// kFailedPrecondition naming the event, its stage and the stage's state) a
+// stage event the stage machine would not accept, and (kNotFound) one for a
+// stage the release does not have: evolve would silently drop either.
+inline Status fold_given(engine::ReleaseState& state, const events::RecordedEvent& event) {
+  const std::string type(events::type_name(event.data));
+  const std::string* stage_name = std::visit(
+      [](const auto& payload) -> const std::string* {
+        if constexpr (events::kIsStageEvent<std::decay_t<decltype(payload)>>) {
+          return &payload.stage;
+        } else {
+          return nullptr;
+        }
+      },
+      event.data);
+  if (!std::holds_alternative<events::ReleaseCreated>(event.data) && !state.exists()) {
+    return make_error(ErrorCode::kFailedPrecondition, type + " before ReleaseCreated: a history starts with the release");
+  }
+  if (stage_name != nullptr) {
+    const engine::StageRecord* stage = state.find_stage(*stage_name);
+    if (stage == nullptr) {
+      return make_error(ErrorCode::kNotFound, type + " names stage '" + *stage_name + "', which release " + state.id +
+                                                  " does not have");
+    }
+    if (!stage->machine.would_accept(event.data)) {
+      return make_error(ErrorCode::kFailedPrecondition, type + " of stage '" + *stage_name + "' cannot happen: stage is " +
+                                                            std::string(engine::to_string(stage->state())));
+    }
+  }
+  engine::evolve(state, event);
+  return success();
+}
+
 class ReleaseHistory {
  public:
+  // Given: release 1 of `definition` was created by `requester`.
   explicit ReleaseHistory(const engine::PipelineDefinition& definition = fork_join_pipeline(),
                           const std::string& requester = "alice") {
-    engine::CreateRelease create;
-    create.release_id = definition.name + "-1";
-    create.number = 1;
-    create.name = "Release-1";
-    create.pipeline_version = 1;
-    create.definition = definition;
-    create.artifact = {"1.0.0", "/artifacts/1.0.0", 0, "", ""};
-    EXPECT_TRUE(when(create, requester));
+    given(release_created(definition, requester));
+  }
+
+  // Given: these events happened, in order, each a second after the last,
+  // recorded for actor "given". Takes events and vectors of events.
+  template <class... Events>
+  ReleaseHistory& given(const Events&... events) {
+    (append(events), ...);
+    return *this;
   }
 
   // Decides `command` on the current state and folds the events it yields.
@@ -107,6 +199,19 @@ class ReleaseHistory {
   engine::StageState stage(const std::string& name) const { return state_.find_stage(name)->state(); }
 
  private:
+  void append(const std::vector<events::Event>& events) {
+    for (const events::Event& event : events) append(event);
+  }
+  void append(const events::Event& event) {
+    events::RecordedEvent recorded;
+    recorded.version = state_.version + 1;
+    recorded.recorded_at = now_ += 1000;
+    recorded.actor = "given";
+    recorded.data = event;
+    auto folded = fold_given(state_, recorded);
+    EXPECT_TRUE(folded) << "given event " << recorded.version << ": " << folded.error().message;
+  }
+
   engine::ReleaseState state_;
   int commands_ = 0;
   events::Timestamp now_ = 1'800'000'000'000;

@@ -105,7 +105,9 @@ TEST_F(DashboardRoutesTest, AnUnknownFileIsNotFound) {
   ASSERT_FALSE(response);
   EXPECT_EQ(response.error().code, ErrorCode::kNotFound);
   EXPECT_NE(response.error().message.find("missing.js"), std::string::npos);
-  EXPECT_FALSE(get("/assets/%2E%2E%2Fserver.cpp")) << "an encoded path cannot leave the table";
+  auto escaped = get("/assets/%2E%2E%2Fserver.cpp");
+  ASSERT_FALSE(escaped) << "an encoded path cannot leave the table";
+  EXPECT_EQ(escaped.error().code, ErrorCode::kNotFound);
 }
 
 }  // namespace

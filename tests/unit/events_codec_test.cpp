@@ -118,7 +118,10 @@ TEST(EventsCodecTest, IntactChainVerifies) {
   // A slice verifies from the hash before it.
   std::vector<RecordedEvent> tail(chain.begin() + 5, chain.end());
   EXPECT_TRUE(verify_chain(tail, chain[4].hash));
-  EXPECT_FALSE(verify_chain(tail));
+  const Status unanchored = verify_chain(tail);
+  ASSERT_FALSE(unanchored);
+  EXPECT_EQ(unanchored.error().code, ErrorCode::kDataLoss);
+  EXPECT_NE(unanchored.error().message.find("broken link"), std::string::npos) << unanchored.error().message;
 }
 
 TEST(EventsCodecTest, OneChangedByteInAStoredEventIsDetectedAtItsVersion) {
@@ -157,9 +160,11 @@ TEST(EventsCodecTest, DecodeVerifiedAgreesWithVerifyEventOnEveryType) {
     flipped[flipped.find("\"event_id\":\"") + 12] ^= 1;
     const Status altered = decode_verified(flipped, e.position, previous, out);
     ASSERT_FALSE(altered) << type_name(payload);
+    EXPECT_EQ(altered.error().code, ErrorCode::kDataLoss);
     EXPECT_NE(altered.error().message.find("content altered"), std::string::npos) << altered.error().message;
     const Status unlinked = decode_verified(stored, e.position, "not-the-previous-hash", out);
     ASSERT_FALSE(unlinked) << type_name(payload);
+    EXPECT_EQ(unlinked.error().code, ErrorCode::kDataLoss);
     EXPECT_NE(unlinked.error().message.find("broken link"), std::string::npos) << unlinked.error().message;
     previous = e.hash;
   }
@@ -196,6 +201,7 @@ TEST(EventsCodecTest, DecodeVerifiedDetectsAlteredAndReformattedBytes) {
   trigger_stored[trigger_stored.find("\"command_id\":\"") + 14] ^= 1;
   verified = decode_verified(trigger_stored, triggered->position, triggered->prev_hash, out);
   ASSERT_FALSE(verified);
+  EXPECT_EQ(verified.error().code, ErrorCode::kDataLoss);
   EXPECT_NE(verified.error().message.find("content altered"), std::string::npos) << verified.error().message;
 }
 

@@ -137,6 +137,7 @@ TEST(UsersFileTest, RejectsAFileThatIsNotAUsersObject) {
   EXPECT_EQ(parse_users(R"({"users": {}})").error().details, (std::vector<Problem>{{"users", "must be an array"}}));
   auto malformed = parse_users("{\"users\": [\n,]}");
   ASSERT_FALSE(malformed);
+  EXPECT_EQ(malformed.error().code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(malformed.error().message.rfind("malformed JSON at line 2, column 1", 0), 0u) << malformed.error().message;
   EXPECT_TRUE(parse_users(R"({"users": []})"));
 }
@@ -206,7 +207,10 @@ TEST(UsersFileTest, CreationFailsCleanlyWhereItCannotWrite) {
   auto result = create_users_file_if_missing(dir / "no/such/dir/users.json");
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error().code, ErrorCode::kUnavailable);
-  EXPECT_FALSE(create_users_file_if_missing(dir / "users.json", "bad name"));
+  auto bad_name = create_users_file_if_missing(dir / "users.json", "bad name");
+  ASSERT_FALSE(bad_name);
+  EXPECT_EQ(bad_name.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(bad_name.error().message, "'bad name' is not a valid user name");
 }
 
 class AuthenticatorTest : public ::testing::Test {

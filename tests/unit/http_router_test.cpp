@@ -112,8 +112,11 @@ TEST_F(RouterTest, PathSegmentsArePercentDecodedOneByOne) {
   auto bad = router_.match("GET", "/api/v1/releases/%zz");
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().code, ErrorCode::kInvalidArgument);
-  EXPECT_FALSE(router_.match("GET", "/api/v1/releases/%00"));
-  EXPECT_FALSE(router_.match("GET", "/api/v1/releases/abc%4"));
+  for (const char* path : {"/api/v1/releases/%00", "/api/v1/releases/abc%4"}) {
+    auto refused = router_.match("GET", path);
+    ASSERT_FALSE(refused) << path;
+    EXPECT_EQ(refused.error().code, ErrorCode::kInvalidArgument) << path;
+  }
 }
 
 TEST_F(RouterTest, RejectsMalformedPatternsAndDuplicates) {
@@ -133,7 +136,10 @@ TEST_F(RouterTest, RejectsMalformedPatternsAndDuplicates) {
   EXPECT_EQ(code("get", "/a"), "invalid_argument");
   EXPECT_EQ(code("GET", "/api/v1/releases/{other}"), "already_exists");  // same shape as {id}
   EXPECT_EQ(code("PUT", "/api/v1/releases/{other}"), "ok");
-  EXPECT_FALSE(router_.add("GET", "/x", Role::kViewer, Handler()));
+  auto no_handler = router_.add("GET", "/y", Role::kViewer, Handler());
+  ASSERT_FALSE(no_handler);
+  EXPECT_EQ(no_handler.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(no_handler.error().message, "GET /y: no handler");
 }
 
 TEST(RouterRootTest, RootPatternMatchesOnlyRoot) {
@@ -249,15 +255,18 @@ TEST(JsonBodyTest, MalformedJsonNamesLineColumnAndByte) {
 
   auto truncated = parse_json_body("{\"a\": [1, 2");
   ASSERT_FALSE(truncated);
+  EXPECT_EQ(truncated.error().code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(truncated.error().message.rfind("malformed JSON at line 1, column 12 (byte 11): ", 0), 0u)
       << truncated.error().message;
 
   auto empty = parse_json_body("");
   ASSERT_FALSE(empty);
+  EXPECT_EQ(empty.error().code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(empty.error().message, "malformed JSON: the body is empty");
 
   auto trailing = parse_json_body("{} x");
   ASSERT_FALSE(trailing);
+  EXPECT_EQ(trailing.error().code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(trailing.error().message.rfind("malformed JSON at line 1, column 4 (byte 3): ", 0), 0u)
       << trailing.error().message;
 }
@@ -265,6 +274,7 @@ TEST(JsonBodyTest, MalformedJsonNamesLineColumnAndByte) {
 TEST(JsonBodyTest, RefusesVeryDeepNesting) {
   auto deep = parse_json_body(std::string(10'000, '[') + std::string(10'000, ']'));
   ASSERT_FALSE(deep);
+  EXPECT_EQ(deep.error().code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(deep.error().message, "malformed JSON: nested deeper than 64 levels");
   EXPECT_TRUE(parse_json_body(std::string(60, '[') + std::string(60, ']')));
 }
@@ -284,6 +294,7 @@ TEST(JsonBodyTest, UnknownFieldsAreRejectedWithASuggestion) {
 
   auto not_object = parse_json_object("[1]", {"comment"});
   ASSERT_FALSE(not_object);
+  EXPECT_EQ(not_object.error().code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(not_object.error().message, "the body must be a JSON object");
 }
 
@@ -291,9 +302,13 @@ TEST(JsonBodyTest, CheckFieldsPrefixesNestedPaths) {
   auto value = nlohmann::json::parse(R"({"artifact": {"verison": "1.0"}})");
   auto status = check_fields(value["artifact"], {"version", "path"}, "artifact");
   ASSERT_FALSE(status);
+  EXPECT_EQ(status.error().code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(status.error().details[0],
             (Problem{"artifact.verison", "unknown field 'verison' (did you mean 'version'?)"}));
-  EXPECT_FALSE(check_fields(nlohmann::json(3), {"a"}, "x"));
+  auto not_an_object = check_fields(nlohmann::json(3), {"a"}, "x");
+  ASSERT_FALSE(not_an_object);
+  EXPECT_EQ(not_an_object.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(not_an_object.error().message, "x: must be an object");
 }
 
 TEST(JsonBodyTest, DidYouMeanOnlySuggestsPlausibleTypos) {

@@ -27,7 +27,9 @@ json pipeline_with(const json& artifact) {
 std::vector<Problem> problems_of(const json& document) {
   auto parsed = engine::parse_pipeline(document);
   EXPECT_FALSE(parsed) << document.dump();
-  return parsed ? std::vector<Problem>{} : parsed.error().details;
+  if (parsed) return {};
+  EXPECT_EQ(parsed.error().code, ErrorCode::kInvalidArgument) << parsed.error().message;
+  return parsed.error().details;
 }
 
 TEST(KafkaReleaseTriggerTest, ArtifactTriggerParsesAndRoundTripsCanonically) {

@@ -505,6 +505,7 @@ TEST(PipelineTest, MalformedJsonAtEndOfInput) {
 
   Result<PipelineDefinition> empty = parse_pipeline_text("");
   ASSERT_TRUE(empty.has_error());
+  EXPECT_EQ(empty.error().code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(empty.error().message.rfind("malformed JSON at line 1, column 1: ", 0), 0u) << empty.error().message;
 }
 

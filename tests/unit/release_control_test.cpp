@@ -10,8 +10,17 @@
 namespace cascade::engine {
 namespace {
 
+using events::ApprovalGranted;
+using events::ApprovalRequested;
+using events::DeploymentStarted;
+using events::StageTriggered;
+using events::StepFailed;
+using events::StepStarted;
+using events::StepSucceeded;
+using testing::deployment_succeeded;
 using testing::ReleaseHistory;
 constexpr std::int64_t kDay = 24LL * 3600 * 1000;
+constexpr events::Timestamp kFarFuture = 1'900'000'000'000;  // an approval deadline no test reaches
 
 PipelineDefinition pipeline(const std::string& json) {
   auto parsed = parse_pipeline_text(json);
@@ -43,7 +52,11 @@ TEST(ReleaseControlTest, AnAdminOverrideCompletesAnApprovalWhateverItsPolicy) {
                              R"({"approvers": ["alice", "bob", "carol"], "required": 2, "order": "sequential", "requester_cannot_approve": true})"),
                          "dave");
   ASSERT_TRUE(release.when(TriggerStage{"prod", "r"}, "orchestrator"));
-  ASSERT_FALSE(release.when(approve("prod"), "dave"));
+  auto plain = release.when(approve("prod"), "dave");
+  ASSERT_FALSE(plain);
+  EXPECT_EQ(plain.error().code, ErrorCode::kPermissionDenied);
+  EXPECT_EQ(plain.error().message,
+            "'dave' requested release Shop-1 and may not approve it (requester_cannot_approve on stage 'prod')");
   auto overridden = release.when(ApproveStage{"prod", "hotfix, approvers away", 0, true}, "dave");
   ASSERT_TRUE(overridden) << overridden.error().message;
   const auto& granted = event_at<events::ApprovalGranted>(overridden);
@@ -57,6 +70,7 @@ TEST(ReleaseControlTest, AnAdminOverrideCompletesAnApprovalWhateverItsPolicy) {
   auto again = release.when(ApproveStage{"prod", "", 0, true}, "erin");
   ASSERT_FALSE(again);
   EXPECT_EQ(again.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_NE(again.error().message.find("stage is Approved"), std::string::npos) << again.error().message;
 }
 
 TEST(ReleaseControlTest, AnAdminOverrideCanReject) {
@@ -76,6 +90,7 @@ TEST(ReleaseControlTest, NOfMApprovalCompletesWithTheNthApprover) {
   EXPECT_EQ(release.stage("prod"), StageState::kAwaitingPreApproval);
   auto twice = release.when(approve("prod"), "carol");
   ASSERT_FALSE(twice);
+  EXPECT_EQ(twice.error().code, ErrorCode::kPermissionDenied);
   EXPECT_EQ(twice.error().message, "'carol' has already approved stage 'prod' of release Shop-1");
   ASSERT_TRUE(release.when(approve("prod"), "alice"));
   EXPECT_EQ(release.stage("prod"), StageState::kApproved);
@@ -109,6 +124,8 @@ TEST(ReleaseControlTest, AnyMemberActsForAGroupAndIsRecordedAsActingForIt) {
   auto outsider = release.when(approve("prod"), "carol");
   ASSERT_FALSE(outsider);
   EXPECT_EQ(outsider.error().code, ErrorCode::kPermissionDenied);
+  EXPECT_EQ(outsider.error().message,
+            "'carol' is not an approver of stage 'prod' of release Shop-1 (approvers: release-managers)");
   auto granted = release.when(approve("prod"), "bob");
   EXPECT_EQ(event_at<events::ApprovalGranted>(granted).on_behalf_of, "release-managers");
   EXPECT_EQ(event_at<events::ApprovalGranted>(granted).approver, "bob");
@@ -135,27 +152,48 @@ TEST(ReleaseControlTest, AnApprovalTimesOutAfterThirtyDaysByDefault) {
   auto early = release.when(ExpireApproval{"prod"}, "scheduler");
   ASSERT_FALSE(early);
   EXPECT_EQ(early.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(early.error().message,
+            "the approval of stage 'prod' is not due before " + std::to_string(deadline) + " ms since the epoch");
   release.advance(30 * kDay);
   ASSERT_TRUE(release.when(ExpireApproval{"prod"}, "scheduler"));
   EXPECT_EQ(release.stage("prod"), StageState::kRejected);
   EXPECT_EQ(release.state().find_stage("prod")->failure_reason, "pre-deployment approval timed out");
   EXPECT_EQ(release_status(release.state()), ReleaseStatus::kRejected);
-  EXPECT_FALSE(release.when(approve("prod"), "alice")) << "too late";
+  auto late = release.when(approve("prod"), "alice");
+  ASSERT_FALSE(late) << "too late";
+  EXPECT_EQ(late.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_NE(late.error().message.find("stage is Rejected"), std::string::npos) << late.error().message;
+}
+
+TEST(ReleaseControlTest, ADeferralMustLieInTheFuture) {
+  ReleaseHistory release(approval_pipeline(R"({"approvers": ["alice"]})"), "dave");
+  release.given(StageTriggered{"prod", "r", 1}, ApprovalRequested{"prod", "pre", {"alice"}, 1, "any", kFarFuture});
+  auto past = release.when(approve("prod", release.now() - 1), "alice");
+  ASSERT_FALSE(past);
+  EXPECT_EQ(past.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(past.error().message.rfind("defer_until must be in the future", 0), 0u) << past.error().message;
+  EXPECT_EQ(release.stage("prod"), StageState::kAwaitingPreApproval);
 }
 
 TEST(ReleaseControlTest, DeferredApprovalDeploysOnlyOnceItsTimeHasCome) {
   ReleaseHistory release(approval_pipeline(R"({"approvers": ["alice"]})"), "dave");
-  ASSERT_TRUE(release.when(TriggerStage{"prod", "r"}, "orchestrator"));
-  auto past = release.when(approve("prod", release.now() - 1), "alice");
-  ASSERT_FALSE(past);
-  EXPECT_EQ(past.error().code, ErrorCode::kInvalidArgument);
-  const auto at = release.now() + 6 * 3600 * 1000;
-  ASSERT_TRUE(release.when(approve("prod", at), "alice"));
+  const events::Timestamp at = release.now() + 6 * 3600 * 1000;
+  release.given(StageTriggered{"prod", "r", 1}, ApprovalRequested{"prod", "pre", {"alice"}, 1, "any", kFarFuture},
+                ApprovalGranted{"prod", "pre", "alice", "alice", "", at, false});
   EXPECT_EQ(release.stage("prod"), StageState::kDeferred);
-  EXPECT_FALSE(release.when(StartDeployment{"prod"}, "executor"));
-  EXPECT_FALSE(release.when(EndDeferral{"prod"}, "scheduler")) << "not yet";
+  auto start = release.when(StartDeployment{"prod"}, "executor");
+  ASSERT_FALSE(start);
+  EXPECT_EQ(start.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_NE(start.error().message.find("stage is Deferred, expected Triggered or Approved"), std::string::npos)
+      << start.error().message;
+  auto early = release.when(EndDeferral{"prod"}, "scheduler");
+  ASSERT_FALSE(early) << "not yet";
+  EXPECT_EQ(early.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(early.error().message, "stage 'prod' is deferred until " + std::to_string(at) + " ms since the epoch");
   release.advance(6 * 3600 * 1000);
-  ASSERT_TRUE(release.when(EndDeferral{"prod"}, "scheduler"));
+  auto elapsed = release.when(EndDeferral{"prod"}, "scheduler");
+  ASSERT_TRUE(elapsed) << elapsed.error().message;
+  EXPECT_EQ(event_at<events::DeferralElapsed>(elapsed).defer_until, at);
   EXPECT_EQ(release.stage("prod"), StageState::kApproved);
   EXPECT_TRUE(release.when(StartDeployment{"prod"}, "executor"));
 }
@@ -178,8 +216,14 @@ TEST(ReleaseControlTest, PostDeploymentApprovalHoldsTheOutcomeAndTheDownstreamSt
     {"name": "qa", "trigger": {"after_release": true}, "post_approval": {"approvers": ["bob"]},
      "steps": [{"name": "deploy", "run": "d"}, {"name": "smoke", "run": "s"}]},
     {"name": "prod", "trigger": {"after_stages": ["qa"]}, "steps": [{"name": "d", "run": "d"}]}]})"));
-  ASSERT_TRUE(release.when(TriggerStage{"qa", "r"}, "orchestrator"));
-  release.deploy("qa");
+  release.given(StageTriggered{"qa", "r", 1}, DeploymentStarted{"qa", 1}, StepStarted{"qa", 1, 0, "deploy", 1},
+                StepSucceeded{"qa", 1, 0, "deploy", 0, 10, ""}, StepStarted{"qa", 1, 1, "smoke", 1},
+                StepSucceeded{"qa", 1, 1, "smoke", 0, 10, ""});
+  auto finished = release.when(FinishDeployment{"qa", 1}, "executor");
+  ASSERT_TRUE(finished) << finished.error().message;
+  ASSERT_EQ(finished.value().size(), 2u);
+  EXPECT_EQ(event_at<ApprovalRequested>(finished, 1).phase, "post");
+  EXPECT_EQ(event_at<ApprovalRequested>(finished, 1).approvers, std::vector<std::string>{"bob"});
   EXPECT_EQ(release.stage("qa"), StageState::kAwaitingPostApproval);
   EXPECT_EQ(release_status(release.state()), ReleaseStatus::kWaitingForApproval);
   EXPECT_FALSE(automatic_trigger_reason(release.state(), *release.state().find_stage("prod")));
@@ -227,15 +271,17 @@ TEST(ReleaseControlTest, ContinueOnErrorEndsTheStagePartiallySucceeded) {
 
 TEST(ReleaseControlTest, RetriesTryAgainUntilTheirCountIsUsed) {
   ReleaseHistory release(steps_pipeline(R"([{"name": "deploy", "run": "d", "retries": {"count": 1, "delay_s": 30}}])"));
-  ASSERT_TRUE(release.when(TriggerStage{"dev", "r"}, "orchestrator"));
-  ASSERT_TRUE(release.when(StartDeployment{"dev"}, "executor"));
-  ASSERT_TRUE(release.when(RecordStepStarted{"dev", 1, 0}, "executor"));
-  ASSERT_TRUE(release.when(finished(0, false, /*will_retry=*/true), "executor"));
-  EXPECT_FALSE(release.when(FinishDeployment{"dev", 1}, "executor")) << "a retry is pending";
+  release.given(StageTriggered{"dev", "r", 1}, DeploymentStarted{"dev", 1}, StepStarted{"dev", 1, 0, "deploy", 1},
+                StepFailed{"dev", 1, 0, "deploy", 1, 10, "", "exit code 1", /*will_retry=*/true, false});
+  auto pending = release.when(FinishDeployment{"dev", 1}, "executor");
+  ASSERT_FALSE(pending) << "a retry is pending";
+  EXPECT_EQ(pending.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(pending.error().message, "the deployment of stage 'dev' of release Shop-1 still has steps to run");
   auto second = release.when(RecordStepStarted{"dev", 1, 0}, "executor");
   EXPECT_EQ(event_at<events::StepStarted>(second).try_number, 2);
   auto no_more = release.when(finished(0, false, /*will_retry=*/true), "executor");
   ASSERT_FALSE(no_more);
+  EXPECT_EQ(no_more.error().code, ErrorCode::kFailedPrecondition);
   EXPECT_EQ(no_more.error().message, "step 'deploy' has used its 1 retries");
   ASSERT_TRUE(release.when(finished(0, false), "executor"));
   ASSERT_TRUE(release.when(FinishDeployment{"dev", 1}, "executor"));
@@ -245,15 +291,17 @@ TEST(ReleaseControlTest, RetriesTryAgainUntilTheirCountIsUsed) {
 TEST(ReleaseControlTest, StepConditionsDecideWhatRunsAfterAFailure) {
   ReleaseHistory release(steps_pipeline(R"([{"name": "deploy", "run": "d"}, {"name": "smoke", "run": "s"},
       {"name": "rollback", "run": "r", "condition": "failed"}, {"name": "cleanup", "run": "c", "condition": "always"}])"));
-  ASSERT_TRUE(release.when(TriggerStage{"dev", "r"}, "orchestrator"));
-  ASSERT_TRUE(release.when(StartDeployment{"dev"}, "executor"));
-  ASSERT_TRUE(release.when(RecordStepStarted{"dev", 1, 0}, "executor"));
-  ASSERT_TRUE(release.when(finished(0, false), "executor"));
+  release.given(StageTriggered{"dev", "r", 1}, DeploymentStarted{"dev", 1}, StepStarted{"dev", 1, 0, "deploy", 1},
+                StepFailed{"dev", 1, 0, "deploy", 1, 10, "", "exit code 1", false, false});
   auto smoke = release.when(RecordStepStarted{"dev", 1, 1}, "executor");
   ASSERT_FALSE(smoke);
+  EXPECT_EQ(smoke.error().code, ErrorCode::kFailedPrecondition);
   EXPECT_EQ(smoke.error().message, "step 'smoke' of stage 'dev' does not run: its condition does not hold");
   ASSERT_TRUE(release.when(RecordStepSkipped{"dev", 1, 1, "an earlier step failed"}, "executor"));
-  EXPECT_FALSE(release.when(RecordStepSkipped{"dev", 1, 2, "x"}, "executor")) << "rollback must run";
+  auto rollback = release.when(RecordStepSkipped{"dev", 1, 2, "x"}, "executor");
+  ASSERT_FALSE(rollback) << "rollback must run";
+  EXPECT_EQ(rollback.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(rollback.error().message, "step 'rollback' of stage 'dev' must run: its condition holds");
   ASSERT_TRUE(release.when(RecordStepStarted{"dev", 1, 2}, "executor"));
   ASSERT_TRUE(release.when(finished(2, true), "executor"));
   ASSERT_TRUE(release.when(RecordStepStarted{"dev", 1, 3}, "executor"));
@@ -266,9 +314,7 @@ TEST(ReleaseControlTest, StepConditionsDecideWhatRunsAfterAFailure) {
 
 TEST(ReleaseControlTest, CancelStopsARunningDeploymentOrAWaitingStage) {
   ReleaseHistory running;
-  ASSERT_TRUE(running.when(TriggerStage{"dev", "r"}, "orchestrator"));
-  ASSERT_TRUE(running.when(StartDeployment{"dev"}, "executor"));
-  ASSERT_TRUE(running.when(RecordStepStarted{"dev", 1, 0}, "executor"));
+  running.given(StageTriggered{"dev", "r", 1}, DeploymentStarted{"dev", 1}, StepStarted{"dev", 1, 0, "deploy", 1});
   auto canceled = running.when(CancelStage{"dev", ""}, "alice");
   EXPECT_EQ(event_at<events::DeploymentCanceled>(canceled).reason, "canceled by alice");
   EXPECT_EQ(running.stage("dev"), StageState::kCanceled);
@@ -277,12 +323,13 @@ TEST(ReleaseControlTest, CancelStopsARunningDeploymentOrAWaitingStage) {
   EXPECT_EQ(release_status(running.state()), ReleaseStatus::kCanceled);
 
   ReleaseHistory waiting;
-  waiting.advance_to_prod_approval();
+  waiting.given(testing::prod_awaiting_approval());
   auto closed = waiting.when(CancelStage{"prod", "not this week"}, "alice");
   EXPECT_EQ(event_at<events::StageCanceled>(closed).reason, "not this week");
   EXPECT_EQ(waiting.state().find_stage("prod")->approvals.back().decision, "closed");
   auto again = waiting.when(CancelStage{"prod", ""}, "alice");
   ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, ErrorCode::kFailedPrecondition);
   EXPECT_EQ(again.error().message,
             "cannot cancel stage 'prod' of release SampleApp-1: stage is Canceled, expected Triggered or "
             "AwaitingPreApproval or Deferred or Approved or AwaitingPostApproval or Deploying");
@@ -290,34 +337,39 @@ TEST(ReleaseControlTest, CancelStopsARunningDeploymentOrAWaitingStage) {
 
 TEST(ReleaseControlTest, AbandonCancelsEverythingAndTriggersNothingMore) {
   ReleaseHistory release;
-  ASSERT_TRUE(release.when(TriggerStage{"dev", "r"}, "orchestrator"));
-  release.deploy("dev");
-  ASSERT_TRUE(release.when(TriggerStage{"test", "r"}, "orchestrator"));
-  ASSERT_TRUE(release.when(TriggerStage{"qa", "r"}, "orchestrator"));
-  ASSERT_TRUE(release.when(StartDeployment{"qa"}, "executor"));
+  release.given(StageTriggered{"dev", "r", 1}, deployment_succeeded("dev"), StageTriggered{"test", "r", 1},
+                StageTriggered{"qa", "r", 1}, DeploymentStarted{"qa", 1});
   auto abandoned = release.when(AbandonRelease{"bad build"}, "alice");
   ASSERT_TRUE(abandoned);
   ASSERT_EQ(abandoned.value().size(), 3u);
+  EXPECT_EQ(event_at<events::StageCanceled>(abandoned, 0).stage, "test");
+  EXPECT_EQ(event_at<events::DeploymentCanceled>(abandoned, 1).stage, "qa");
+  EXPECT_EQ(event_at<events::ReleaseAbandoned>(abandoned, 2).reason, "bad build");
   EXPECT_EQ(release.stage("test"), StageState::kCanceled);
   EXPECT_EQ(release.stage("qa"), StageState::kCanceled);
   EXPECT_EQ(release_status(release.state()), ReleaseStatus::kAbandoned);
   auto redeploy = release.when(RedeployStage{"dev", ""}, "alice");
   ASSERT_FALSE(redeploy);
+  EXPECT_EQ(redeploy.error().code, ErrorCode::kFailedPrecondition);
   EXPECT_EQ(redeploy.error().message, "release SampleApp-1 is abandoned (bad build)");
-  EXPECT_FALSE(release.when(AbandonRelease{""}, "alice"));
+  auto twice = release.when(AbandonRelease{""}, "alice");
+  ASSERT_FALSE(twice);
+  EXPECT_EQ(twice.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(twice.error().message, "release SampleApp-1 is abandoned (bad build)");
   EXPECT_FALSE(automatic_trigger_reason(release.state(), *release.state().find_stage("prod")));
 }
 
 TEST(ReleaseControlTest, DeployIsForStagesNeverRunAndRedeployForFinishedOnes) {
   ReleaseHistory release;
-  ASSERT_TRUE(release.when(TriggerStage{"dev", "r"}, "orchestrator"));
-  release.deploy("dev");
+  release.given(StageTriggered{"dev", "r", 1}, deployment_succeeded("dev"));
   auto deploy = release.when(DeployStage{"dev"}, "alice");
   ASSERT_FALSE(deploy);
+  EXPECT_EQ(deploy.error().code, ErrorCode::kFailedPrecondition);
   EXPECT_EQ(deploy.error().message,
             "stage 'dev' of release SampleApp-1 was deployed before (attempt 1); use redeploy for a new attempt");
   auto redeploy = release.when(RedeployStage{"test", ""}, "alice");
   ASSERT_FALSE(redeploy);
+  EXPECT_EQ(redeploy.error().code, ErrorCode::kFailedPrecondition);
   EXPECT_EQ(redeploy.error().message, "stage 'test' of release SampleApp-1 was never deployed; use deploy");
   auto again = release.when(RedeployStage{"dev", ""}, "alice");
   EXPECT_EQ(event_at<events::StageTriggered>(again).attempt, 2);
@@ -325,13 +377,17 @@ TEST(ReleaseControlTest, DeployIsForStagesNeverRunAndRedeployForFinishedOnes) {
 
 TEST(ReleaseControlTest, SupersedingCancelsOnlyAWaitingStageAndNamesTheNewerRelease) {
   ReleaseHistory release;
-  release.advance_to_prod_approval();
+  release.given(testing::prod_awaiting_approval());
   auto superseded = release.when(SupersedeStage{"prod", "SampleApp-7"}, "executor");
   EXPECT_EQ(event_at<events::StageCanceled>(superseded).reason, "superseded by SampleApp-7");
   ReleaseHistory deploying;
-  ASSERT_TRUE(deploying.when(TriggerStage{"dev", "r"}, "orchestrator"));
-  ASSERT_TRUE(deploying.when(StartDeployment{"dev"}, "executor"));
-  EXPECT_FALSE(deploying.when(SupersedeStage{"dev", "SampleApp-7"}, "executor")) << "a running deployment finishes";
+  deploying.given(StageTriggered{"dev", "r", 1}, DeploymentStarted{"dev", 1});
+  auto refused = deploying.when(SupersedeStage{"dev", "SampleApp-7"}, "executor");
+  ASSERT_FALSE(refused) << "a running deployment finishes";
+  EXPECT_EQ(refused.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(refused.error().message,
+            "cannot supersede stage 'dev' of release SampleApp-1: stage is Deploying, expected Triggered or "
+            "AwaitingPreApproval or Deferred or Approved or AwaitingPostApproval");
 }
 
 TEST(ReleaseControlTest, ReleaseNamesFollowThePipelinesFormat) {

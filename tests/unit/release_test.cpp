@@ -7,6 +7,12 @@
 namespace cascade::engine {
 namespace {
 
+using events::ApprovalRequested;
+using events::DeploymentStarted;
+using events::StageTriggered;
+using events::StepFailed;
+using events::StepStarted;
+using events::StepSucceeded;
 using testing::ReleaseHistory;
 
 template <class T>
@@ -25,6 +31,32 @@ TEST(ReleaseTest, CreatedReleaseHasEveryStageNotStarted) {
   EXPECT_EQ(release_status(release.state()), ReleaseStatus::kInProgress);
 }
 
+TEST(ReleaseTest, CreateReleaseRecordsTheDefinitionSnapshotAndTheRequester) {
+  CreateRelease create;
+  create.release_id = "SampleApp-1";
+  create.number = 1;
+  create.name = "Release-1";
+  create.pipeline_version = 1;
+  create.definition = testing::fork_join_pipeline();
+  create.artifact = {"1.0.0", "/artifacts/1.0.0", 0, "", ""};
+  CommandContext context;
+  context.actor = "alice";
+  context.command_id = "create-1";
+  auto created = decide(ReleaseState{}, create, context);
+  ASSERT_TRUE(created) << created.error().message;
+  const auto& event = only<events::ReleaseCreated>(created.value());
+  EXPECT_EQ(event.release_id, "SampleApp-1");
+  EXPECT_EQ(event.pipeline, "SampleApp");
+  EXPECT_EQ(event.requested_by, "alice");
+  EXPECT_EQ(event.definition, to_json(testing::fork_join_pipeline()));
+
+  ReleaseHistory existing;
+  auto again = existing.when(create, "alice");
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, ErrorCode::kAlreadyExists);
+  EXPECT_EQ(again.error().message, "release SampleApp-1 exists already");
+}
+
 TEST(ReleaseTest, TriggeringAStageWithApproversAlsoRequestsTheApproval) {
   ReleaseHistory release;
   auto events = release.when(TriggerStage{"prod", "after test, qa succeeded"}, "orchestrator");
@@ -38,8 +70,7 @@ TEST(ReleaseTest, TriggeringAStageWithApproversAlsoRequestsTheApproval) {
 
 TEST(ReleaseTest, ApprovingAStageThatIsDeployingNamesStageStateAndExpectation) {
   ReleaseHistory release;
-  ASSERT_TRUE(release.when(TriggerStage{"dev", "release created"}, "orchestrator"));
-  ASSERT_TRUE(release.when(StartDeployment{"dev"}, "executor"));
+  release.given(StageTriggered{"dev", "release created", 1}, DeploymentStarted{"dev", 1});
   auto refused = release.when(ApproveStage{"dev", "", 0}, "release-manager");
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, ErrorCode::kFailedPrecondition);
@@ -50,7 +81,8 @@ TEST(ReleaseTest, ApprovingAStageThatIsDeployingNamesStageStateAndExpectation) {
 
 TEST(ReleaseTest, OnlyAListedApproverMayApproveOrReject) {
   ReleaseHistory release;
-  ASSERT_TRUE(release.when(TriggerStage{"prod", "r"}, "orchestrator"));
+  release.given(StageTriggered{"prod", "r", 1},
+                ApprovalRequested{"prod", "pre", {"release-manager"}, 1, "any", 1'900'000'000'000});
   for (const Command& command : {Command{ApproveStage{"prod", "", 0}}, Command{RejectStage{"prod", ""}}}) {
     auto refused = release.when(command, "mallory");
     ASSERT_FALSE(refused);
@@ -72,7 +104,7 @@ TEST(ReleaseTest, OnlyAListedApproverMayApproveOrReject) {
 
 TEST(ReleaseTest, RejectionEndsTheStageRejectedAndTheReleaseWithIt) {
   ReleaseHistory release;
-  release.advance_to_prod_approval();
+  release.given(testing::prod_awaiting_approval());
   EXPECT_EQ(release_status(release.state()), ReleaseStatus::kWaitingForApproval);
   ASSERT_TRUE(release.when(RejectStage{"prod", "not today"}, "release-manager"));
   EXPECT_EQ(release.stage("prod"), StageState::kRejected);
@@ -80,6 +112,7 @@ TEST(ReleaseTest, RejectionEndsTheStageRejectedAndTheReleaseWithIt) {
   EXPECT_EQ(release_status(release.state()), ReleaseStatus::kRejected);
   auto again = release.when(StartDeployment{"prod"}, "executor");
   ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, ErrorCode::kFailedPrecondition);
   EXPECT_EQ(again.error().message,
             "cannot start deploying stage 'prod' of release SampleApp-1: stage is Rejected, expected Triggered or "
             "Approved");
@@ -95,10 +128,15 @@ TEST(ReleaseTest, ARepeatedCommandYieldsNoNewEvents) {
   EXPECT_EQ(release.state().version, version);
 }
 
-TEST(ReleaseTest, LastSucceededStepEndsTheDeploymentSucceeded) {
+TEST(ReleaseTest, EveryStepSucceededEndsTheDeploymentSucceeded) {
   ReleaseHistory release;
-  ASSERT_TRUE(release.when(TriggerStage{"dev", "release created"}, "orchestrator"));
-  release.deploy("dev");
+  release.given(StageTriggered{"dev", "release created", 1}, DeploymentStarted{"dev", 1},
+                StepStarted{"dev", 1, 0, "deploy", 1}, StepSucceeded{"dev", 1, 0, "deploy", 0, 10, ""},
+                StepStarted{"dev", 1, 1, "smoke", 1}, StepSucceeded{"dev", 1, 1, "smoke", 0, 10, ""});
+  auto finished = release.when(FinishDeployment{"dev", 1}, "executor");
+  ASSERT_TRUE(finished) << finished.error().message;
+  ASSERT_EQ(finished.value().size(), 1u);
+  EXPECT_FALSE(only<events::DeploymentSucceeded>(finished.value()).partial);
   EXPECT_EQ(release.stage("dev"), StageState::kSucceeded);
   const StageRecord& dev = *release.state().find_stage("dev");
   ASSERT_EQ(dev.steps.size(), 2u);
@@ -108,8 +146,13 @@ TEST(ReleaseTest, LastSucceededStepEndsTheDeploymentSucceeded) {
 
 TEST(ReleaseTest, FailedStepFailsTheDeploymentWithItsReason) {
   ReleaseHistory release;
-  ASSERT_TRUE(release.when(TriggerStage{"dev", "release created"}, "orchestrator"));
-  release.deploy("dev", /*last_step_succeeds=*/false);
+  release.given(StageTriggered{"dev", "release created", 1}, DeploymentStarted{"dev", 1},
+                StepStarted{"dev", 1, 0, "deploy", 1}, StepSucceeded{"dev", 1, 0, "deploy", 0, 10, ""},
+                StepStarted{"dev", 1, 1, "smoke", 1},
+                StepFailed{"dev", 1, 1, "smoke", 3, 10, "", "exit code 3", false, false});
+  auto finished = release.when(FinishDeployment{"dev", 1}, "executor");
+  ASSERT_TRUE(finished) << finished.error().message;
+  EXPECT_EQ(only<events::DeploymentFailed>(finished.value()).reason, "step 'smoke' failed: exit code 3");
   EXPECT_EQ(release.stage("dev"), StageState::kFailed);
   EXPECT_EQ(release.state().find_stage("dev")->failure_reason, "step 'smoke' failed: exit code 3");
   EXPECT_EQ(release_status(release.state()), ReleaseStatus::kFailed);
@@ -117,13 +160,14 @@ TEST(ReleaseTest, FailedStepFailsTheDeploymentWithItsReason) {
 
 TEST(ReleaseTest, StepsRunInOrderWithinTheCurrentAttempt) {
   ReleaseHistory release;
-  ASSERT_TRUE(release.when(TriggerStage{"dev", "r"}, "orchestrator"));
-  ASSERT_TRUE(release.when(StartDeployment{"dev"}, "executor"));
+  release.given(StageTriggered{"dev", "r", 1}, DeploymentStarted{"dev", 1});
   auto skipped = release.when(RecordStepStarted{"dev", 1, 1}, "executor");
   ASSERT_FALSE(skipped);
   EXPECT_EQ(skipped.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(skipped.error().message, "step 'smoke' of stage 'dev' cannot start before the steps ahead of it are done");
   auto stale = release.when(RecordStepStarted{"dev", 2, 0}, "executor");
   ASSERT_FALSE(stale);
+  EXPECT_EQ(stale.error().code, ErrorCode::kFailedPrecondition);
   EXPECT_EQ(stale.error().message, "stage 'dev' of release SampleApp-1 is at attempt 1, not 2");
 }
 
@@ -137,8 +181,11 @@ TEST(ReleaseTest, UnknownStageIsNotFoundAndListsTheStages) {
 
 TEST(ReleaseTest, RedeployOfAFinishedStageStartsTheNextAttempt) {
   ReleaseHistory release;
-  ASSERT_TRUE(release.when(TriggerStage{"dev", "release created"}, "orchestrator"));
-  release.deploy("dev", false);
+  release.given(StageTriggered{"dev", "release created", 1}, DeploymentStarted{"dev", 1},
+                StepStarted{"dev", 1, 0, "deploy", 1}, StepSucceeded{"dev", 1, 0, "deploy", 0, 10, ""},
+                StepStarted{"dev", 1, 1, "smoke", 1},
+                StepFailed{"dev", 1, 1, "smoke", 3, 10, "", "exit code 3", false, false},
+                events::DeploymentFailed{"dev", 1, "step 'smoke' failed: exit code 3"});
   auto redeploy = release.when(RedeployStage{"dev", ""}, "alice");
   ASSERT_TRUE(redeploy);
   EXPECT_EQ(only<events::StageTriggered>(redeploy.value()).reason, "redeploy by alice");
@@ -150,12 +197,12 @@ TEST(ReleaseTest, RedeployOfAFinishedStageStartsTheNextAttempt) {
 
 TEST(ReleaseTest, AbortFailsTheRunningStepAndTheDeployment) {
   ReleaseHistory release;
-  ASSERT_TRUE(release.when(TriggerStage{"dev", "r"}, "orchestrator"));
-  ASSERT_TRUE(release.when(StartDeployment{"dev"}, "executor"));
-  ASSERT_TRUE(release.when(RecordStepStarted{"dev", 1, 0}, "executor"));
+  release.given(StageTriggered{"dev", "r", 1}, DeploymentStarted{"dev", 1}, StepStarted{"dev", 1, 0, "deploy", 1});
   auto aborted = release.when(AbortDeployment{"dev", 1, "interrupted"}, "executor");
   ASSERT_TRUE(aborted);
   ASSERT_EQ(aborted.value().size(), 2u);
+  EXPECT_EQ(only<StepFailed>(aborted.value()).reason, "interrupted");
+  EXPECT_EQ(only<events::DeploymentFailed>(aborted.value(), 1).reason, "interrupted");
   EXPECT_EQ(release.stage("dev"), StageState::kFailed);
   EXPECT_EQ(release.state().find_stage("dev")->steps[0].status, StepStatus::kFailed);
   EXPECT_EQ(release.state().find_stage("dev")->steps[1].status, StepStatus::kSkipped);

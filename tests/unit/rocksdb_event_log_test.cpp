@@ -658,6 +658,7 @@ TEST_F(RocksEventLogTest, VerifiedReadsCheckEveryLinkOnTheWay) {
   EXPECT_EQ(seen, (std::vector<std::int64_t>{2, 3}));
   auto unanchored = log().read_each_verified(kStream, 2, "", collect);
   ASSERT_FALSE(unanchored);
+  EXPECT_EQ(unanchored.error().code, ErrorCode::kDataLoss);
   EXPECT_NE(unanchored.error().message.find("version 2: broken link"), std::string::npos)
       << unanchored.error().message;
 
@@ -680,6 +681,7 @@ TEST_F(RocksEventLogTest, VerifiedReadsCheckEveryLinkOnTheWay) {
   ASSERT_TRUE(store_->corrupt_event_for_test(2, events::seal(resealed)));
   verified = log().read_each_verified(kStream, 1, "", collect);
   ASSERT_FALSE(verified);
+  EXPECT_EQ(verified.error().code, ErrorCode::kDataLoss);
   EXPECT_NE(verified.error().message.find("version 3: broken link"), std::string::npos) << verified.error().message;
 }
 
