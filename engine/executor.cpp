@@ -1,7 +1,9 @@
 #include "engine/executor.hpp"
 
 #include "engine/orchestrator.hpp"
+#include "engine/step_command.hpp"
 #include "events/codec.hpp"
+#include "events/utf8.hpp"
 
 #include <iostream>
 
@@ -13,9 +15,12 @@ std::string key_text(const std::tuple<std::string, std::string, int>& key) {
   return std::get<0>(key) + "/" + std::get<1>(key) + "/" + std::to_string(std::get<2>(key));
 }
 
-std::string failure_reason(const StepOutcome& outcome, const StepDefinition& step) {
+std::string failure_reason(const StepOutcome& outcome, const StepDefinition& step, std::uint64_t max_output_bytes) {
   if (!outcome.error.empty()) return outcome.error;
   if (outcome.timed_out) return "timed out after " + std::to_string(step.timeout_s) + " s";
+  if (outcome.output_limit_exceeded) {
+    return "wrote more than " + std::to_string(max_output_bytes >> 20) + " MiB of output (the step output limit)";
+  }
   return "exit code " + std::to_string(outcome.exit_code);
 }
 
@@ -23,7 +28,7 @@ std::string masked(std::string text, const std::vector<std::string>& secrets) {
   for (const std::string& secret : secrets) {
     if (secret.empty()) continue;
     for (std::size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at + 3)) {
-      text.replace(at, secret.size(), Executor::kMask);
+      text.replace(at, secret.size(), std::string(Executor::kMask));
     }
   }
   return text;
@@ -292,8 +297,20 @@ Result<std::map<std::string, std::string>> Executor::step_environment(const Rele
   };
   CASCADE_TRY(lay_variables(release.definition.variables));
   CASCADE_TRY(lay_variables(stage.variables));
-  for (const auto& [name, value] : release.variables) lay(name, value, false);
+  // A release's own values replace only what this stage declares settable
+  // (its own declaration, else the pipeline's): a name the stage declares
+  // without `settable` keeps the admin's value.
+  auto settable_here = [&](const std::string& name) {
+    auto declared = stage.variables.find(name);
+    if (declared != stage.variables.end()) return declared->second.settable;
+    declared = release.definition.variables.find(name);
+    return declared != release.definition.variables.end() && declared->second.settable;
+  };
+  for (const auto& [name, value] : release.variables) {
+    if (settable_here(name)) lay(name, value, false);
+  }
   for (const auto& [name, digest] : release.secret_variables) {
+    if (!settable_here(name)) continue;
     CASCADE_TRY(value, secrets_.get(digest));
     lay(name, value, true);
   }
@@ -354,14 +371,19 @@ Status Executor::run_steps(const DeploymentKey& key, const std::atomic<bool>& ca
       events::Sha256 digest;
       Status log_status = success();
       StepRequest request;
-      request.command = expand_variables(step.run, env);
+      request.command = step_shell_command(step.run, env);
       request.env = std::move(env);
       request.work_dir = work_dir;
       request.timeout = std::chrono::seconds(step.timeout_s);
       request.cancel = std::shared_ptr<const std::atomic<bool>>(std::shared_ptr<const void>(), &cancel);
+      request.secrets = secret_values;
+      request.max_output_bytes = options_.max_step_output_bytes;
       request.on_line = [&](const LogLine& captured) {
+        // The runner masked the raw stream already; masking each line again and
+        // replacing what is not UTF-8 here holds for every runner, whatever
+        // build it is, before anything is stored.
         LogLine line = captured;
-        line.text = masked(std::move(line.text), secret_values);
+        line.text = events::valid_utf8(masked(std::move(line.text), secret_values));
         digest.update(digest_bytes(line));
         if (log_status) log_status = logs_.append_line(log_key, line);
       };
@@ -380,7 +402,7 @@ Status Executor::run_steps(const DeploymentKey& key, const std::atomic<bool>& ca
       finished.duration_ms = outcome.duration_ms;
       finished.log_digest = digest.finish();
       finished.will_retry = !finished.succeeded && try_number <= step.retries;
-      if (!finished.succeeded) finished.reason = failure_reason(outcome, step);
+      if (!finished.succeeded) finished.reason = failure_reason(outcome, step, options_.max_step_output_bytes);
       auto recorded = service_.execute(release_id, finished, command_key(i, "finish/" + std::to_string(try_number)));
       if (!recorded) return is_superseded(recorded.error()) ? Status(success()) : Status(recorded.error());
       if (!finished.will_retry) break;

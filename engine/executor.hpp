@@ -12,6 +12,7 @@
 
 #include "engine/ports.hpp"
 #include "engine/reactor.hpp"
+#include "engine/secret_masker.hpp"
 #include "engine/release_service.hpp"
 
 #include <functional>
@@ -28,12 +29,16 @@ struct ExecutorOptions {
   // stage and release variables, the step's env and the CASCADE_* variables
   // are laid over it in that order.
   std::map<std::string, std::string> base_env;
+  // The most output one step may write (stdout and stderr together) before it
+  // is killed and fails with that reason: a step cannot fill the disk of the
+  // step log store.
+  std::uint64_t max_step_output_bytes = 64ull << 20;
 };
 
 class Executor final : public Reactor {
  public:
   static constexpr const char* kActor = "cascade/executor";
-  static constexpr const char* kMask = "***";
+  static constexpr std::string_view kMask = SecretMasker::kMask;
 
   // `on_idle_change` is called whenever a deployment finishes (ReactorRunner::notify_progress).
   Executor(ReleaseService& service, StepRunner& runner, StepLogStore& logs, SecretStore& secrets,

@@ -25,6 +25,7 @@ struct VariableValue {
   std::string value;
   bool secret = false;
   std::string secret_digest;  // set once the value is in the secret store
+  bool settable = false;      // a release may set it ("Settable at release time")
 };
 bool operator==(const VariableValue& a, const VariableValue& b);
 using VariableMap = std::map<std::string, VariableValue>;
@@ -140,8 +141,5 @@ Result<PipelineDefinition> parse_pipeline_text(std::string_view text);
 // variables are written as {"secret": true, "digest": …} and never with their
 // value. REQUIRES: every secret has its digest set (ReleaseService does this).
 nlohmann::json to_json(const PipelineDefinition& definition);
-
-// Expands $(name) in `text` from `variables`; unknown names stay as written.
-std::string expand_variables(std::string_view text, const std::map<std::string, std::string>& variables);
 
 }  // namespace cascade::engine

@@ -13,15 +13,19 @@ namespace {
 // never with its value. ReleaseService stores every secret and sets its digest
 // before writing a definition; a secret without one (a definition straight
 // from the user's file) is written with an empty digest, which does not
-// parse back, rather than with its value.
+// parse back, rather than with its value. "settable" is written only when
+// true, so every definition stored before it existed keeps its canonical bytes.
 json variables_to_json(const VariableMap& variables) {
   json out = json::object();
   for (const auto& [name, variable] : variables) {
     if (variable.secret) {
       out[name] = {{"secret", true}, {"digest", variable.secret_digest}};
+    } else if (variable.settable) {
+      out[name] = {{"value", variable.value}};
     } else {
       out[name] = variable.value;
     }
+    if (variable.settable) out[name]["settable"] = true;
   }
   return out;
 }

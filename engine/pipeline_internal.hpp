@@ -6,6 +6,7 @@
 #pragma once
 
 #include "engine/pipeline.hpp"
+#include "engine/variable_names.hpp"
 
 #include <algorithm>
 #include <array>
@@ -47,12 +48,6 @@ inline bool is_valid_name(std::string_view name) {
   return std::all_of(name.begin(), name.end(), [](char c) {
     return is_letter(c) || is_digit(c) || c == '.' || c == '_' || c == '-';
   });
-}
-
-// [A-Za-z_][A-Za-z0-9_]*: what a POSIX shell accepts as a variable name.
-inline bool is_valid_variable_name(std::string_view name) {
-  if (name.empty() || is_digit(name[0])) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) { return is_letter(c) || is_digit(c) || c == '_'; });
 }
 
 // What the structural pass could read of one stage; the semantic pass works

@@ -34,9 +34,6 @@ constexpr std::int64_t kMillisecondsPerMinute = 60 * 1000;
 constexpr std::int64_t kMinutesPerHour = 60;
 constexpr std::int64_t kMinutesPerDay = 24 * 60;
 constexpr std::size_t kDigestLength = 64;  // a SHA-256, in lowercase hex
-// Variables become environment variables of the steps; the engine sets its
-// own (CASCADE_ARTIFACT_PATH, ...) and a pipeline must not shadow them.
-constexpr std::string_view kReservedVariablePrefix = "CASCADE_";
 // The token that numbers releases; a name format must contain it so that
 // every release of a pipeline gets its own name.
 constexpr std::string_view kRevisionToken = "$(rev:r)";
@@ -57,7 +54,7 @@ constexpr std::array<std::string_view, 6> kApprovalFields = {"approvers", "requi
                                                              "skip_if_approved_earlier"};
 constexpr std::array<std::string_view, 7> kStepFields = {"name", "run", "timeout_s", "env", "continue_on_error",
                                                          "retries", "condition"};
-constexpr std::array<std::string_view, 3> kVariableFields = {"value", "secret", "digest"};
+constexpr std::array<std::string_view, 4> kVariableFields = {"value", "secret", "digest", "settable"};
 constexpr std::array<std::string_view, 2> kRetryFields = {"count", "delay_s"};
 
 // "found number", "found null"...: the JSON type the author actually wrote.
@@ -244,9 +241,8 @@ class PipelineParser {
     if (!is_valid_variable_name(name)) {
       add(path, "invalid " + std::string(kind) + " name " + single_quoted(name) +
                     ": use letters, digits and '_', not starting with a digit");
-    } else if (name.compare(0, kReservedVariablePrefix.size(), kReservedVariablePrefix) == 0) {
-      add(path, std::string(kind) + " name " + single_quoted(name) + " is reserved: names starting with " +
-                    std::string(kReservedVariablePrefix) + " are set by the engine");
+    } else if (auto reason = forbidden_variable_name(name)) {
+      add(path, std::string(kind) + " name " + single_quoted(name) + " is reserved: " + *reason);
     }
   }
 
@@ -310,6 +306,11 @@ class PipelineParser {
       // Whether the rest is right depends on what was meant: leave it at the type error.
       if (!flag) return std::nullopt;
       variable.secret = *flag;
+    }
+    if (const json* settable = find(value, path, "settable", false)) {
+      const std::optional<bool> flag = read_bool(*settable, member_path(path, "settable"));
+      if (!flag) return std::nullopt;
+      variable.settable = *flag;
     }
     const json* text = find(value, path, "value", false);
     if (text != nullptr) {

@@ -72,15 +72,25 @@ struct StepRequest {
   // When set and it turns true, the runner kills the step's whole process
   // group promptly (within ~100 ms) and reports the step canceled.
   std::shared_ptr<const std::atomic<bool>> cancel;
+  // Values that never reach on_line: each is replaced by "***" in the raw
+  // output before it is cut into lines (engine/secret_masker.hpp).
+  std::vector<std::string> secrets;
+  // The most output (stdout and stderr together) the step may write; past it
+  // the runner kills the whole process group and reports output_limit_exceeded.
+  // 0: no limit.
+  std::uint64_t max_output_bytes = 0;
 };
 
 struct StepOutcome {
   int exit_code = -1;         // -1 when the step did not exit on its own
   bool timed_out = false;     // the whole process group was killed at the timeout
   bool canceled = false;      // the whole process group was killed because `cancel` turned true
+  bool output_limit_exceeded = false;  // killed for writing more than max_output_bytes
   std::int64_t duration_ms = 0;
   std::string error;          // non-empty when the step could not be started
-  bool succeeded() const { return error.empty() && !timed_out && !canceled && exit_code == 0; }
+  bool succeeded() const {
+    return error.empty() && !timed_out && !canceled && !output_limit_exceeded && exit_code == 0;
+  }
 };
 
 // Runs one deploy step to completion. Thread-safe: steps of different stages
@@ -118,9 +128,12 @@ class SecretStore {
  public:
   virtual ~SecretStore() = default;
   // Stores `value` durably and returns its digest: hex HMAC-SHA256 under the
-  // store's own key, so the same value gives the same digest and the digest
-  // cannot be brute-forced without the key.
-  virtual Result<std::string> put(std::string_view value) = 0;
+  // store's own key of `scope` and `value`, so the digest cannot be
+  // brute-forced without the key, the same value in the same scope gives the
+  // same digest (re-applying an unchanged pipeline changes nothing), and the
+  // same value in another scope gives another: nobody can confirm a guess of
+  // a secret by storing the guess elsewhere and comparing digests.
+  virtual Result<std::string> put(std::string_view scope, std::string_view value) = 0;
   // kNotFound for a digest the store does not hold.
   virtual Result<std::string> get(const std::string& digest) = 0;
 };

@@ -1,10 +1,13 @@
 #include "engine/release_service.hpp"
 
+#include "engine/artifact_version.hpp"
+#include "engine/variable_names.hpp"
 #include "events/codec.hpp"
 #include "events/time.hpp"
 
 #include <algorithm>
 #include <cstdio>
+#include <set>
 
 namespace cascade::engine {
 
@@ -20,6 +23,45 @@ CommandContext context_for(const Invocation& invocation, Timestamp now) {
   context.now = now;
   context.actor_groups = invocation.actor_groups;
   return context;
+}
+
+// What a release request may carry: an artifact version of the documented
+// characters, and values only for variables the pipeline or one of its stages
+// declares settable at release time. Every problem is reported, each with its
+// path; values are never quoted (a secret's could be).
+Status check_release_inputs(const PipelineDefinition& definition, const NewRelease& request) {
+  std::vector<Problem> problems;
+  if (auto problem = artifact_version_problem(request.artifact.version)) {
+    problems.push_back({"artifact.version", "artifact version " + *problem});
+  }
+  std::set<std::string> settable;
+  auto collect = [&](const VariableMap& variables) {
+    for (const auto& [name, variable] : variables) {
+      if (variable.settable) settable.insert(name);
+    }
+  };
+  collect(definition.variables);
+  for (const StageDefinition& stage : definition.stages) collect(stage.variables);
+  auto check = [&](const std::string& field, const std::string& name) {
+    const std::string path = field + "." + name;
+    if (!is_valid_variable_name(name)) {
+      problems.push_back({path, "invalid variable name: use letters, digits and '_', not starting with a digit"});
+    } else if (auto reason = forbidden_variable_name(name)) {
+      problems.push_back({path, "variable name '" + name + "' is reserved: " + *reason});
+    } else if (settable.count(name) == 0) {
+      std::string known;
+      for (const std::string& candidate : settable) known += (known.empty() ? "" : ", ") + candidate;
+      problems.push_back({path, "pipeline '" + definition.name + "' does not declare '" + name +
+                                    "' settable at release time (settable: " + (known.empty() ? "none" : known) +
+                                    "; an admin marks one with {\"value\": …, \"settable\": true})"});
+    }
+  };
+  for (const auto& [name, value] : request.variables) check("variables", name);
+  for (const auto& [name, value] : request.secret_variables) check("secrets", name);
+  if (problems.empty()) return success();
+  std::string message = problems.front().path + ": " + problems.front().message;
+  if (problems.size() > 1) message += " (and " + std::to_string(problems.size() - 1) + " more)";
+  return make_error(ErrorCode::kInvalidArgument, std::move(message), std::move(problems));
 }
 
 }  // namespace
@@ -71,10 +113,10 @@ ReleaseService::ReleaseService(events::EventLog& log, SecretStore& secrets, cons
                                std::size_t cache_capacity)
     : log_(log), secrets_(secrets), clock_(clock), cache_capacity_(std::max<std::size_t>(cache_capacity, 1)) {}
 
-Status ReleaseService::seal_secrets(VariableMap& variables) {
+Status ReleaseService::seal_secrets(const std::string& scope, VariableMap& variables) {
   for (auto& [name, variable] : variables) {
     if (!variable.secret || variable.value.empty()) continue;
-    CASCADE_TRY(digest, secrets_.put(variable.value));
+    CASCADE_TRY(digest, secrets_.put(scope + "/variable/" + name, variable.value));
     variable.secret_digest = digest;
     variable.value.clear();
   }
@@ -130,9 +172,9 @@ Result<StoredPipeline> ReleaseService::load_pipeline(const std::string& name) {
 
 Result<std::int64_t> ReleaseService::apply_pipeline(const PipelineDefinition& submitted, const std::string& actor) {
   PipelineDefinition definition = submitted;
-  CASCADE_TRY(seal_secrets(definition.variables));
+  CASCADE_TRY(seal_secrets("pipeline/" + definition.name, definition.variables));
   for (StageDefinition& stage : definition.stages) {
-    CASCADE_TRY(seal_secrets(stage.variables));
+    CASCADE_TRY(seal_secrets("pipeline/" + definition.name + "/stage/" + stage.name, stage.variables));
   }
   const std::string stream = pipeline_stream(definition.name);
   const nlohmann::json canonical = to_json(definition);
@@ -188,10 +230,13 @@ Result<std::int64_t> ReleaseService::reserve_release_number(const std::string& p
 
 Result<std::string> ReleaseService::create_release(const NewRelease& request, const Invocation& invocation) {
   CASCADE_TRY(pipeline, load_pipeline(request.pipeline));
+  // Before any secret is stored: a refused request leaves nothing behind.
+  CASCADE_TRY(check_release_inputs(pipeline.definition, request));
   const CommandContext context = context_for(invocation, clock_.now());
   std::map<std::string, std::string> secret_digests;
   for (const auto& [name, value] : request.secret_variables) {
-    CASCADE_TRY(digest, secrets_.put(value));
+    // A fresh scope: a release's secret is never compared with anything.
+    CASCADE_TRY(digest, secrets_.put("release/" + events::random_uuid() + "/" + name, value));
     secret_digests[name] = digest;
   }
   for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {

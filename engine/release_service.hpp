@@ -106,7 +106,9 @@ class ReleaseService {
   std::vector<events::NewEvent> envelope(const std::string& stream, std::vector<events::Event> events,
                                          const CommandContext& context, const std::string& correlation_id) const;
 
-  Status seal_secrets(VariableMap& variables);
+  // `scope` names where the variables are declared ("pipeline/<name>" or
+  // "pipeline/<name>/stage/<stage>"); see SecretStore::put.
+  Status seal_secrets(const std::string& scope, VariableMap& variables);
 
   events::EventLog& log_;
   SecretStore& secrets_;

@@ -195,13 +195,25 @@ class HttpServer::Impl {
     changed_.notify_all();
   }
 
+  // Why a new connection from `client` may not be opened ("server" or
+  // "client": which cap it meets), or nullptr when it may. Counts it when it may.
+  const char* admit_connection(const std::string& client) {
+    std::lock_guard lock(mutex_);
+    if (sessions_.size() >= options_.max_connections) return "server";
+    std::size_t& from_client = connections_by_client_[client];
+    if (from_client >= options_.max_connections_per_client) return "client";
+    ++from_client;
+    return nullptr;
+  }
   void register_session(Session* session, std::weak_ptr<Session> weak) {
     std::lock_guard lock(mutex_);
     sessions_.emplace(session, std::move(weak));
   }
-  void unregister_session(Session* session) {
+  void unregister_session(Session* session, const std::string& client) {
     std::lock_guard lock(mutex_);
     sessions_.erase(session);
+    auto it = connections_by_client_.find(client);
+    if (it != connections_by_client_.end() && --it->second == 0) connections_by_client_.erase(it);
     changed_.notify_all();
   }
 
@@ -218,6 +230,7 @@ class HttpServer::Impl {
   const std::shared_ptr<metrics::MetricsRegistry> metrics_;
   metrics::CounterFamily* requests_total_ = nullptr;
   metrics::HistogramFamily* request_duration_ = nullptr;
+  metrics::CounterFamily* connections_refused_ = nullptr;
   std::uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};
   std::once_flag stop_once_;
@@ -230,6 +243,7 @@ class HttpServer::Impl {
   std::size_t open_streams_ = 0;
   std::size_t io_running_ = 0;
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;
+  std::unordered_map<std::string, std::size_t> connections_by_client_;  // by remote address
   std::set<std::shared_ptr<SseStream>> tracked_streams_;
 
   net::io_context ioc_;
@@ -243,10 +257,12 @@ class HttpServer::Impl {
 
 class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(HttpServer::Impl& server, tcp::socket socket)
-      : server_(server), stream_(std::move(socket)), keepalive_timer_(stream_.get_executor()) {}
+  // REQUIRES: server.admit_connection(client) admitted it.
+  Session(HttpServer::Impl& server, tcp::socket socket, std::string client)
+      : server_(server), client_(std::move(client)), stream_(std::move(socket)),
+        keepalive_timer_(stream_.get_executor()) {}
 
-  ~Session() { server_.unregister_session(this); }
+  ~Session() { server_.unregister_session(this, client_); }
 
   void start() {
     net::dispatch(stream_.get_executor(),
@@ -329,6 +345,19 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     if (state_ == State::kClosed) return;
     if (ec) return on_read_error(ec);
     method_label_ = std::string(sv(parser_->get().method_string()));
+    const auto transfer_encoding = sv(parser_->get()[bhttp::field::transfer_encoding]);
+    if (!transfer_encoding.empty() && !iequals(transfer_encoding, "chunked")) {
+      return respond_early(error_response(400, kCodeBadRequest,
+                                          "Transfer-Encoding '" + std::string(transfer_encoding.substr(0, 64)) +
+                                              "' is not supported: send the body chunked or with Content-Length"));
+    }
+    // A request with a body to come that will be refused is refused before
+    // 100 Continue and before its body is read (and the connection closed, the
+    // body unread): an unknown client cannot make the server read, or wait
+    // for, a body. A request without one is answered as usual.
+    if (!parser_->is_done()) {
+      if (auto refusal = refuse_before_body()) return respond_early(std::move(*refusal));
+    }
     auto expect = sv(parser_->get()[bhttp::field::expect]);
     if (!parser_->is_done() && iequals(expect, "100-continue")) {
       static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -370,6 +399,45 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     }
     // Timeout, end of stream, reset: nobody to answer.
     close();
+  }
+
+  // The 401 or 403 of a request whose route needs a credential the header
+  // does not carry, decided from the header alone; nullopt when the request
+  // may go on (or is not routed: 404 and 405 are answered with the request).
+  std::optional<Response> refuse_before_body() {
+    const auto target = sv(parser_->get().target());
+    auto match = server_.router().match(method_label_, target.substr(0, target.find('?')));
+    if (!match || match.value().kind != RouteMatch::Kind::kFound || !match.value().route->required_role) {
+      return std::nullopt;
+    }
+    std::optional<User> user;
+    return authorize(*match.value().route, method_label_, sv(parser_->get()[bhttp::field::authorization]), user);
+  }
+
+  // Who `authorization` names and whether they hold the route's role: the
+  // refusal to send, or nullopt with `user` set.
+  std::optional<Response> authorize(const Route& route, std::string_view method, std::string_view authorization,
+                                    std::optional<User>& user) {
+    const Authenticator* authenticator = server_.authenticator();
+    if (authenticator == nullptr) return unauthenticated_response("authentication is not configured", false);
+    if (authenticated_user_ && authorization.size() == authenticated_header_.size() &&
+        CRYPTO_memcmp(authorization.data(), authenticated_header_.data(), authorization.size()) == 0) {
+      // The same credential as this connection's last request: the users are
+      // fixed while the server runs, so it names the same user.
+      user = authenticated_user_;
+    } else {
+      Authentication authentication = authenticator->authenticate(authorization);
+      if (!authentication.user) return unauthenticated_response(authentication.failure, authentication.invalid_token);
+      authenticated_header_.assign(authorization.data(), authorization.size());
+      authenticated_user_ = authentication.user;
+      user = std::move(authentication.user);
+    }
+    if (!user->has_role(*route.required_role)) {
+      return error_response(403, to_string(ErrorCode::kPermissionDenied),
+                            "'" + user->name + "' lacks the role '" + std::string(to_string(*route.required_role)) +
+                                "' that " + std::string(method) + " " + route.pattern + " requires");
+    }
+    return std::nullopt;
   }
 
   // An error found while reading: answer, then close (the rest of the request
@@ -431,30 +499,11 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
       // Public routes (health probes) answer here, even when every worker is busy.
       return send(invoke(route, request));
     }
-    const Authenticator* authenticator = server_.authenticator();
-    if (authenticator == nullptr) return send(unauthenticated_response("authentication is not configured", false));
-    const std::string_view authorization = request.header("Authorization").value_or("");
-    Authentication authentication;
-    if (authenticated_user_ && authorization.size() == authenticated_header_.size() &&
-        CRYPTO_memcmp(authorization.data(), authenticated_header_.data(), authorization.size()) == 0) {
-      // The same credential as this connection's last request: the users are
-      // fixed while the server runs, so it names the same user.
-      authentication.user = authenticated_user_;
-    } else {
-      authentication = authenticator->authenticate(authorization);
-      if (!authentication.user) {
-        return send(unauthenticated_response(authentication.failure, authentication.invalid_token));
-      }
-      authenticated_header_.assign(authorization.data(), authorization.size());
-      authenticated_user_ = authentication.user;
+    std::optional<User> user;
+    if (auto refusal = authorize(route, request.method, request.header("Authorization").value_or(""), user)) {
+      return send(std::move(*refusal));
     }
-    if (!authentication.user->has_role(*route.required_role)) {
-      return send(error_response(403, to_string(ErrorCode::kPermissionDenied),
-                                 "'" + authentication.user->name + "' lacks the role '" +
-                                     std::string(to_string(*route.required_role)) + "' that " + request.method + " " +
-                                     route.pattern + " requires"));
-    }
-    request.user = std::move(authentication.user);
+    request.user = std::move(user);
 
     if (!server_.try_admit()) {
       Response response = error_response(429, kCodeTooManyRequests, "too many requests in progress; retry later");
@@ -708,6 +757,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   }
 
   HttpServer::Impl& server_;
+  const std::string client_;  // the remote address, for the per-client connection cap
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
@@ -767,6 +817,11 @@ Status HttpServer::Impl::listen() {
                                   "Time from a request's last byte to its response's last byte.", {"route", "method"}));
   requests_total_ = requests;
   request_duration_ = duration;
+  CASCADE_TRY(refused, metrics_->counter("cascade_http_connections_refused_total",
+                                         "Connections closed at once: the server's cap (server) or the client "
+                                         "address's cap (client) was reached.",
+                                         {"reason"}));
+  connections_refused_ = refused;
 
   do_accept();
   for (int i = 0; i < o.io_threads; ++i) {
@@ -813,8 +868,16 @@ void HttpServer::Impl::on_accept(const beast::error_code& ec, tcp::socket socket
   }
   try {
     beast::error_code ignored;
+    const auto remote = socket.remote_endpoint(ignored);
+    const std::string client = ignored ? std::string("unknown") : remote.address().to_string();
+    if (const char* refused = admit_connection(client)) {
+      connections_refused_->with({refused}).inc();
+      socket.close(ignored);
+      do_accept();
+      return;
+    }
     socket.set_option(tcp::no_delay(true), ignored);
-    auto session = std::make_shared<Session>(*this, std::move(socket));
+    auto session = std::make_shared<Session>(*this, std::move(socket), client);
     register_session(session.get(), session);
     session->start();
   } catch (const std::exception& e) {

@@ -28,6 +28,12 @@ struct ServerOptions {
   // Threads running route handlers.
   int worker_threads = 2;
 
+  // Open connections at once, and from one client address; a connection past
+  // either is closed as soon as it is accepted, and counted in
+  // cascade_http_connections_refused_total{reason="server"|"client"}.
+  std::size_t max_connections = 1024;
+  std::size_t max_connections_per_client = 128;
+
   std::size_t max_body_bytes = 1 << 20;     // larger bodies: 413, connection closed
   std::size_t max_header_bytes = 16 << 10;  // request line + header fields; larger: 431, closed
   // From a request's first byte to its last; a client slower than this is

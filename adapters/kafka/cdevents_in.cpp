@@ -1,5 +1,6 @@
 #include "adapters/kafka/cdevents_in.hpp"
 
+#include "engine/artifact_version.hpp"
 #include "events/time.hpp"
 
 #include <algorithm>
@@ -445,6 +446,10 @@ Reading read_build_announcement(const json& cdevent) {
   if (!purl) return invalid("artifact_id", purl.error().message);
   if (purl.value().version.empty()) {
     return invalid("artifact_id", "'" + a.artifact_id + "' has no @version: the release's version comes from it");
+  }
+  // Checked after percent-decoding: "%3B" is as much a ';' as ';' is.
+  if (auto problem = engine::artifact_version_problem(purl.value().version)) {
+    return invalid("artifact_id", "the version of the purl (after percent-decoding) " + *problem);
   }
   a.artifact = std::move(purl.value());
 

@@ -1,5 +1,8 @@
 #include "adapters/process/process_step_runner.hpp"
 
+#include "engine/secret_masker.hpp"
+#include "events/utf8.hpp"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -111,23 +114,42 @@ bool make_pipe(UniqueFd& read_end, UniqueFd& write_end, ReadEnd mode, std::strin
 
 bool has_nul(std::string_view text) { return text.find('\0') != std::string_view::npos; }
 
-// Splits one stream's bytes into LogLines. Not thread-safe; one per stream.
+// Splits one stream's bytes into LogLines, after masking the secrets in the
+// raw bytes (so a secret is masked across reads, cuts and lines). Not
+// thread-safe; one per stream.
 class LineSplitter {
  public:
-  LineSplitter(const char* stream, const engine::Clock& clock, const OnLine& on_line)
-      : stream_(stream), clock_(clock), on_line_(on_line) {}
+  LineSplitter(const char* stream, const engine::Clock& clock, const OnLine& on_line,
+               const std::vector<std::string>& secrets)
+      : stream_(stream), clock_(clock), on_line_(on_line), masker_(secrets) {}
 
   void feed(const char* data, std::size_t size) {
     if (!on_line_) return;
+    split(masker_.feed(std::string_view(data, size)));
+  }
+
+  // Delivers a final line that had no newline.
+  void finish() {
+    if (!on_line_) return;
+    split(masker_.finish());
+    if (!pending_.empty()) emit(std::exchange(pending_, std::string()));
+  }
+
+ private:
+  void split(const std::string& masked) {
+    const char* data = masked.data();
+    std::size_t size = masked.size();
     while (size > 0) {
       const auto* newline = static_cast<const char*>(std::memchr(data, '\n', size));
       const std::size_t take = newline != nullptr ? static_cast<std::size_t>(newline - data) : size;
       pending_.append(data, take);
       // Cut only when a byte of the same line is known to follow, so that a
       // line of exactly kMaxLineBytes stays whole and no empty line appears.
+      // The cut never splits a UTF-8 character.
       while (pending_.size() > kMaxLineBytes) {
-        emit(pending_.substr(0, kMaxLineBytes));
-        pending_.erase(0, kMaxLineBytes);
+        const std::size_t cut = std::max<std::size_t>(events::utf8_cut(pending_, kMaxLineBytes), 1);
+        emit(pending_.substr(0, cut));
+        pending_.erase(0, cut);
       }
       if (newline == nullptr) return;
       emit(std::exchange(pending_, std::string()));
@@ -136,17 +158,12 @@ class LineSplitter {
     }
   }
 
-  // Delivers a final line that had no newline.
-  void finish() {
-    if (on_line_ && !pending_.empty()) emit(std::exchange(pending_, std::string()));
-  }
-
- private:
   void emit(std::string text) { on_line_(engine::LogLine{clock_.now(), stream_, std::move(text)}); }
 
   const char* stream_;
   const engine::Clock& clock_;
   const OnLine& on_line_;
+  engine::SecretMasker masker_;
   std::string pending_;
 };
 
@@ -265,11 +282,28 @@ struct OutputStream {
   LineSplitter lines;
 };
 
+// What both streams of a step may still write (request.max_output_bytes).
+struct OutputBudget {
+  bool limited = false;
+  std::uint64_t left = 0;
+  bool exceeded = false;
+};
+
 // Reads what is available; at EOF delivers the partial line and closes.
-bool read_available(OutputStream& stream, std::vector<char>& buffer, std::string& error) {
+// Output past the budget is read (so the step cannot block on a full pipe
+// while it is being killed) and dropped.
+bool read_available(OutputStream& stream, std::vector<char>& buffer, OutputBudget& budget, std::string& error) {
   const ssize_t n = ::read(stream.fd.get(), buffer.data(), buffer.size());
   if (n > 0) {
-    stream.lines.feed(buffer.data(), static_cast<std::size_t>(n));
+    std::size_t take = static_cast<std::size_t>(n);
+    if (budget.limited) {
+      if (take > budget.left) {
+        take = static_cast<std::size_t>(budget.left);
+        budget.exceeded = true;
+      }
+      budget.left -= take;
+    }
+    stream.lines.feed(buffer.data(), take);
   } else if (n == 0) {
     stream.lines.finish();
     stream.fd.reset();
@@ -373,8 +407,8 @@ engine::StepOutcome run_step(const engine::StepRequest& request, const engine::C
   UniqueFd stdin_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!stdin_fd.valid()) return fail_with("cannot open /dev/null: " + errno_message(errno));
   if (!lift_above_stdio(stdin_fd, error)) return fail_with(std::move(error));
-  OutputStream out{UniqueFd(), LineSplitter("stdout", clock, request.on_line)};
-  OutputStream err{UniqueFd(), LineSplitter("stderr", clock, request.on_line)};
+  OutputStream out{UniqueFd(), LineSplitter("stdout", clock, request.on_line, request.secrets)};
+  OutputStream err{UniqueFd(), LineSplitter("stderr", clock, request.on_line, request.secrets)};
   UniqueFd out_write;
   UniqueFd err_write;
   UniqueFd report_read;
@@ -427,6 +461,7 @@ engine::StepOutcome run_step(const engine::StepRequest& request, const engine::C
   bool timed_out = false;
   bool canceled = false;
   int status = 0;
+  OutputBudget budget{request.max_output_bytes > 0, request.max_output_bytes, false};
   std::vector<char> buffer(kReadBytes);
 
   // Kills what is left of the group, then reaps the shell (in that order:
@@ -455,6 +490,10 @@ engine::StepOutcome run_step(const engine::StepRequest& request, const engine::C
     // arrives during the drain changes nothing.
     if (!exited && cancel_requested(request)) {
       canceled = true;
+      if (!finish_child(now)) return fail_with(std::move(error));
+      continue;
+    }
+    if (!exited && budget.exceeded) {
       if (!finish_child(now)) return fail_with(std::move(error));
       continue;
     }
@@ -488,7 +527,7 @@ engine::StepOutcome run_step(const engine::StepRequest& request, const engine::C
       return fail_with("cannot wait for the step's output: " + errno_message(errno));
     }
     for (nfds_t i = 0; i < streams_polled; ++i) {
-      if (fds[i].revents != 0 && !read_available(*polled[i], buffer, error)) {
+      if (fds[i].revents != 0 && !read_available(*polled[i], buffer, budget, error)) {
         return fail_with(std::move(error));
       }
     }
@@ -505,7 +544,8 @@ engine::StepOutcome run_step(const engine::StepRequest& request, const engine::C
   engine::StepOutcome outcome;
   outcome.timed_out = timed_out;
   outcome.canceled = canceled;
-  outcome.exit_code = timed_out || canceled ? -1 : exit_code_of(status);
+  outcome.output_limit_exceeded = budget.exceeded && !timed_out && !canceled;
+  outcome.exit_code = timed_out || canceled || outcome.output_limit_exceeded ? -1 : exit_code_of(status);
   return outcome;
 }
 

@@ -26,7 +26,12 @@ class ProcessStepRunner final : public engine::StepRunner {
   // Output: stdout and stderr are split into lines (without the '\n') and
   // passed to request.on_line on the calling thread in the order read; a final
   // line without '\n' is delivered at EOF; a line longer than 64 KiB arrives as
-  // consecutive 64 KiB chunks. An empty on_line discards the output.
+  // consecutive chunks of at most 64 KiB, cut between UTF-8 characters. Each of
+  // request.secrets is replaced by "***" in the raw bytes before they are cut
+  // into lines, so a secret spanning reads, cuts or lines is masked too. An
+  // empty on_line discards the output. When request.max_output_bytes > 0 and
+  // the step writes more, what is past the limit is dropped, the whole group
+  // is killed, output_limit_exceeded is true and exit_code -1.
   //
   // Outcome: exit_code is the shell's exit status, or 128 + the signal number
   // when it died of a signal (as shells report it). When request.timeout > 0

@@ -182,7 +182,7 @@ class RocksSecretStore final : public engine::SecretStore {
   RocksSecretStore& operator=(const RocksSecretStore&) = delete;
 
   // Also kInvalidArgument for a value of 2 GiB or more.
-  Result<std::string> put(std::string_view value) override;
+  Result<std::string> put(std::string_view scope, std::string_view value) override;
   // Also kInvalidArgument for a digest that is not 64 lowercase hex digits, and
   // kDataLoss when the stored entry fails authentication.
   Result<std::string> get(const std::string& digest) override;

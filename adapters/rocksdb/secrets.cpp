@@ -293,11 +293,16 @@ RocksSecretStore::~RocksSecretStore() {
   OPENSSL_cleanse(encryption_key_.data(), encryption_key_.size());
 }
 
-Result<std::string> RocksSecretStore::put(std::string_view value) {
+Result<std::string> RocksSecretStore::put(std::string_view scope, std::string_view value) {
   if (value.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()) - kNonceBytes - kTagBytes) {
     return make_error(ErrorCode::kInvalidArgument, "a secret value must be smaller than 2 GiB");
   }
-  CASCADE_TRY(mac, hmac_sha256(digest_key_, value));
+  // The scope's length first, so no scope and value can pose as another pair.
+  std::string scoped = std::to_string(scope.size()) + ":";
+  scoped.append(scope);
+  scoped.append(value);
+  CASCADE_TRY(mac, hmac_sha256(digest_key_, scoped));
+  OPENSSL_cleanse(scoped.data(), scoped.size());
   std::string digest = to_hex(mac);
   CASCADE_TRY(sealed, seal(encryption_key_, value, digest));
   // Synced: events that refer to the digest are appended right after, and must

@@ -19,9 +19,10 @@ class EngineTest : public testing::EngineHarness {
     run();
   }
 
-  std::string create_release(const std::string& pipeline_json = testing::kForkJoinPipeline) {
+  std::string create_release(const std::string& pipeline_json = testing::kForkJoinPipeline,
+                             events::Variables variables = {}) {
     apply(pipeline_json);
-    return create(parse_pipeline_text(pipeline_json).value().name, "1.0.0", {{"REGION", "eu"}});
+    return create(parse_pipeline_text(pipeline_json).value().name, "1.0.0", std::move(variables));
   }
 
   // Position of the first event of `type` for `stage` (0 when none).
@@ -105,10 +106,12 @@ TEST_F(EngineTest, ManualStageWaitsForADeployCommand) {
 }
 
 TEST_F(EngineTest, StepsSeeVariablesAndTheCascadeEnvironment) {
-  const char* pipeline = R"({"name": "Env", "variables": {"A": "pipeline", "B": "pipeline"},
-    "stages": [{"name": "dev", "trigger": {"after_release": true}, "variables": {"B": "stage"},
+  const char* pipeline = R"({"name": "Env", "variables": {"A": "pipeline", "B": "pipeline",
+                                                          "REGION": {"value": "us", "settable": true},
+                                                          "ZONE": {"value": "z1", "settable": true}},
+    "stages": [{"name": "dev", "trigger": {"after_release": true}, "variables": {"B": "stage", "ZONE": "z9"},
                 "steps": [{"name": "show", "run": "env", "env": {"C": "step"}}]}]})";
-  const std::string id = create_release(pipeline);
+  const std::string id = create_release(pipeline, {{"REGION", "eu"}, {"ZONE", "z2"}});
   settle();
   auto environments = scripted_.environments();
   ASSERT_EQ(environments.size(), 1u);
@@ -116,7 +119,8 @@ TEST_F(EngineTest, StepsSeeVariablesAndTheCascadeEnvironment) {
   EXPECT_EQ(env.at("A"), "pipeline");
   EXPECT_EQ(env.at("B"), "stage");
   EXPECT_EQ(env.at("C"), "step");
-  EXPECT_EQ(env.at("REGION"), "eu");
+  EXPECT_EQ(env.at("REGION"), "eu");  // settable: the release's value
+  EXPECT_EQ(env.at("ZONE"), "z9");    // the stage declares it again, not settable: the admin's value
   EXPECT_EQ(env.at("PATH"), "/usr/bin:/bin");
   EXPECT_EQ(env.at("CASCADE_RELEASE_ID"), id);
   EXPECT_EQ(env.at("CASCADE_RELEASE_NAME"), "Release-1");

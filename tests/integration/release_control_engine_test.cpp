@@ -162,7 +162,8 @@ TEST_F(ReleaseControlEngineTest, CancelKillsTheRunningStepAndItsChildren) {
 
 TEST_F(ReleaseControlEngineTest, SecretsReachStepsButNeitherTheDiskNorTheLogs) {
   const std::string pipeline_secret = "pIpE-s3cret-7f1c", release_secret = "rElEaSe-s3cret-90ab";
-  apply(R"({"name": "Pay", "variables": {"DB_PASSWORD": {"value": ")" + pipeline_secret + R"json(", "secret": true}},
+  apply(R"({"name": "Pay", "variables": {"DB_PASSWORD": {"value": ")" + pipeline_secret + R"json(", "secret": true},
+                                        "API_TOKEN": {"value": "default-token", "secret": true, "settable": true}},
     "stages": [{"name": "dev", "trigger": {"after_release": true},
                 "steps": [{"name": "show", "run": "connect $(DB_PASSWORD) $(API_TOKEN)"}]}]})json");
   run();
@@ -176,7 +177,18 @@ TEST_F(ReleaseControlEngineTest, SecretsReachStepsButNeitherTheDiskNorTheLogs) {
   auto lines = store_->step_logs().read({id, "dev", 1, 0});
   ASSERT_TRUE(lines);
   ASSERT_EQ(lines.value().size(), 1u);
-  EXPECT_EQ(lines.value()[0].text, "dev ran connect *** ***") << "masked in the captured log";
+  // $(name) is a reference to the environment: the command line holds no value.
+  EXPECT_EQ(lines.value()[0].text, "dev ran connect \"${DB_PASSWORD}\" \"${API_TOKEN}\"");
+  EXPECT_EQ(scripted_.started().back(), "dev:connect \"${DB_PASSWORD}\" \"${API_TOKEN}\"");
+
+  // A releaser who guesses the pipeline's secret cannot confirm the guess by
+  // comparing its digest with the one in the pipeline's definition.
+  const std::string guess = create("Pay", "1.0.1", {}, {{"API_TOKEN", pipeline_secret}});
+  const std::string guessed_digest = load(guess).secret_variables.at("API_TOKEN");
+  const std::string pipeline_digest = service().load_pipeline("Pay").value().definition.variables.at("DB_PASSWORD").secret_digest;
+  EXPECT_EQ(pipeline_digest.size(), 64u);
+  EXPECT_NE(guessed_digest, pipeline_digest);
+  settle();
   auto summary = summaries_->summary(id);
   ASSERT_TRUE(summary);
   EXPECT_NE(summary.value().find("API_TOKEN"), std::string::npos) << "the name is shown";

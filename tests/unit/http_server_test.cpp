@@ -381,9 +381,13 @@ TEST_F(HttpServerTest, AuthenticatesAndAuthorises) {
   EXPECT_EQ(viewer.status, 200);
   EXPECT_EQ(viewer.json()["user"], "vera");
 
-  auto too_low = client.request("POST", "/api/v1/releases/SampleApp-3/stages/prod/approvals", kReleaser,
-                                R"({"comment": "ship it"})");
+  // A refused request with a body is answered before the body is read, and
+  // its connection closed (the unread body cannot be told from the next request).
+  Client refused(server_->port());
+  auto too_low = refused.request("POST", "/api/v1/releases/SampleApp-3/stages/prod/approvals", kReleaser,
+                                 R"({"comment": "ship it"})");
   EXPECT_EQ(too_low.status, 403);
+  EXPECT_FALSE(too_low.keep_alive);
   EXPECT_EQ(too_low.error_code(), "permission_denied");
   EXPECT_EQ(too_low.error_message(),
             "'rita' lacks the role 'approver' that POST /api/v1/releases/{id}/stages/{stage}/approvals requires");
@@ -400,7 +404,8 @@ TEST_F(HttpServerTest, AuthenticatesAndAuthorises) {
   EXPECT_EQ(client.request("POST", "/api/v1/releases", kApprover, R"({"pipeline": "SampleApp"})").status, 201);
   EXPECT_EQ(client.request("POST", "/api/v1/releases", kAdmin, R"({"pipeline": "SampleApp"})").json()["requested_by"],
             "ada");
-  EXPECT_EQ(client.request("POST", "/api/v1/releases", kViewer, R"({"pipeline": "SampleApp"})").status, 403);
+  EXPECT_EQ(Client(server_->port()).request("POST", "/api/v1/releases", kViewer, R"({"pipeline": "SampleApp"})").status,
+            403);
   EXPECT_EQ(client.request("DELETE", "/api/v1/pipelines/SampleApp", kApprover).status, 403);
   EXPECT_EQ(client.request("DELETE", "/api/v1/pipelines/SampleApp", kAdmin).status, 204);
 
@@ -561,7 +566,9 @@ TEST_F(HttpServerTest, ASlowClientIsDroppedWhileOthersAreServed) {
   start();
   Client slow(server_->port());
   const auto started = std::chrono::steady_clock::now();
-  slow.send_raw("POST /api/v1/bytes HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly part of the body");
+  slow.send_raw(
+      "POST /api/v1/bytes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer viewer-token\r\nContent-Length: 100\r\n\r\n"
+      "only part of the body");
 
   Client other(server_->port());
   EXPECT_EQ(other.request("GET", "/healthz").status, 200);
@@ -924,6 +931,77 @@ TEST(HttpServerStartTest, WithoutAnAuthenticatorProtectedRoutesAre401) {
   auto reply = client.request("GET", "/x", "anything");
   EXPECT_EQ(reply.status, 401);
   EXPECT_EQ(reply.error_message(), "authentication is not configured");
+}
+
+TEST_F(HttpServerTest, TheCredentialIsCheckedBeforeContinueAndBeforeTheBody) {
+  start();
+  for (const char* authorization : {"", "Authorization: Bearer wrong-token\r\n", "Authorization: Bearer viewer-token\r\n"}) {
+    Client client(server_->port());
+    // A releaser's route; a body announced but never sent.
+    client.send_raw(std::string("POST /api/v1/releases HTTP/1.1\r\nHost: x\r\n") + authorization +
+                    "Content-Length: 1000000\r\nExpect: 100-continue\r\n\r\n");
+    const auto reply = client.read();  // answered at once: no 100, no wait for the body
+    EXPECT_EQ(reply.status, std::string(authorization).empty() || std::string(authorization).find("wrong") != std::string::npos ? 401 : 403)
+        << authorization;
+    EXPECT_TRUE(client.closed_by_server());
+  }
+  Client client(server_->port());
+  client.send_raw("POST /api/v1/bytes HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n");
+  EXPECT_EQ(client.read().status, 401);  // without Expect too: the body is never read
+}
+
+TEST_F(HttpServerTest, TransferEncodingOtherThanChunkedIs400) {
+  start();
+  for (const char* encoding : {"gzip", "gzip, chunked", "identity", "chunked, gzip"}) {
+    Client client(server_->port());
+    client.send_raw(std::string("POST /api/v1/bytes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer viewer-token\r\n"
+                                "Transfer-Encoding: ") + encoding + "\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    const auto reply = client.read();
+    EXPECT_EQ(reply.status, 400) << encoding;
+    EXPECT_TRUE(client.closed_by_server()) << encoding;
+  }
+  Client chunked(server_->port());
+  chunked.send_raw("POST /api/v1/bytes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer viewer-token\r\n"
+                   "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+  const auto reply = chunked.read();
+  EXPECT_EQ(reply.status, 200);
+  EXPECT_EQ(reply.json()["bytes"], 5);
+}
+
+// True when the server closed the connection without answering a request on it.
+bool refused_at_accept(Client& client) {
+  try {
+    client.send_raw("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  } catch (const std::exception&) {
+    return true;  // reset before the request could be written
+  }
+  return client.closed_by_server();
+}
+
+TEST_F(HttpServerTest, ConnectionsAreCappedPerClientAndInAll) {
+  options_.max_connections_per_client = 3;
+  start();
+  std::vector<std::unique_ptr<Client>> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(std::make_unique<Client>(server_->port()));
+    EXPECT_EQ(held.back()->request("GET", "/healthz").status, 200);
+  }
+  Client fourth(server_->port());  // the TCP handshake completes; the server closes it
+  EXPECT_TRUE(refused_at_accept(fourth));
+  const auto metrics = held.front()->request("GET", "/metrics", kViewer);
+  EXPECT_NE(metrics.body.find("cascade_http_connections_refused_total{reason=\"client\"} "), std::string::npos)
+      << metrics.body;
+}
+
+TEST_F(HttpServerTest, TheServerWideConnectionCapHolds) {
+  options_.max_connections = 2;
+  start();
+  Client first(server_->port());
+  Client second(server_->port());
+  EXPECT_EQ(first.request("GET", "/healthz").status, 200);
+  EXPECT_EQ(second.request("GET", "/healthz").status, 200);
+  Client third(server_->port());
+  EXPECT_TRUE(refused_at_accept(third));
 }
 
 }  // namespace

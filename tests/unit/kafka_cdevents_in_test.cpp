@@ -372,6 +372,16 @@ TEST(KafkaCdEventsInTest, OtherTypesAreSkippedAndBrokenOnesInvalid) {
   no_version["subject"]["id"] = "pkg:generic/shop";
   EXPECT_EQ(read_build_announcement(no_version).reason, "artifact_id");
   EXPECT_NE(read_build_announcement(no_version).detail.find("has no @version"), std::string::npos);
+  // The version is checked after percent-decoding: %3B is a ';'.
+  for (const char* hostile : {"pkg:generic/shop@1%3Btouch%20x%3B%23", "pkg:generic/shop@%24(touch%20x)",
+                              "pkg:generic/shop@%60touch%20x%60", "pkg:generic/shop@1%0Atouch", "pkg:generic/shop@1%00"}) {
+    json bad_version = artifact_published();
+    bad_version["subject"]["id"] = hostile;
+    const Reading refused = read_build_announcement(bad_version);
+    EXPECT_EQ(refused.kind, Reading::Kind::kInvalid) << hostile;
+    EXPECT_EQ(refused.reason, "artifact_id") << hostile;
+    EXPECT_NE(refused.detail.find("after percent-decoding"), std::string::npos) << refused.detail;
+  }
 
   json bad_branch = artifact_published();
   bad_branch["customData"] = {{"branch", 5}};

@@ -1231,25 +1231,5 @@ TEST(PipelineTest, CanonicalTimeoutOfATimeoutSetInCode) {
   EXPECT_EQ(to_json(definition)["stages"][0]["pre_approval"]["timeout"], "2m");
 }
 
-TEST(PipelineTest, ExpandVariables) {
-  const std::map<std::string, std::string> vars = {
-      {"A", "alpha"}, {"B", "beta"}, {"_x1", "under"}, {"LOOP", "$(A)"}, {"EMPTY", ""}};
-  EXPECT_EQ(expand_variables("", vars), "");
-  EXPECT_EQ(expand_variables("no tokens", vars), "no tokens");
-  EXPECT_EQ(expand_variables("deploy $(A) to $(_x1)", vars), "deploy alpha to under");
-  EXPECT_EQ(expand_variables("$(A)$(B)", vars), "alphabeta");          // adjacent
-  EXPECT_EQ(expand_variables("x$(EMPTY)y", vars), "xy");
-  EXPECT_EQ(expand_variables("$(UNKNOWN) $(A)", vars), "$(UNKNOWN) alpha");  // unknown stays
-  EXPECT_EQ(expand_variables("$(LOOP)", vars), "$(A)");                 // no recursion
-  EXPECT_EQ(expand_variables("$(A", vars), "$(A");                      // unterminated
-  EXPECT_EQ(expand_variables("$(A)$(", vars), "alpha$(");
-  EXPECT_EQ(expand_variables("$(", vars), "$(");
-  EXPECT_EQ(expand_variables("$()", vars), "$()");
-  EXPECT_EQ(expand_variables("$(1A) $(A B) $(a)", vars), "$(1A) $(A B) $(a)");  // not names, or unknown
-  EXPECT_EQ(expand_variables("$($(A))", vars), "$(alpha)");
-  EXPECT_EQ(expand_variables("$$(A) $A ${A} (A)", vars), "$alpha $A ${A} (A)");
-  EXPECT_EQ(expand_variables("$(A)", {}), "$(A)");
-}
-
 }  // namespace
 }  // namespace cascade::engine

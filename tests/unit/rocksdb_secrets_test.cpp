@@ -71,8 +71,8 @@ class RocksSecretsTest : public ::testing::Test {
     store_ = std::move(opened).value();
   }
 
-  std::string put(std::string_view value) {
-    auto digest = store_->secrets().put(value);
+  std::string put(std::string_view value, std::string_view scope = "pipeline/Shop/variable/TOKEN") {
+    auto digest = store_->secrets().put(scope, value);
     EXPECT_TRUE(digest) << digest.error().message;
     return digest ? digest.value() : std::string();
   }
@@ -110,6 +110,16 @@ TEST_F(RocksSecretsTest, DigestIsLowercaseHexOfHmacSha256) {
       << digest;
 }
 
+// A releaser who can store a guess under their own scope cannot confirm it by
+// comparing digests with a pipeline's secret.
+TEST_F(RocksSecretsTest, TheSameValueInAnotherScopeHasAnotherDigest) {
+  const std::string pipeline = put(kSecret, "pipeline/Shop/variable/TOKEN");
+  const std::string guess = put(kSecret, "release/3f1c/TOKEN");
+  EXPECT_NE(pipeline, guess);
+  EXPECT_NE(put(kSecret, "ab"), put(std::string("b") + kSecret, "a"));  // scope and value cannot trade bytes
+  EXPECT_EQ(store_->secrets().get(guess).value(), kSecret);
+}
+
 TEST_F(RocksSecretsTest, SameValueSameDigestDifferentValuesDifferentDigests) {
   const std::string first = put(kSecret);
   const std::string again = put(kSecret);
@@ -129,7 +139,7 @@ TEST_F(RocksSecretsTest, TwoStoresGiveTheSameValueDifferentDigests) {
   ASSERT_TRUE(other) << other.error().message;
 
   const std::string here = put(kSecret);
-  auto there = other.value()->secrets().put(kSecret);
+  auto there = other.value()->secrets().put("pipeline/Shop/variable/TOKEN", kSecret);
   ASSERT_TRUE(there) << there.error().message;
 
   EXPECT_NE(here, there.value());
