@@ -2,11 +2,15 @@
 //
 //   secrets   digest (64 lowercase hex) → nonce(12) || AES-256-GCM ciphertext || tag(16)
 //
-// digest = HMAC-SHA256(digest key, value), so the same value always has the
-// same digest (a secret is stored once however often it is put) while a
-// digest in the log cannot be brute-forced without the key. The ciphertext
-// authenticates the digest as additional data, so an entry moved under
-// another digest fails to decrypt instead of handing back the wrong secret.
+// digest = HMAC-SHA256(digest key, len(scope) ":" scope value), so the same
+// value in the same scope always has the same digest (a secret is stored once
+// however often it is put), the same value in another scope another one (no
+// one can confirm a guess by storing it elsewhere), and a digest in the log
+// cannot be brute-forced without the key. The plaintext sealed is that scoped
+// text; the ciphertext authenticates "scoped\0" + digest as additional data,
+// so an entry moved under another digest fails to decrypt instead of handing
+// back the wrong secret. Entries written before scopes existed hold the bare
+// value under the bare digest as additional data, and still read.
 // Each put draws a fresh random nonce: a value put twice is re-encrypted, and
 // with 96-bit random nonces the collision risk stays negligible for far more
 // puts than a release engine makes.
@@ -29,6 +33,7 @@
 #include <openssl/rand.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <limits>
 #include <memory>
 #include <system_error>
@@ -43,6 +48,8 @@ constexpr std::size_t kDigestHexChars = 64;
 // Only the start of a digest goes into messages: enough to find the entry.
 constexpr std::size_t kDigestPrefixChars = 12;
 constexpr char kDigestLabel[] = "cascade-secret-digest";
+// The additional data of a scoped entry: "scoped\0" + its digest.
+constexpr std::string_view kScopedAad{"scoped\0", 7};
 constexpr char kEncryptionLabel[] = "cascade-secret-encrypt";
 
 using Key = RocksSecretStore::Key;
@@ -302,14 +309,15 @@ Result<std::string> RocksSecretStore::put(std::string_view scope, std::string_vi
   scoped.append(scope);
   scoped.append(value);
   CASCADE_TRY(mac, hmac_sha256(digest_key_, scoped));
-  OPENSSL_cleanse(scoped.data(), scoped.size());
   std::string digest = to_hex(mac);
-  CASCADE_TRY(sealed, seal(encryption_key_, value, digest));
+  auto sealed = seal(encryption_key_, scoped, std::string(kScopedAad) + digest);
+  OPENSSL_cleanse(scoped.data(), scoped.size());
+  if (!sealed) return sealed.error();
   // Synced: events that refer to the digest are appended right after, and must
   // never outlive the secret in a crash.
   rocksdb::WriteOptions options;
   options.sync = true;
-  const rocksdb::Status s = db_->Put(options, family_, digest, sealed);
+  const rocksdb::Status s = db_->Put(options, family_, digest, sealed.value());
   if (!s.ok()) return from_rocks(s, "storing secret " + digest_prefix(digest));
   return digest;
 }
@@ -323,16 +331,33 @@ Result<std::string> RocksSecretStore::get(const std::string& digest) {
   const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), family_, digest, &sealed);
   if (s.IsNotFound()) return make_error(ErrorCode::kNotFound, "no secret " + digest_prefix(digest));
   if (!s.ok()) return from_rocks(s, "reading secret " + digest_prefix(digest));
-  CASCADE_TRY(value, open_sealed(encryption_key_, sealed, digest));
+  // A scoped entry, else one written before scopes existed (bare value,
+  // bare digest as additional data): authentication tells them apart.
+  auto opened = open_sealed(encryption_key_, sealed, std::string(kScopedAad) + digest);
+  const bool scoped = opened.has_value();
+  if (!scoped) opened = open_sealed(encryption_key_, sealed, digest);
+  if (!opened) return opened.error();
+  std::string text = std::move(opened).value();
   // Authentication already ties the entry to `digest`; recomputing it also
   // catches a digest key that does not match the encryption key.
-  CASCADE_TRY(mac, hmac_sha256(digest_key_, value));
-  if (CRYPTO_memcmp(to_hex(mac).data(), digest.data(), kDigestHexChars) != 0) {
-    OPENSSL_cleanse(value.data(), value.size());
+  CASCADE_TRY(mac, hmac_sha256(digest_key_, text));
+  std::size_t value_at = 0;
+  if (scoped) {
+    const std::size_t colon = text.find(':');
+    const std::size_t scope_length =
+        colon == std::string::npos ? std::string::npos : std::strtoull(text.c_str(), nullptr, 10);
+    value_at = colon == std::string::npos || scope_length > text.size() - colon - 1 ? std::string::npos
+                                                                                     : colon + 1 + scope_length;
+  }
+  if (value_at == std::string::npos ||
+      CRYPTO_memcmp(to_hex(mac).data(), digest.data(), kDigestHexChars) != 0) {
+    OPENSSL_cleanse(text.data(), text.size());
     return make_error(ErrorCode::kDataLoss, "secret " + digest_prefix(digest) +
                                                 " does not match its digest: the data or secret.key was altered");
   }
-  return std::move(value);
+  std::string value = text.substr(value_at);
+  OPENSSL_cleanse(text.data(), text.size());
+  return value;
 }
 
 Status RocksSecretStore::corrupt_for_test(const std::string& digest) {

@@ -151,7 +151,8 @@ class CliReleaseControlTest : public ::testing::Test {
     pipeline_ = dir_ / "ops.json";
     std::ofstream(pipeline_) << R"json({
       "name": "Ops",
-      "variables": {"DB_PASSWORD": {"value": "pw-Zx81-secret", "secret": true}},
+      "variables": {"DB_PASSWORD": {"value": "pw-Zx81-secret", "secret": true},
+                    "API_TOKEN": {"value": "no-token", "secret": true, "settable": true}},
       "stages": [
         {"name": "build-check", "trigger": {"after_release": true},
          "steps": [{"name": "check", "run": "echo checking with $(DB_PASSWORD) and $API_TOKEN"}]},
