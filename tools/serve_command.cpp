@@ -32,13 +32,22 @@ Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& te
   return std::make_pair(host, static_cast<std::uint16_t>(std::stoul(port_text)));
 }
 
-int serve(const std::string& data_dir, const std::string& listen, std::string users_path) {
+// What `serve` takes beyond where it listens and keeps its data.
+struct ServeLimits {
+  std::string artifacts_root;  // empty: DATA/artifacts
+  std::size_t max_connections = 1024;
+  std::size_t max_connections_per_client = 128;
+  std::uint64_t max_step_output_mib = 64;
+};
+
+int serve(const std::string& data_dir, const std::string& listen, std::string users_path, const ServeLimits& limits) {
   // Block the signals before any thread starts, so that every thread inherits
   // the mask and only sigwait below receives them.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   auto endpoint = parse_listen(listen);
@@ -60,7 +69,9 @@ int serve(const std::string& data_dir, const std::string& listen, std::string us
   if (!users) return report(users.error(), false);
   auto authenticator = std::make_shared<const http::Authenticator>(std::move(users.value()));
 
-  auto runtime = Runtime::open(data_dir);
+  RuntimeOptions runtime_options;
+  runtime_options.max_step_output_bytes = limits.max_step_output_mib << 20;
+  auto runtime = Runtime::open(data_dir, runtime_options);
   if (!runtime) return report(runtime.error(), false);
   http::api::EventHub hub(runtime.value()->log());
   runtime.value()->add_observer(hub);
@@ -71,7 +82,10 @@ int serve(const std::string& data_dir, const std::string& listen, std::string us
   runtime.value()->add_observer(*engine_metrics.value());
   auto kafka = KafkaEdges::attach(kafka_serve_options(), *runtime.value(), *metrics);
   if (!kafka) return report(kafka.error(), false);
-  auto router = http::api::make_api_router(http::api::ApiContext::of(*runtime.value(), hub, metrics, started));
+  http::api::ApiOptions api_options;
+  api_options.artifacts_root = limits.artifacts_root;
+  auto router =
+      http::api::make_api_router(http::api::ApiContext::of(*runtime.value(), hub, metrics, started, api_options));
   if (!router) return report(router.error(), false);
 
   runtime.value()->start();
@@ -80,6 +94,8 @@ int serve(const std::string& data_dir, const std::string& listen, std::string us
   http::ServerOptions options;
   options.address = endpoint.value().first;
   options.port = endpoint.value().second;
+  options.max_connections = limits.max_connections;
+  options.max_connections_per_client = limits.max_connections_per_client;
   options.log = [](std::string_view message) { std::cerr << "cascade serve: " << message << "\n"; };
   auto server = http::HttpServer::start(std::move(options), std::move(router.value()), authenticator, metrics);
   if (!server) {
@@ -93,7 +109,18 @@ int serve(const std::string& data_dir, const std::string& listen, std::string us
             << std::flush;
 
   int received = 0;
-  sigwait(&signals, &received);
+  // SIGHUP re-reads the users file: add, rotate and revoke without a restart.
+  // A file that does not load leaves the users as they were.
+  while (sigwait(&signals, &received) == 0 && received == SIGHUP) {
+    auto reloaded = http::load_users_file(users_path);
+    if (!reloaded) {
+      std::cerr << "cascade serve: SIGHUP: keeping the users as they were: " << reloaded.error().message << "\n";
+      continue;
+    }
+    const std::size_t count = reloaded.value().size();
+    server.value()->replace_authenticator(std::make_shared<const http::Authenticator>(std::move(reloaded.value())));
+    std::cout << "cascade serve: SIGHUP: reloaded " << count << " users from " << users_path << "\n" << std::flush;
+  }
   std::cout << "cascade serve: " << (received == SIGINT ? "SIGINT" : "SIGTERM") << ", stopping\n" << std::flush;
   hub.close_all();
   server.value()->stop();
@@ -220,12 +247,28 @@ void add_serve_command(CLI::App& app, Common& common, int& exit_code) {
   auto* command = app.add_subcommand("serve", "run the engine and the HTTP API until SIGTERM or SIGINT");
   auto listen = std::make_shared<std::string>("127.0.0.1:8080");
   auto users = std::make_shared<std::string>();
+  auto limits = std::make_shared<ServeLimits>();
   command->add_option("--data", common.data_dir, "data directory")->default_val(default_data_dir());
+  command->add_option("--artifacts-root", limits->artifacts_root,
+                      "artifact paths of releases created over the API must lie inside it (default: DATA/artifacts)");
+  command->add_option("--max-connections", limits->max_connections, "open connections at once")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  command->add_option("--max-connections-per-client", limits->max_connections_per_client,
+                      "open connections from one client address")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  command->add_option("--max-step-output", limits->max_step_output_mib,
+                      "MiB of output one step may write before it is killed and fails")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   command->add_option("--listen", *listen, "HOST:PORT to listen on (port 0: any free port)")->capture_default_str();
   command->add_option("--users", *users,
                       "users file (default: DATA/users.json, created with an admin token on first start)");
   add_kafka_serve_options(*command);
-  command->callback([&common, &exit_code, listen, users] { exit_code = serve(common.data_dir, *listen, *users); });
+  command->callback([&common, &exit_code, listen, users, limits] {
+    exit_code = serve(common.data_dir, *listen, *users, *limits);
+  });
 }
 
 }  // namespace cascade::tools

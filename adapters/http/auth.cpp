@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -279,6 +280,16 @@ Result<std::vector<UserRecord>> load_users_file(const std::string& path) {
   if (!in) {
     if (errno == ENOENT) return make_error(ErrorCode::kNotFound, "users file '" + path + "' does not exist");
     return io_error("cannot read users file", path);
+  }
+  // Token hashes are credentials' fingerprints: a file others can read (or
+  // write: add themselves as admin) is refused, not trusted.
+  struct stat info {};
+  if (::stat(path.c_str(), &info) == 0 && (info.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(info.st_mode & 07777));
+    return make_error(ErrorCode::kInvalidArgument, "users file '" + path + "' has mode " + mode +
+                                                       ": group and others may not read or write it; run chmod 600 '" +
+                                                       path + "'");
   }
   std::ostringstream text;
   text << in.rdbuf();

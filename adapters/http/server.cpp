@@ -130,7 +130,14 @@ class HttpServer::Impl {
   metrics::MetricsRegistry& metrics() { return *metrics_; }
   const ServerOptions& options() const { return options_; }
   const Router& router() const { return router_; }
-  const Authenticator* authenticator() const { return authenticator_.get(); }
+  std::shared_ptr<const Authenticator> authenticator() const { return std::atomic_load(&authenticator_); }
+  // Counts replacements, so a connection's remembered credential is checked
+  // afresh once the users changed.
+  std::uint64_t users_generation() const { return users_generation_.load(); }
+  void replace_authenticator(std::shared_ptr<const Authenticator> authenticator) {
+    std::atomic_store(&authenticator_, std::move(authenticator));
+    ++users_generation_;
+  }
   bool stopping() const { return stopping_.load(); }
   net::thread_pool& workers() { return workers_; }
 
@@ -226,7 +233,8 @@ class HttpServer::Impl {
 
   const ServerOptions options_;
   const Router router_;
-  const std::shared_ptr<const Authenticator> authenticator_;
+  std::shared_ptr<const Authenticator> authenticator_;  // read and replaced with std::atomic_load/store
+  std::atomic<std::uint64_t> users_generation_{0};
   const std::shared_ptr<metrics::MetricsRegistry> metrics_;
   metrics::CounterFamily* requests_total_ = nullptr;
   metrics::HistogramFamily* request_duration_ = nullptr;
@@ -418,18 +426,23 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   // refusal to send, or nullopt with `user` set.
   std::optional<Response> authorize(const Route& route, std::string_view method, std::string_view authorization,
                                     std::optional<User>& user) {
-    const Authenticator* authenticator = server_.authenticator();
+    // The generation first: a replacement between the two reads then only
+    // makes the next request check again.
+    const std::uint64_t generation = server_.users_generation();
+    const std::shared_ptr<const Authenticator> authenticator = server_.authenticator();
     if (authenticator == nullptr) return unauthenticated_response("authentication is not configured", false);
-    if (authenticated_user_ && authorization.size() == authenticated_header_.size() &&
+    if (authenticated_user_ && authenticated_generation_ == generation &&
+        authorization.size() == authenticated_header_.size() &&
         CRYPTO_memcmp(authorization.data(), authenticated_header_.data(), authorization.size()) == 0) {
-      // The same credential as this connection's last request: the users are
-      // fixed while the server runs, so it names the same user.
+      // The same credential as this connection's last request, and the users
+      // have not changed since: it names the same user.
       user = authenticated_user_;
     } else {
       Authentication authentication = authenticator->authenticate(authorization);
       if (!authentication.user) return unauthenticated_response(authentication.failure, authentication.invalid_token);
       authenticated_header_.assign(authorization.data(), authorization.size());
       authenticated_user_ = authentication.user;
+      authenticated_generation_ = generation;
       user = std::move(authentication.user);
     }
     if (!user->has_role(*route.required_role)) {
@@ -775,6 +788,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   // hashing it again was 5% of a summary request's CPU.
   std::string authenticated_header_;
   std::optional<User> authenticated_user_;
+  std::uint64_t authenticated_generation_ = 0;  // the users' generation it was checked against
   SteadyClock::time_point started_ = SteadyClock::now();
   std::array<char, 4096> discard_{};
 
@@ -960,6 +974,10 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(ServerOptions options, Rou
 }
 
 std::uint16_t HttpServer::port() const { return impl_->port(); }
+
+void HttpServer::replace_authenticator(std::shared_ptr<const Authenticator> authenticator) {
+  impl_->replace_authenticator(std::move(authenticator));
+}
 
 metrics::MetricsRegistry& HttpServer::metrics() { return impl_->metrics(); }
 

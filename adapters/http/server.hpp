@@ -98,6 +98,10 @@ class HttpServer {
 
   // The bound port (the ephemeral one when options.port was 0).
   std::uint16_t port() const;
+  // Replaces who may sign in (the users file re-read on SIGHUP): every later
+  // request is authenticated against `authenticator`, including the next one
+  // of a connection that authenticated before. Thread-safe.
+  void replace_authenticator(std::shared_ptr<const Authenticator> authenticator);
 
   metrics::MetricsRegistry& metrics();
 

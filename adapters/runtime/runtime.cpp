@@ -51,6 +51,7 @@ Result<std::unique_ptr<Runtime>> Runtime::open(const std::string& data_dir, Runt
   engine::ExecutorOptions executor;
   executor.work_root = runtime->data_dir_ + "/work";
   executor.base_env = options.base_env ? std::move(*options.base_env) : inherited_environment();
+  executor.max_step_output_bytes = options.max_step_output_bytes;
   runtime->log_follow_ = std::make_unique<LogFollowHub>(s.step_logs(), s.log());
   runtime->engine_ = std::make_unique<engine::ReleaseEngine>(
       engine::EnginePorts{s.log(), s.checkpoints(), *runtime->log_follow_, s.secrets(), *runner, *runtime->clock_},

@@ -39,6 +39,8 @@ struct RuntimeOptions {
   // The event log's store, already open (tests keep one across restarts);
   // null: <data>/log, opened here and closed with the runtime.
   RocksStore* store = nullptr;
+  // The most output one step may write before it is killed and fails.
+  std::uint64_t max_step_output_bytes = engine::ExecutorOptions{}.max_step_output_bytes;
 };
 
 // Thread-safety: open, add_observer, start and stop from one thread; the

@@ -88,10 +88,17 @@ async function waitForRelease(id, what, done, timeoutMs = 60000) {
 
 const stageStatus = (summary, name) => summary.stages.find((stage) => stage.name === name)?.status;
 
+// A fresh artifact directory inside the server's artifacts root
+// (<data>/artifacts): the API refuses any other path.
+function newArtifactDir() {
+  mkdirSync(join(dataDir, 'artifacts'), { recursive: true });
+  return mkdtempSync(join(dataDir, 'artifacts', 'artifact-'));
+}
+
 // A release of the sample, run until prod awaits approval; its sites go
 // under `sitesRoot`. Returns its id.
 async function releaseToProdApproval(sitesRoot) {
-  const artifact = mkdtempSync(join(work, 'artifact-'));
+  const artifact = newArtifactDir();
   writeFileSync(join(artifact, 'index.html'),
     `<!doctype html><html><body><h1>SampleApp</h1><p>Build ${version}</p></body></html>\n`);
   const created = await call('POST', '/releases', 'admin', {
@@ -308,7 +315,7 @@ test('the Logs tab follows a running step line by line', { timeout: 60000 }, asy
       { name: 'talk', run: `echo first line; while [ ! -e ${go} ]; do sleep 0.05; done; echo second line` },
     ] }],
   });
-  const artifact = mkdtempSync(join(work, 'artifact-'));
+  const artifact = newArtifactDir();
   const created = await call('POST', '/releases', 'admin', { pipeline: 'Talk', artifact: { version: '1', path: artifact } });
   await waitForRelease(created.id, 'dev deploying', (summary) => stageStatus(summary, 'dev') === 'Deploying');
 

@@ -61,7 +61,7 @@ class ClientCliTest : public ::testing::Test {
     const CommandRun applied = as("admin", "pipeline apply " + std::string(CASCADE_SOURCE_DIR) + "/tools/examples/sampleapp.json");
     ASSERT_EQ(applied.exit_code, 0) << applied.output;
     ASSERT_NE(applied.output.find("pipeline SampleApp is at version 1"), std::string::npos) << applied.output;
-    const std::string artifact = dir_ / "artifact";
+    const std::string artifact = data() + "/artifacts/artifact";  // inside serve's artifacts root
     std::filesystem::create_directories(artifact);
     std::ofstream(artifact + "/index.html") << "<!doctype html><h1>SampleApp</h1><p>build 1.0</p>\n";
     const CommandRun created = as("release-manager", "release create SampleApp --version 1.0 --artifact " + artifact +
@@ -230,7 +230,8 @@ TEST_F(ClientCliTest, LogsFollowPrintsARunningDeploymentsLinesUntilItEnds) {
   std::ofstream(pipeline) << R"({"name": "Follow", "stages": [{"name": "dev", "trigger": {"after_release": true},
       "steps": [{"name": "one", "run": "echo first; sleep 1; echo second"}, {"name": "two", "run": "echo third >&2"}]}]})";
   ASSERT_EQ(as("admin", "pipeline apply " + pipeline).exit_code, 0);
-  ASSERT_EQ(as("admin", "release create Follow --version 1 --artifact " + dir_.path()).exit_code, 0);
+  std::filesystem::create_directories(data() + "/artifacts/follow");
+  ASSERT_EQ(as("admin", "release create Follow --version 1 --artifact " + data() + "/artifacts/follow").exit_code, 0);
   // Started while the first step runs; ends by itself when the deployment does.
   const CommandRun followed = as("vic", "release logs Follow-1 dev --follow --json", /*with_stderr=*/false);
   ASSERT_EQ(followed.exit_code, 0) << followed.output;

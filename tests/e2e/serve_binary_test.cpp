@@ -11,6 +11,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -44,7 +45,7 @@ class ServeBinaryTest : public ::testing::Test {
 
   // An artifact directory holding the index.html the sample's tests check.
   std::string artifact(const std::string& version) {
-    const std::string path = dir_ / ("artifact-" + version);
+    const std::string path = data() + "/artifacts/artifact-" + version;  // inside serve's artifacts root
     std::filesystem::create_directories(path);
     std::ofstream(path + "/index.html") << "<!doctype html><h1>SampleApp</h1><p>build " << version << "</p>\n";
     return path;
@@ -226,6 +227,43 @@ TEST(UsersFileTest, GroupsAreOptionalNamesListedOnce) {
   EXPECT_FALSE(who.user->in_group("release-managers"));
 }
 
+TEST_F(UsersCommandTest, SighupRereadsTheUsersFileRotationAndRevocationWithoutARestart) {
+  const std::string alice = token_of(run("users add alice --role viewer --json --users " + users()));
+  const std::string bob = token_of(run("users add bob --role viewer --json --users " + users()));
+  ServeProcess server({"--data", data(), "--users", users()});
+  ASSERT_TRUE(server.started()) << server.output();
+  EXPECT_EQ(testing::http_status(server.port(), "/api/v1/releases", alice), 200);
+  EXPECT_EQ(testing::http_status(server.port(), "/api/v1/releases", bob), 200);
+
+  const std::string rotated = token_of(run("users rotate alice --json --users " + users()));
+  ASSERT_EQ(rotated.size(), 64u);
+  const std::string carol = token_of(run("users add carol --role viewer --json --users " + users()));
+  // Revoke bob by hand, as an operator would: the file without him.
+  json file = json::parse(read_file(users()));
+  auto& list = file["users"];
+  list.erase(std::remove_if(list.begin(), list.end(), [](const json& u) { return u["name"] == "bob"; }), list.end());
+  std::ofstream(users()) << file.dump(2);
+  ASSERT_EQ(::kill(server.pid(), SIGHUP), 0);
+  ASSERT_TRUE(server.wait_for_output(
+      [](const std::string& out) { return out.find("SIGHUP: reloaded 2 users") != std::string::npos; }, kStopDeadline))
+      << server.output();
+  EXPECT_EQ(testing::http_status(server.port(), "/api/v1/releases", alice), 401) << "the rotated-out token";
+  EXPECT_EQ(testing::http_status(server.port(), "/api/v1/releases", rotated), 200);
+  EXPECT_EQ(testing::http_status(server.port(), "/api/v1/releases", bob), 401) << "revoked";
+  EXPECT_EQ(testing::http_status(server.port(), "/api/v1/releases", carol), 200) << "added";
+
+  // A file that does not load keeps the users as they were.
+  ASSERT_EQ(::chmod(users().c_str(), 0644), 0);
+  ASSERT_EQ(::kill(server.pid(), SIGHUP), 0);
+  ASSERT_TRUE(server.wait_for_output(
+      [](const std::string& out) { return out.find("keeping the users as they were") != std::string::npos; },
+      kStopDeadline))
+      << server.output();
+  EXPECT_NE(server.output().find("chmod 600"), std::string::npos) << server.output();
+  EXPECT_EQ(testing::http_status(server.port(), "/api/v1/releases", carol), 200);
+  EXPECT_EQ(server.stop(SIGTERM, kStopDeadline), std::optional<int>(0));
+}
+
 TEST_F(UsersCommandTest, RotateInvalidatesTheOldTokenOnceTheServerRestarts) {
   const std::string old_token = token_of(run("users add alice --role viewer --json --users " + users()));
   ASSERT_EQ(old_token.size(), 64u);
@@ -242,7 +280,7 @@ TEST_F(UsersCommandTest, RotateInvalidatesTheOldTokenOnceTheServerRestarts) {
     ASSERT_EQ(new_token.size(), 64u);
     EXPECT_NE(new_token, old_token);
     EXPECT_EQ(file_mode(users()), 0600u);
-    // Documented: a running server keeps the users it started with.
+    // Until SIGHUP (the test above) a running server keeps the users it has.
     EXPECT_EQ(testing::http_status(server.port(), "/api/v1/releases", old_token), 200);
     EXPECT_EQ(server.stop(SIGTERM, kStopDeadline), std::optional<int>(0));
   }

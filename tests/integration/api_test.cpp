@@ -145,6 +145,7 @@ class ApiTest : public ::testing::Test {
       std::ofstream out(dir_ / "users.json");
       out << http::render_users(records);
     }
+    ::chmod((dir_ / "users.json").c_str(), 0600);  // users files are owner-only
     auto loaded = http::load_users_file(dir_ / "users.json");
     ASSERT_TRUE(loaded) << loaded.error().message;
     auto runtime = adapters::Runtime::open(dir_ / "data");
@@ -204,7 +205,7 @@ class ApiTest : public ::testing::Test {
   }
 
   std::string make_artifact(const std::string& version) {
-    const std::string path = dir_ / ("artifact-" + version);
+    const std::string path = dir_ / ("data/artifacts/artifact-" + version);  // inside the server's artifacts root
     std::filesystem::create_directories(path);
     std::ofstream(path + "/index.html") << "<html><body><h1>SampleApp</h1><p>build " << version << "</p></body></html>\n";
     return path;
@@ -291,6 +292,59 @@ TEST_F(ApiTest, ProbesArePublic) {
   runtime_->settle();
   auto ready = call("GET", "/api/v1/readyz");
   EXPECT_EQ(ready.status, 200) << ready.body;
+  // At the root too, where a probe written from the README looks.
+  EXPECT_EQ(call("GET", "/healthz").status, 200);
+  EXPECT_EQ(call("GET", "/readyz").status, 200);
+}
+
+// An Idempotency-Key names one user's one command: another user's key, or
+// one shaped like the engine's own, never suppresses a command.
+TEST_F(ApiTest, IdempotencyKeysAreScopedToTheCallerAndTheCommand) {
+  ASSERT_EQ(call("PUT", "/api/v1/pipelines/Two", "admin", json{
+      {"name", "Two"},
+      {"stages", {{{"name", "dev"}, {"trigger", {{"after_release", true}}},
+                   {"pre_approval", {{"approvers", {"approver", "release-manager"}}, {"required", "all"}}},
+                   {"steps", {{{"name", "s"}, {"run", "true"}}}}}}}}.dump()).status, 200);
+  auto created = call("POST", "/api/v1/releases", "releaser",
+                      json{{"pipeline", "Two"}, {"artifact", {{"version", "1"}, {"path", make_artifact("two")}}}}.dump(),
+                      {{"Idempotency-Key", "k"}});
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string id = created.json_body()["id"];
+  runtime_->settle();
+  const std::string approvals = "/api/v1/releases/" + id + "/stages/dev/approvals";
+  const std::string approve = json{{"decision", "approve"}}.dump();
+  // Both approvers send the same key (and the key the create used): both count.
+  ASSERT_EQ(call("POST", approvals, "approver", approve, {{"Idempotency-Key", "k"}}).status, 200);
+  auto second = call("POST", approvals, "release-manager", approve, {{"Idempotency-Key", "k"}});
+  ASSERT_EQ(second.status, 200) << second.body;
+  EXPECT_EQ(second.json_body()["stage"]["approvals"].size(), 2u) << second.body;
+  // A key equal to one the engine derives cannot suppress the engine's reaction.
+  runtime_->settle();
+  auto summary = call("GET", "/api/v1/releases/" + id, "viewer");
+  EXPECT_EQ(summary.json_body()["status"], "Succeeded") << summary.body;
+  auto sneaky = call("POST", "/api/v1/releases", "releaser",
+                     json{{"pipeline", "Two"}, {"artifact", {{"version", "2"}, {"path", make_artifact("two")}}}}.dump(),
+                     {{"Idempotency-Key", "orchestrator/Two-2/dev/1"}});
+  ASSERT_EQ(sneaky.status, 201) << sneaky.body;
+  runtime_->settle();
+  auto triggered = call("GET", "/api/v1/releases/" + sneaky.json_body()["id"].get<std::string>(), "viewer");
+  EXPECT_EQ(triggered.json_body()["stages"][0]["status"], "AwaitingPreApproval") << triggered.body;
+}
+
+TEST_F(ApiTest, AnArtifactPathMustLieInsideTheArtifactsRoot) {
+  apply_sample();
+  std::filesystem::create_directories(dir_ / "elsewhere");
+  std::filesystem::create_directories(dir_ / "data/artifacts");
+  std::filesystem::create_symlink(dir_ / "elsewhere", dir_ / "data/artifacts/escape");
+  for (const std::string& path : {std::string("/etc"), dir_ / "elsewhere", dir_ / "data/artifacts/../log",
+                                  dir_ / "data/artifacts/escape", std::string("relative/path"), dir_ / "data/artifacts"}) {
+    auto refused = call("POST", "/api/v1/releases", "releaser",
+                        json{{"pipeline", "SampleApp"}, {"artifact", {{"version", "1"}, {"path", path}}}}.dump());
+    EXPECT_EQ(refused.status, 400) << path << ": " << refused.body;
+    EXPECT_EQ(refused.json_body()["error"]["details"][0]["path"], "artifact.path") << refused.body;
+    EXPECT_NE(refused.body.find("artifacts root"), std::string::npos) << refused.body;
+  }
+  EXPECT_EQ(create_release("1.0.0").status, 201);  // make_artifact: inside <data>/artifacts
 }
 
 TEST_F(ApiTest, ReleaseThroughApprovalOverHttp) {

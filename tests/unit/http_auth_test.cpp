@@ -29,7 +29,11 @@ std::string read_file(const std::string& path) {
   return text.str();
 }
 
-void write_file(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+// Written owner-only, as users files must be.
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+  ::chmod(path.c_str(), 0600);
+}
 
 const std::string kAliceHash = sha256_hex("alice-token");
 const std::string kBobHash = sha256_hex("bob-token");
@@ -165,6 +169,22 @@ TEST(UsersFileTest, LoadNamesTheFileInItsErrors) {
   EXPECT_EQ(bad.error().code, ErrorCode::kInvalidArgument);
   EXPECT_NE(bad.error().message.find(dir / "users.json"), std::string::npos) << bad.error().message;
   EXPECT_EQ(bad.error().details, (std::vector<Problem>{{"users[0].token_sha256", "missing"}}));
+}
+
+TEST(UsersFileTest, AFileOthersCanReadIsRefusedSayingHowToFixIt) {
+  testing::TempDir dir;
+  const std::string path = dir / "users.json";
+  ASSERT_TRUE(create_users_file_if_missing(path));
+  ASSERT_TRUE(load_users_file(path));
+  for (mode_t mode : {0640, 0604, 0620, 0666}) {
+    ASSERT_EQ(::chmod(path.c_str(), mode), 0);
+    auto refused = load_users_file(path);
+    ASSERT_FALSE(refused) << std::oct << mode;
+    EXPECT_EQ(refused.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_NE(refused.error().message.find("chmod 600 '" + path + "'"), std::string::npos) << refused.error().message;
+  }
+  ASSERT_EQ(::chmod(path.c_str(), 0600), 0);
+  EXPECT_TRUE(load_users_file(path));
 }
 
 TEST(UsersFileTest, FirstStartCreatesAnAdminHoldingOnlyTheTokensHash) {

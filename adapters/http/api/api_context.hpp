@@ -24,6 +24,10 @@ namespace cascade::adapters::http::api {
 struct ApiOptions {
   // /readyz fails while any projection is further behind the log's head.
   std::uint64_t max_ready_lag = 1000;
+  // POST /releases accepts an artifact.path only inside this directory
+  // (symbolic links resolved), never an arbitrary server path. Empty in
+  // ApiContext::of: <data>/artifacts.
+  std::string artifacts_root;
 };
 
 // Every reference must outlive the router built on it.

@@ -14,10 +14,16 @@ Error invalid(std::string message, std::vector<Problem> details) {
 }
 
 engine::Invocation invocation(const Request& request) {
+  const std::string user = request.user ? request.user->name : std::string();
   std::string key;
-  if (auto header = request.header("Idempotency-Key")) key = std::string(*header);
+  if (auto header = request.header("Idempotency-Key")) {
+    // Scoped to the caller and the command: another user's key, or a key
+    // the engine's reactors use (orchestrator/…, executor/…), can never name
+    // this command and so never suppress it.
+    key = "api/" + user + "/" + request.method + " " + request.route + "/" + std::string(*header);
+  }
   if (!request.user) return engine::Invocation{"", key, ""};
-  return engine::Invocation{request.user->name, key, "", request.user->groups};
+  return engine::Invocation{user, key, "", request.user->groups};
 }
 
 Result<std::size_t> parse_size(const std::string& name, const std::string& text) {

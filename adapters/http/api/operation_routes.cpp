@@ -14,11 +14,9 @@ namespace cascade::adapters::http::api {
 using nlohmann::json;
 
 Status add_operation_routes(Router& router, const RouteContextPtr& api) {
-  // ---- probes
-  CASCADE_TRY(router.add_public("GET", kApiBase + "/healthz", [](const Request&) -> Result<Response> {
-    return Response::json({{"status", "ok"}});
-  }));
-  CASCADE_TRY(router.add_public("GET", kApiBase + "/readyz", [api](const Request&) -> Result<Response> {
+  // ---- probes, at the root (where probes look) and beside the rest of the API
+  auto healthz = [](const Request&) -> Result<Response> { return Response::json({{"status", "ok"}}); };
+  auto readyz = [api](const Request&) -> Result<Response> {
     json body{{"engine_started", api->started.load()}};
     bool ready = api->started.load();
     auto status = api->projections.status(api->log.head());
@@ -34,7 +32,11 @@ Status add_operation_routes(Router& router, const RouteContextPtr& api) {
     body["projection_lag"] = std::move(lags);
     body["status"] = ready ? "ready" : "not ready";
     return Response::json(body, ready ? 200 : 503);
-  }));
+  };
+  for (const std::string& base : {std::string(), kApiBase}) {
+    CASCADE_TRY(router.add_public("GET", base + "/healthz", healthz));
+    CASCADE_TRY(router.add_public("GET", base + "/readyz", readyz));
+  }
 
   // ---- Prometheus
   auto prometheus = [api](const Request&) -> Result<Response> {

@@ -11,6 +11,8 @@
 #include "projections/release_summary.hpp"
 
 #include <chrono>
+#include <filesystem>
+#include <optional>
 
 namespace cascade::adapters::http::api {
 
@@ -38,6 +40,22 @@ Result<std::string> summary_of(const ApiContext& api, const std::string& release
   return api.projections.summaries().summary(release_id);
 }
 
+// Why `path` is not an artifact this server may deploy, or nullopt: it must be
+// absolute and, with symbolic links resolved, lie inside `root`, so a
+// releaser cannot have the server deploy (copy, serve) any file it can read.
+std::optional<std::string> outside_artifacts_root(const std::string& path, const std::string& root) {
+  if (path.front() != '/') return "must be an absolute path inside the artifacts root " + root;
+  std::error_code ec;
+  const std::filesystem::path resolved = std::filesystem::weakly_canonical(path, ec);
+  const std::filesystem::path resolved_root = std::filesystem::weakly_canonical(root, ec);
+  if (ec) return "cannot be checked against the artifacts root " + root + ": " + ec.message();
+  const std::string inside = resolved_root.string() + "/";
+  if (resolved.string().compare(0, inside.size(), inside) != 0) {
+    return "must lie inside the artifacts root " + root + " (serve --artifacts-root)";
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Status add_release_routes(Router& router, const RouteContextPtr& api) {
@@ -56,8 +74,10 @@ Status add_release_routes(Router& router, const RouteContextPtr& api) {
       }
       release.artifact.version = string_field(*artifact, "version", "artifact.version", problems, true);
       release.artifact.path = string_field(*artifact, "path", "artifact.path", problems, true);
-      if (!release.artifact.path.empty() && release.artifact.path.front() != '/') {
-        problems.push_back({"artifact.path", "must be an absolute path on the server"});
+      if (!release.artifact.path.empty()) {
+        if (auto problem = outside_artifacts_root(release.artifact.path, api->options.artifacts_root)) {
+          problems.push_back({"artifact.path", *problem});
+        }
       }
       auto built_at = artifact->find("built_at");
       if (built_at != artifact->end() && !built_at->is_null()) {

@@ -8,6 +8,7 @@ namespace cascade::adapters::http::api {
 
 ApiContext ApiContext::of(Runtime& runtime, EventHub& events, std::shared_ptr<metrics::MetricsRegistry> metrics,
                           const std::atomic<bool>& started, ApiOptions options) {
+  if (options.artifacts_root.empty()) options.artifacts_root = runtime.data_dir() + "/artifacts";
   return ApiContext{runtime.service(), runtime.log(),        runtime.projections(), runtime.step_logs(),
                     runtime.log_follow(), events,           std::move(metrics),    started,
                     options};
