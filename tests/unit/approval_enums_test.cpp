@@ -2,15 +2,82 @@
 // deployment outcome) are enums; their strings exist only at the edges and
 // must be the very bytes the strings in state used to be.
 #include "engine/release.hpp"
+#include "projections/projection.hpp"
 #include "projections/release_summary.hpp"
 #include "tests/support/release_fixture.hpp"
 
 #include <gtest/gtest.h>
 
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
 namespace cascade::engine {
 namespace {
 
+using projections::DeploymentOutcome;
 using testing::ReleaseHistory;
+
+// Each to_string gives exactly the string the state used to hold, and each
+// parse reads it back.
+TEST(ApprovalEnumsTest, PhaseStringsAreTheOldOnesAndParseBack) {
+  const std::vector<std::pair<ApprovalPhase, std::string>> phases = {{ApprovalPhase::kPre, "pre"},
+                                                                     {ApprovalPhase::kPost, "post"}};
+  for (const auto& [phase, text] : phases) {
+    EXPECT_EQ(to_string(phase), text);
+    EXPECT_EQ(parse_approval_phase(to_string(phase)), phase) << text;
+  }
+  for (const char* text : {"", "Pre", "pre ", "during"}) EXPECT_EQ(parse_approval_phase(text), std::nullopt) << text;
+}
+
+TEST(ApprovalEnumsTest, OrderStringsAreTheOldOnesAndParseBack) {
+  const std::vector<std::pair<ApprovalOrder, std::string>> orders = {{ApprovalOrder::kAny, "any"},
+                                                                     {ApprovalOrder::kSequential, "sequential"}};
+  for (const auto& [order, text] : orders) {
+    EXPECT_EQ(to_string(order), text);
+    EXPECT_EQ(parse_approval_order(to_string(order)), order) << text;
+  }
+  for (const char* text : {"", "Any", "random"}) EXPECT_EQ(parse_approval_order(text), std::nullopt) << text;
+}
+
+// Decisions are never read back from text (each has its own event type).
+TEST(ApprovalEnumsTest, DecisionStringsAreTheOldOnes) {
+  EXPECT_EQ(to_string(ApprovalDecision::kApproved), "approved");
+  EXPECT_EQ(to_string(ApprovalDecision::kRejected), "rejected");
+  EXPECT_EQ(to_string(ApprovalDecision::kTimedOut), "timed out");
+  EXPECT_EQ(to_string(ApprovalDecision::kSkipped), "skipped");
+  EXPECT_EQ(to_string(ApprovalDecision::kClosed), "closed");
+}
+
+TEST(ApprovalEnumsTest, DeploymentOutcomeStringsAreTheOldOnesAndParseBack) {
+  const std::vector<std::pair<DeploymentOutcome, std::string>> outcomes = {
+      {DeploymentOutcome::kSucceeded, "Succeeded"},
+      {DeploymentOutcome::kPartiallySucceeded, "PartiallySucceeded"},
+      {DeploymentOutcome::kFailed, "Failed"},
+      {DeploymentOutcome::kCanceled, "Canceled"}};
+  for (const auto& [outcome, text] : outcomes) {
+    EXPECT_EQ(projections::to_string(outcome), text);
+    EXPECT_EQ(projections::parse_deployment_outcome(projections::to_string(outcome)), outcome) << text;
+  }
+  for (const char* text : {"", "succeeded", "Unknown"}) {
+    EXPECT_EQ(projections::parse_deployment_outcome(text), std::nullopt) << text;
+  }
+}
+
+// evolve maps the events' strings; "not requested yet" is no phase at all.
+TEST(ApprovalEnumsTest, EvolveMapsTheEventsStrings) {
+  ReleaseHistory release;
+  EXPECT_EQ(release.state().find_stage("prod")->approval.phase, std::nullopt);
+  release.given(testing::prod_awaiting_approval());
+  const PendingApproval& pending = release.state().find_stage("prod")->approval;
+  EXPECT_EQ(pending.phase, ApprovalPhase::kPre);
+  EXPECT_EQ(pending.order, ApprovalOrder::kAny);
+  ASSERT_TRUE(release.when(RejectStage{"prod", "not today"}, "release-manager"));
+  const ApprovalRecord& rejected = release.state().find_stage("prod")->approvals.back();
+  EXPECT_EQ(rejected.phase, ApprovalPhase::kPre);
+  EXPECT_EQ(rejected.decision, ApprovalDecision::kRejected);
+}
 
 // Every decision an approval can end in, and both phases and orders:
 //   dev     pre-approval approved by bob, deployed, post-approval timed out;
