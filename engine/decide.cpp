@@ -20,10 +20,11 @@ bool contains(const std::vector<std::string>& items, std::string_view item) {
   return std::find(items.begin(), items.end(), item) != items.end();
 }
 
-const ApprovalPolicy* policy_for(const ReleaseState& release, const StageRecord& stage, const std::string& phase) {
+const ApprovalPolicy* policy_for(const ReleaseState& release, const StageRecord& stage,
+                                 std::optional<ApprovalPhase> phase) {
   const StageDefinition* definition = release.definition.find_stage(stage.name);
   if (definition == nullptr) return nullptr;
-  const auto& policy = phase == "post" ? definition->post_approval : definition->pre_approval;
+  const auto& policy = phase == ApprovalPhase::kPost ? definition->post_approval : definition->pre_approval;
   return policy ? &*policy : nullptr;
 }
 
@@ -96,7 +97,7 @@ std::optional<std::string> approved_earlier(const ReleaseState& state, const Sta
   for (const StageRecord& other : state.stages) {
     if (other.name == stage.name) continue;
     for (const ApprovalRecord& record : other.approvals) {
-      if (record.decision != "approved" || contains(people, record.approver)) continue;
+      if (record.decision != ApprovalDecision::kApproved || contains(people, record.approver)) continue;
       if (policy.requester_cannot_approve && record.approver == state.requested_by) continue;
       people.push_back(record.approver);
       where.push_back(record.approver + " on " + other.name);
@@ -116,14 +117,20 @@ std::optional<std::string> approved_earlier(const ReleaseState& state, const Sta
   return "approved earlier by " + join(covered_by, ", ");
 }
 
-ApprovalRequested approval_request(const StageRecord& stage, const std::string& phase, const ApprovalPolicy& policy,
+// The phase of the approval the stage waits for, as events spell it; empty
+// when it waits for none (the stage machine then refuses the event).
+std::string pending_phase(const StageRecord& stage) {
+  return stage.approval.phase ? std::string(to_string(*stage.approval.phase)) : std::string();
+}
+
+ApprovalRequested approval_request(const StageRecord& stage, ApprovalPhase phase, const ApprovalPolicy& policy,
                                    Timestamp now) {
   ApprovalRequested requested;
   requested.stage = stage.name;
-  requested.phase = phase;
+  requested.phase = to_string(phase);
   requested.approvers = policy.approvers;
   requested.required = policy.required_count();
-  requested.order = policy.order == ApprovalOrder::kSequential ? "sequential" : "any";
+  requested.order = to_string(policy.order);
   requested.deadline = now + policy.timeout_ms;
   return requested;
 }
@@ -144,11 +151,11 @@ Result<std::vector<Event>> trigger(const ReleaseState& state, const StageRecord&
     if (earlier) {
       ApprovalSkipped skipped;
       skipped.stage = stage.name;
-      skipped.phase = "pre";
+      skipped.phase = to_string(ApprovalPhase::kPre);
       skipped.reason = *earlier;
       CASCADE_TRY(decision.propose(skipped));
     } else {
-      CASCADE_TRY(decision.propose(approval_request(stage, "pre", policy, context.now)));
+      CASCADE_TRY(decision.propose(approval_request(stage, ApprovalPhase::kPre, policy, context.now)));
     }
   }
   return decision.take();
@@ -172,14 +179,14 @@ Result<std::vector<Event>> decide_approve(const ReleaseState& state, const Appro
   StageDecision decision(state, *stage, "approve");
   ApprovalGranted granted;
   granted.stage = stage->name;
-  granted.phase = stage->approval.phase;
+  granted.phase = pending_phase(*stage);
   granted.approver = context.actor;
   granted.comment = c.comment;
   granted.defer_until = c.defer_until;
   granted.override = c.override;
   CASCADE_TRY(decision.check(granted));
   const PendingApproval& approval = stage->approval;
-  if (c.defer_until != 0 && approval.phase != "pre") {
+  if (c.defer_until != 0 && approval.phase != ApprovalPhase::kPre) {
     return make_error(ErrorCode::kInvalidArgument, "defer_until applies to pre-deployment approvals only");
   }
   if (c.defer_until != 0 && c.defer_until <= context.now) {
@@ -208,7 +215,7 @@ Result<std::vector<Event>> decide_approve(const ReleaseState& state, const Appro
   auto acts = [&](const std::string& entry) { return acts_for(state, context, entry); };
   auto match = std::find_if(open.begin(), open.end(), acts);
   if (match == open.end()) return make_error(ErrorCode::kPermissionDenied, not_an_approver(state, *stage, context.actor));
-  if (approval.order == "sequential" && match != open.begin()) {
+  if (approval.order == ApprovalOrder::kSequential && match != open.begin()) {
     return make_error(ErrorCode::kPermissionDenied, "stage '" + stage->name + "' of release " + state.id +
                                                         " needs approval by '" + open.front() +
                                                         "' first (sequential order)");
@@ -224,7 +231,7 @@ Result<std::vector<Event>> decide_reject(const ReleaseState& state, const Reject
   StageDecision decision(state, *stage, "reject");
   ApprovalRejected rejected;
   rejected.stage = stage->name;
-  rejected.phase = stage->approval.phase;
+  rejected.phase = pending_phase(*stage);
   rejected.approver = context.actor;
   rejected.comment = c.comment;
   rejected.override = c.override;
@@ -320,7 +327,7 @@ Result<std::vector<Event>> finish_deployment(const ReleaseState& state, const St
   CASCADE_TRY(decision.propose(succeeded));
   const StageDefinition* definition = state.definition.find_stage(stage.name);
   if (definition != nullptr && definition->post_approval) {
-    CASCADE_TRY(decision.propose(approval_request(stage, "post", *definition->post_approval, context.now)));
+    CASCADE_TRY(decision.propose(approval_request(stage, ApprovalPhase::kPost, *definition->post_approval, context.now)));
   }
   return decision.take();
 }
@@ -383,7 +390,7 @@ Result<std::vector<Event>> decide_expire_approval(const ReleaseState& state, con
   StageDecision decision(state, *stage, "time out the approval of");
   ApprovalTimedOut timed_out;
   timed_out.stage = stage->name;
-  timed_out.phase = stage->approval.phase;
+  timed_out.phase = pending_phase(*stage);
   timed_out.deadline = stage->approval.deadline;
   CASCADE_TRY(decision.check(timed_out));
   if (context.now < stage->approval.deadline) {

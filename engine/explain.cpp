@@ -13,8 +13,8 @@ using events::ZeroTime;
 
 namespace {
 
-std::string phase_words(const std::string& phase) {
-  return phase == "post" ? "post-deployment approval" : "approval";
+std::string phase_words(std::optional<ApprovalPhase> phase) {
+  return phase == ApprovalPhase::kPost ? "post-deployment approval" : "approval";
 }
 
 const StepRecord* failed_step(const StageRecord& stage) {
@@ -24,7 +24,7 @@ const StepRecord* failed_step(const StageRecord& stage) {
   return nullptr;
 }
 
-const ApprovalRecord* last_decision(const StageRecord& stage, std::initializer_list<std::string_view> decisions) {
+const ApprovalRecord* last_decision(const StageRecord& stage, std::initializer_list<ApprovalDecision> decisions) {
   for (auto it = stage.approvals.rbegin(); it != stage.approvals.rend(); ++it) {
     if (std::find(decisions.begin(), decisions.end(), it->decision) != decisions.end()) return &*it;
   }
@@ -42,7 +42,7 @@ std::string outcome_clause(const StageRecord& stage) {
       if (const StepRecord* step = failed_step(stage)) return stage.name + " failed at step " + step->name;
       return stage.name + " failed: " + stage.failure_reason;
     case StageState::kRejected:
-      if (const ApprovalRecord* rejected = last_decision(stage, {"rejected"});
+      if (const ApprovalRecord* rejected = last_decision(stage, {ApprovalDecision::kRejected});
           rejected != nullptr && rejected->at >= stage.triggered_at) {
         return stage.name + " was rejected by " + rejected->approver + comment_of(rejected->comment);
       }
@@ -140,13 +140,13 @@ std::string awaiting_approval(const StageRecord& stage) {
   const PendingApproval& approval = stage.approval;
   // The request is made by the same command that triggered the stage (pre)
   // or that finished its deployment (post), so it carries that time.
-  const Timestamp requested_at = approval.phase == "post" ? stage.finished_at : stage.triggered_at;
+  const Timestamp requested_at = approval.phase == ApprovalPhase::kPost ? stage.finished_at : stage.triggered_at;
   const int pending = std::max(0, approval.required - static_cast<int>(approval.satisfied.size()));
   std::string out = stage.name + " is waiting: " + phase_words(approval.phase) + " by " + join(approval.approvers) +
                     " requested" + at_time(requested_at) + ", " + std::to_string(pending) + " of " +
                     std::to_string(approval.required) + " pending";
   if (!approval.approved_by.empty()) out += "; approved so far by " + join(approval.approved_by);
-  if (approval.order == "sequential") {
+  if (approval.order == ApprovalOrder::kSequential) {
     for (const std::string& entry : approval.approvers) {
       if (std::find(approval.satisfied.begin(), approval.satisfied.end(), entry) == approval.satisfied.end()) {
         out += "; in order, next: " + entry;
@@ -158,10 +158,10 @@ std::string awaiting_approval(const StageRecord& stage) {
   return out;
 }
 
-std::string approvals_of_attempt(const StageRecord& stage, const std::string& phase) {
+std::string approvals_of_attempt(const StageRecord& stage, ApprovalPhase phase) {
   std::vector<std::string> people;
   for (const ApprovalRecord& record : stage.approvals) {
-    if (record.phase == phase && record.decision == "approved" && record.at >= stage.triggered_at) {
+    if (record.phase == phase && record.decision == ApprovalDecision::kApproved && record.at >= stage.triggered_at) {
       people.push_back(record.approver + (record.override ? " (admin override)" : "") + at_time(record.at));
     }
   }
@@ -177,9 +177,9 @@ std::string finished(const StageRecord& stage) {
     if (step.status == StepStatus::kFailed && step.continued) continued.push_back(step.name + " (" + step.reason + ")");
   }
   if (!continued.empty()) out += "; failed but continued on error: " + join(continued);
-  const std::string pre = approvals_of_attempt(stage, "pre");
+  const std::string pre = approvals_of_attempt(stage, ApprovalPhase::kPre);
   if (!pre.empty()) out += "; approved by " + pre;
-  const std::string post = approvals_of_attempt(stage, "post");
+  const std::string post = approvals_of_attempt(stage, ApprovalPhase::kPost);
   if (!post.empty()) out += "; post-deployment approval by " + post;
   return out;
 }
@@ -214,7 +214,7 @@ std::string explain_stage(const ReleaseState& release, const std::string& stage_
       return s.name + " is waiting to deploy: triggered" + at_time(s.triggered_at) + " (" + s.trigger_reason + "), " +
              attempt_text(s) + queue_text(release, s);
     case StageState::kApproved: {
-      const std::string people = approvals_of_attempt(s, "pre");
+      const std::string people = approvals_of_attempt(s, ApprovalPhase::kPre);
       return s.name + " is waiting to deploy: " + (people.empty() ? "approved" : "approved by " + people) +
              queue_text(release, s);
     }
@@ -222,7 +222,7 @@ std::string explain_stage(const ReleaseState& release, const std::string& stage_
     case StageState::kAwaitingPostApproval: return awaiting_approval(s);
     case StageState::kDeferred:
       return s.name + " is deferred until " + format_rfc3339(s.defer_until, ZeroTime::kEmpty) + ": approved by " +
-             approvals_of_attempt(s, "pre");
+             approvals_of_attempt(s, ApprovalPhase::kPre);
     case StageState::kDeploying: return deploying(s);
     case StageState::kSucceeded:
     case StageState::kPartiallySucceeded: return finished(s);
@@ -232,8 +232,8 @@ std::string explain_stage(const ReleaseState& release, const std::string& stage_
       return out + s.failure_reason;
     }
     case StageState::kRejected: {
-      const ApprovalRecord* decision = last_decision(s, {"rejected", "timed out"});
-      if (decision != nullptr && decision->decision == "timed out") {
+      const ApprovalRecord* decision = last_decision(s, {ApprovalDecision::kRejected, ApprovalDecision::kTimedOut});
+      if (decision != nullptr && decision->decision == ApprovalDecision::kTimedOut) {
         return s.name + " was rejected: the " + phase_words(decision->phase) + " timed out" +
                at_time(decision->at) + " (" + attempt_text(s) + ")";
       }

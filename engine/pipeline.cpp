@@ -12,6 +12,14 @@ const StageDefinition* PipelineDefinition::find_stage(std::string_view stage) co
   return it == stages.end() ? nullptr : &*it;
 }
 
+std::string_view to_string(ApprovalOrder order) { return kApprovalOrders[static_cast<std::size_t>(order)]; }
+
+std::optional<ApprovalOrder> parse_approval_order(std::string_view text) {
+  const auto it = std::find(kApprovalOrders.begin(), kApprovalOrders.end(), text);
+  if (it == kApprovalOrders.end()) return std::nullopt;
+  return static_cast<ApprovalOrder>(it - kApprovalOrders.begin());
+}
+
 bool operator==(const VariableValue& a, const VariableValue& b) {
   return a.value == b.value && a.secret == b.secret && a.secret_digest == b.secret_digest &&
          a.settable == b.settable;

@@ -39,6 +39,10 @@ struct StageTrigger {
 };
 
 enum class ApprovalOrder { kAny, kSequential };
+// "any" | "sequential", as in the pipeline format and the events.
+std::string_view to_string(ApprovalOrder order);
+// nullopt for anything but "any" and "sequential".
+std::optional<ApprovalOrder> parse_approval_order(std::string_view text);
 
 struct ApprovalPolicy {
   static constexpr std::int64_t kDefaultTimeoutMs = 30LL * 24 * 3600 * 1000;

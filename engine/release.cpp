@@ -60,8 +60,8 @@ void end_steps(StageRecord& stage, StepStatus unfinished) {
   }
 }
 
-ApprovalRecord decision(const std::string& phase, const std::string& approver, const std::string& on_behalf_of,
-                        const std::string& what, const std::string& comment, Timestamp at) {
+ApprovalRecord decision(ApprovalPhase phase, const std::string& approver, const std::string& on_behalf_of,
+                        ApprovalDecision what, const std::string& comment, Timestamp at) {
   ApprovalRecord record;
   record.phase = phase;
   record.approver = approver;
@@ -72,7 +72,40 @@ ApprovalRecord decision(const std::string& phase, const std::string& approver, c
   return record;
 }
 
+// The phase a decision event names. decide copies it from the approval the
+// stage waits for, and the stage machine took the event only while the stage
+// waits for one; a phase that does not parse (a log not written by decide)
+// falls back to that approval's.
+ApprovalPhase phase_of(const std::string& text, const StageRecord& stage) {
+  return parse_approval_phase(text).value_or(stage.approval.phase.value_or(ApprovalPhase::kPre));
+}
+
 }  // namespace
+
+std::string_view to_string(ApprovalPhase phase) {
+  switch (phase) {
+    case ApprovalPhase::kPre: return "pre";
+    case ApprovalPhase::kPost: return "post";
+  }
+  return "unknown";
+}
+
+std::optional<ApprovalPhase> parse_approval_phase(std::string_view text) {
+  if (text == "pre") return ApprovalPhase::kPre;
+  if (text == "post") return ApprovalPhase::kPost;
+  return std::nullopt;
+}
+
+std::string_view to_string(ApprovalDecision decision) {
+  switch (decision) {
+    case ApprovalDecision::kApproved: return "approved";
+    case ApprovalDecision::kRejected: return "rejected";
+    case ApprovalDecision::kTimedOut: return "timed out";
+    case ApprovalDecision::kSkipped: return "skipped";
+    case ApprovalDecision::kClosed: return "closed";
+  }
+  return "unknown";
+}
 
 std::string_view to_string(StepStatus status) {
   switch (status) {
@@ -227,30 +260,43 @@ void evolve(ReleaseState& state, const RecordedEvent& event) {
                  [](const ReleaseAbandoned&) {},
                  [&](const StageTriggered& e) { start_attempt(state, *stage, e, at); },
                  [&](const ApprovalRequested& e) {
-                   stage->approval = PendingApproval{e.phase, e.approvers, e.required, e.order, e.deadline, {}, {}};
+                   // The stage machine takes only "pre" and "post"; an order other
+                   // than "sequential" has always meant any order.
+                   stage->approval = PendingApproval{parse_approval_phase(e.phase),
+                                                     e.approvers,
+                                                     e.required,
+                                                     parse_approval_order(e.order).value_or(ApprovalOrder::kAny),
+                                                     e.deadline,
+                                                     {},
+                                                     {}};
                  },
                  [&](const ApprovalGranted& e) {
                    stage->approval.satisfied.push_back(e.on_behalf_of);
                    stage->approval.approved_by.push_back(e.approver);
-                   ApprovalRecord record = decision(e.phase, e.approver, e.on_behalf_of, "approved", e.comment, at);
+                   ApprovalRecord record = decision(phase_of(e.phase, *stage), e.approver, e.on_behalf_of,
+                                                    ApprovalDecision::kApproved, e.comment, at);
                    record.defer_until = e.defer_until;
                    record.override = e.override;
                    stage->approvals.push_back(record);
                    stage->defer_until = std::max(stage->defer_until, e.defer_until);
                  },
                  [&](const ApprovalRejected& e) {
-                   stage->approvals.push_back(decision(e.phase, e.approver, e.on_behalf_of, "rejected", e.comment, at));
+                   stage->approvals.push_back(decision(phase_of(e.phase, *stage), e.approver, e.on_behalf_of,
+                                                       ApprovalDecision::kRejected, e.comment, at));
                    stage->approvals.back().override = e.override;
                    stage->finished_at = at;
                    stage->failure_reason = "rejected by " + e.approver;
                  },
                  [&](const ApprovalTimedOut& e) {
-                   stage->approvals.push_back(decision(e.phase, "", "", "timed out", "", at));
+                   const ApprovalPhase phase = phase_of(e.phase, *stage);
+                   stage->approvals.push_back(decision(phase, "", "", ApprovalDecision::kTimedOut, "", at));
                    stage->finished_at = at;
-                   stage->failure_reason = e.phase + "-deployment approval timed out";
+                   stage->failure_reason = std::string(to_string(phase)) + "-deployment approval timed out";
                  },
                  [&](const ApprovalSkipped& e) {
-                   stage->approvals.push_back(decision(e.phase, "", "", "skipped", e.reason, at));
+                   // The stage machine takes only a pre-deployment skip.
+                   stage->approvals.push_back(
+                       decision(ApprovalPhase::kPre, "", "", ApprovalDecision::kSkipped, e.reason, at));
                  },
                  [](const DeferralElapsed&) {},
                  [&](const DeploymentStarted&) { stage->started_at = at; },
@@ -304,10 +350,11 @@ void evolve(ReleaseState& state, const RecordedEvent& event) {
                  [&](const StageCanceled& e) {
                    // An approval still short of its count is closed, not left dangling.
                    const bool approval_pending =
-                       !stage->approval.phase.empty() &&
+                       stage->approval.phase.has_value() &&
                        stage->approval.satisfied.size() < static_cast<std::size_t>(std::max(stage->approval.required, 0));
                    if (approval_pending) {
-                     stage->approvals.push_back(decision(stage->approval.phase, "", "", "closed", e.reason, at));
+                     stage->approvals.push_back(
+                         decision(*stage->approval.phase, "", "", ApprovalDecision::kClosed, e.reason, at));
                    }
                    stage->finished_at = at;
                    stage->failure_reason = e.reason;

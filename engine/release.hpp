@@ -17,17 +17,31 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_set>
 #include <variant>
 #include <vector>
 
 namespace cascade::engine {
 
+// Before the deployment (pre) or after it (post). Events, read models and the
+// API spell it "pre" and "post".
+enum class ApprovalPhase { kPre, kPost };
+std::string_view to_string(ApprovalPhase phase);
+// The phase an event names; nullopt for anything but "pre" and "post".
+std::optional<ApprovalPhase> parse_approval_phase(std::string_view text);
+
+// How an approval was decided: granted, rejected, past its deadline, skipped
+// (approved earlier), or closed (the waiting stage was canceled). Read models
+// and the API spell it "approved", "rejected", "timed out", "skipped", "closed".
+enum class ApprovalDecision { kApproved, kRejected, kTimedOut, kSkipped, kClosed };
+std::string_view to_string(ApprovalDecision decision);
+
 struct ApprovalRecord {
-  std::string phase;
+  ApprovalPhase phase = ApprovalPhase::kPre;
   std::string approver;
   std::string on_behalf_of;
-  std::string decision;  // "approved" | "rejected" | "timed out" | "skipped" | "closed"
+  ApprovalDecision decision = ApprovalDecision::kApproved;
   std::string comment;
   bool override = false;  // an administrator decided in place of the approvers
   Timestamp at = 0;
@@ -36,10 +50,10 @@ struct ApprovalRecord {
 
 // The approval a stage waits for (or last waited for).
 struct PendingApproval {
-  std::string phase;
+  std::optional<ApprovalPhase> phase;  // nullopt: none requested in this attempt
   std::vector<std::string> approvers;  // entries: users or group names
   int required = 0;
-  std::string order = "any";
+  ApprovalOrder order = ApprovalOrder::kAny;
   Timestamp deadline = 0;
   std::vector<std::string> satisfied;  // entries that have approved, in order
   std::vector<std::string> approved_by;  // the people who did

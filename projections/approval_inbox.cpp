@@ -88,12 +88,12 @@ Status ApprovalInboxProjection::apply(const std::vector<events::RecordedEvent>& 
                            {"release_name", release->name},
                            {"pipeline", release->pipeline},
                            {"stage", stage_name},
-                           {"phase", approval.phase},
+                           {"phase", approval.phase ? engine::to_string(*approval.phase) : ""},
                            {"approvers", approval.approvers},
                            {"required", approval.required},
                            {"approved", approval.satisfied.size()},
                            {"approved_by", approval.approved_by},
-                           {"order", approval.order},
+                           {"order", engine::to_string(approval.order)},
                            {"deadline", approval.deadline},
                            {"requested_at", requested_at}};
     nlohmann::json user_names = nlohmann::json::array(), group_names = nlohmann::json::array();

@@ -10,8 +10,10 @@ namespace {
 
 constexpr double kDayMs = 24.0 * 3600 * 1000;
 
-bool succeeded(const DeploymentRecord& d) { return d.outcome == "Succeeded" || d.outcome == "PartiallySucceeded"; }
-bool failed(const DeploymentRecord& d) { return d.outcome == "Failed"; }
+bool succeeded(const DeploymentRecord& d) {
+  return d.outcome == DeploymentOutcome::kSucceeded || d.outcome == DeploymentOutcome::kPartiallySucceeded;
+}
+bool failed(const DeploymentRecord& d) { return d.outcome == DeploymentOutcome::kFailed; }
 
 // Nearest rank: the value at rank ceil(percent/100 · n). REQUIRES: sorted, non-empty.
 std::int64_t percentile(const std::vector<std::int64_t>& sorted, std::size_t percent) {
@@ -47,7 +49,13 @@ Result<std::optional<std::vector<DeploymentRecord>>> read_stage(const Snapshot& 
     DeploymentRecord record;
     record.release = stored["release"];
     record.attempt = stored["attempt"];
-    record.outcome = stored["outcome"];
+    const std::string outcome = stored["outcome"];
+    const std::optional<DeploymentOutcome> parsed = parse_deployment_outcome(outcome);
+    if (!parsed) {
+      return make_error(ErrorCode::kDataLoss, "a stored deployment of " + record.release + " has the unknown outcome '" +
+                                                  outcome + "'");
+    }
+    record.outcome = *parsed;
     record.lead_time_start = stored["lead_time_start"];
     record.finished_at = static_cast<events::Timestamp>(from_big_endian(it->key().ToStringView().substr(prefix.size(), 8)));
     records.push_back(std::move(record));
@@ -129,7 +137,7 @@ Status DeliveryMetricsProjection::apply(const std::vector<events::RecordedEvent>
                   big_endian(event.position),
               nlohmann::json{{"release", release->id},
                              {"attempt", finished->attempt},
-                             {"outcome", finished->outcome},
+                             {"outcome", to_string(finished->outcome)},
                              {"lead_time_start", lead_time_start}}
                   .dump());
   }

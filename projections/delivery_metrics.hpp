@@ -34,7 +34,7 @@ namespace cascade::projections {
 struct DeploymentRecord {
   std::string release;
   int attempt = 0;
-  std::string outcome;  // "Succeeded" | "PartiallySucceeded" | "Failed" | "Canceled"
+  DeploymentOutcome outcome = DeploymentOutcome::kSucceeded;  // stored as to_string(outcome)
   events::Timestamp finished_at = 0;
   events::Timestamp lead_time_start = 0;
 };

@@ -28,7 +28,7 @@ Status EnvironmentProjection::apply(const std::vector<events::RecordedEvent>& ba
     const std::string stage_name = stage_of(event.data);
     const engine::StageRecord* stage = release->find_stage(stage_name);
     if (stage == nullptr) continue;
-    const std::string& outcome = finished->outcome;
+    const std::string outcome(to_string(finished->outcome));
     const nlohmann::json item = {{"release", release->id},
                                  {"release_name", release->name},
                                  {"artifact_version", release->artifact.version},

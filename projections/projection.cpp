@@ -20,15 +20,34 @@ std::string stage_of(const events::Event& event) {
       event);
 }
 
+std::string_view to_string(DeploymentOutcome outcome) {
+  switch (outcome) {
+    case DeploymentOutcome::kSucceeded: return "Succeeded";
+    case DeploymentOutcome::kPartiallySucceeded: return "PartiallySucceeded";
+    case DeploymentOutcome::kFailed: return "Failed";
+    case DeploymentOutcome::kCanceled: return "Canceled";
+  }
+  return "Unknown";
+}
+
+std::optional<DeploymentOutcome> parse_deployment_outcome(std::string_view text) {
+  for (DeploymentOutcome outcome : {DeploymentOutcome::kSucceeded, DeploymentOutcome::kPartiallySucceeded,
+                                    DeploymentOutcome::kFailed, DeploymentOutcome::kCanceled}) {
+    if (text == to_string(outcome)) return outcome;
+  }
+  return std::nullopt;
+}
+
 std::optional<FinishedDeployment> finished_deployment(const events::Event& event) {
   if (const auto* e = std::get_if<events::DeploymentSucceeded>(&event)) {
-    return FinishedDeployment{e->partial ? "PartiallySucceeded" : "Succeeded", "", e->attempt};
+    return FinishedDeployment{e->partial ? DeploymentOutcome::kPartiallySucceeded : DeploymentOutcome::kSucceeded, "",
+                              e->attempt};
   }
   if (const auto* e = std::get_if<events::DeploymentFailed>(&event)) {
-    return FinishedDeployment{"Failed", e->reason, e->attempt};
+    return FinishedDeployment{DeploymentOutcome::kFailed, e->reason, e->attempt};
   }
   if (const auto* e = std::get_if<events::DeploymentCanceled>(&event)) {
-    return FinishedDeployment{"Canceled", e->reason, e->attempt};
+    return FinishedDeployment{DeploymentOutcome::kCanceled, e->reason, e->attempt};
   }
   return std::nullopt;
 }

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace cascade::projections {
@@ -28,9 +29,16 @@ class ProjectionWrite;
 // ReleaseCreated and ReleaseAbandoned.
 std::string stage_of(const events::Event& event);
 
+// How a deployment attempt ended. The read models store and serve it as
+// "Succeeded", "PartiallySucceeded", "Failed", "Canceled".
+enum class DeploymentOutcome { kSucceeded, kPartiallySucceeded, kFailed, kCanceled };
+std::string_view to_string(DeploymentOutcome outcome);
+// nullopt for any other text.
+std::optional<DeploymentOutcome> parse_deployment_outcome(std::string_view text);
+
 // The end of a deployment attempt, as the read models count it.
 struct FinishedDeployment {
-  std::string outcome;  // "Succeeded" | "PartiallySucceeded" | "Failed" | "Canceled"
+  DeploymentOutcome outcome = DeploymentOutcome::kSucceeded;
   std::string reason;   // why it failed or was canceled
   int attempt = 0;
 };

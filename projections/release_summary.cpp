@@ -14,8 +14,9 @@ nlohmann::json summarize(const ReleaseState& release) {
   for (const StageRecord& stage : release.stages) {
     nlohmann::json approvals = nlohmann::json::array();
     for (const auto& a : stage.approvals) {
-      approvals.push_back({{"phase", a.phase}, {"approver", a.approver}, {"on_behalf_of", a.on_behalf_of},
-                           {"decision", a.decision}, {"comment", a.comment}, {"at", a.at},
+      approvals.push_back({{"phase", engine::to_string(a.phase)}, {"approver", a.approver},
+                           {"on_behalf_of", a.on_behalf_of}, {"decision", engine::to_string(a.decision)},
+                           {"comment", a.comment}, {"at", a.at},
                            {"defer_until", a.defer_until}});
       if (a.override) approvals.back()["override"] = true;  // absent otherwise: older summaries stay byte-equal
     }
@@ -31,10 +32,10 @@ nlohmann::json summarize(const ReleaseState& release) {
                       {"attempt", stage.attempt},
                       {"trigger_reason", stage.trigger_reason},
                       {"pending_approval",
-                       {{"phase", stage.approval.phase},
+                       {{"phase", stage.approval.phase ? engine::to_string(*stage.approval.phase) : ""},
                         {"approvers", stage.approval.approvers},
                         {"required", stage.approval.required},
-                        {"order", stage.approval.order},
+                        {"order", engine::to_string(stage.approval.order)},
                         {"deadline", stage.approval.deadline},
                         {"approved_by", stage.approval.approved_by}}},
                       {"defer_until", stage.defer_until},

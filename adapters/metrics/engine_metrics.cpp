@@ -1,5 +1,7 @@
 #include "adapters/metrics/engine_metrics.hpp"
 
+#include "engine/release.hpp"
+
 #include <type_traits>
 #include <variant>
 
@@ -56,10 +58,10 @@ Status EngineMetrics::handle(const std::vector<events::RecordedEvent>& batch) {
     const std::string pipeline = pipeline_of_stream(event.stream);
     // Every decision (each grant of an N-of-M approval too) is measured from
     // the request; the request is forgotten once the stage moves on.
-    auto decided = [&](const std::string& stage, const char* decision, bool closes) -> Status {
+    auto decided = [&](const std::string& stage, engine::ApprovalDecision decision, bool closes) -> Status {
       CASCADE_TRY(requested_at, approval_requested_at(event, stage));
       if (requested_at > 0 && event.recorded_at >= requested_at) {
-        approval_waits_.with({pipeline, stage, decision}).observe((event.recorded_at - requested_at) / 1000.0);
+        approval_waits_.with({pipeline, stage, std::string(engine::to_string(decision))}).observe((event.recorded_at - requested_at) / 1000.0);
       }
       if (closes) open_approvals_.erase(approval_key(event, stage));
       return outcome::success();
@@ -73,11 +75,12 @@ Status EngineMetrics::handle(const std::vector<events::RecordedEvent>& batch) {
           } else if constexpr (std::is_same_v<T, events::ApprovalGranted>) {
             // Whether this grant completes the approval is the stage machine's
             // business; the entry goes when the stage moves on.
-            return decided(e.stage, "approved", e.phase == "post");
+            return decided(e.stage, engine::ApprovalDecision::kApproved,
+                           engine::parse_approval_phase(e.phase) == engine::ApprovalPhase::kPost);
           } else if constexpr (std::is_same_v<T, events::ApprovalRejected>) {
-            return decided(e.stage, "rejected", true);
+            return decided(e.stage, engine::ApprovalDecision::kRejected, true);
           } else if constexpr (std::is_same_v<T, events::ApprovalTimedOut>) {
-            return decided(e.stage, "timed out", true);
+            return decided(e.stage, engine::ApprovalDecision::kTimedOut, true);
           } else if constexpr (std::is_same_v<T, events::StepSucceeded>) {
             step_durations_.with({pipeline, e.stage, "succeeded"}).observe(e.duration_ms / 1000.0);
           } else if constexpr (std::is_same_v<T, events::StepFailed>) {

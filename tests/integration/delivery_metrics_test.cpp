@@ -126,11 +126,11 @@ TEST_F(DeliveryMetricsTest, EveryStageOfThePipelineHasItsOwnFigures) {
 TEST(DeliveryMetricsComputeTest, CanceledDeploymentsCountNeitherWayAndPartialOnesSucceed) {
   constexpr std::int64_t kMinute = 60'000;
   const std::vector<DeploymentRecord> deployments = {
-      {"A-1", 1, "Failed", 10 * kMinute, 0},
-      {"A-1", 2, "Canceled", 11 * kMinute, 0},
-      {"A-2", 1, "Failed", 12 * kMinute, 0},
-      {"A-3", 1, "PartiallySucceeded", 20 * kMinute, 5 * kMinute},
-      {"A-4", 1, "Succeeded", 30 * kMinute, 0},
+      {"A-1", 1, DeploymentOutcome::kFailed, 10 * kMinute, 0},
+      {"A-1", 2, DeploymentOutcome::kCanceled, 11 * kMinute, 0},
+      {"A-2", 1, DeploymentOutcome::kFailed, 12 * kMinute, 0},
+      {"A-3", 1, DeploymentOutcome::kPartiallySucceeded, 20 * kMinute, 5 * kMinute},
+      {"A-4", 1, DeploymentOutcome::kSucceeded, 30 * kMinute, 0},
   };
   const DeliveryMetrics m = compute_delivery_metrics(deployments, 0, 25 * kMinute);
   EXPECT_EQ(m.deployments, 1);

@@ -81,7 +81,7 @@ TEST_F(ReleaseControlEngineTest, DeployLatestLeavesOnlyTheNewestOfThreeReleasesW
     const std::string reason = release.find_stage("prod")->failure_reason;
     EXPECT_TRUE(reason == "superseded by " + newer.front() || reason == "superseded by " + newer.back())
         << older << ": " << reason;
-    EXPECT_EQ(release.find_stage("prod")->approvals.back().decision, "closed") << "no dangling approval";
+    EXPECT_EQ(release.find_stage("prod")->approvals.back().decision, ApprovalDecision::kClosed) << "no dangling approval";
   }
 }
 

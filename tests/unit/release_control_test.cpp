@@ -326,7 +326,7 @@ TEST(ReleaseControlTest, CancelStopsARunningDeploymentOrAWaitingStage) {
   waiting.given(testing::prod_awaiting_approval());
   auto closed = waiting.when(CancelStage{"prod", "not this week"}, "alice");
   EXPECT_EQ(event_at<events::StageCanceled>(closed).reason, "not this week");
-  EXPECT_EQ(waiting.state().find_stage("prod")->approvals.back().decision, "closed");
+  EXPECT_EQ(waiting.state().find_stage("prod")->approvals.back().decision, ApprovalDecision::kClosed);
   auto again = waiting.when(CancelStage{"prod", ""}, "alice");
   ASSERT_FALSE(again);
   EXPECT_EQ(again.error().code, ErrorCode::kFailedPrecondition);

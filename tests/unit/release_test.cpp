@@ -98,7 +98,7 @@ TEST(ReleaseTest, OnlyAListedApproverMayApproveOrReject) {
   EXPECT_EQ(event.comment, "ship it");
   EXPECT_EQ(release.stage("prod"), StageState::kApproved);
   ASSERT_EQ(release.state().find_stage("prod")->approvals.size(), 1u);
-  EXPECT_EQ(release.state().find_stage("prod")->approvals[0].decision, "approved");
+  EXPECT_EQ(release.state().find_stage("prod")->approvals[0].decision, ApprovalDecision::kApproved);
   EXPECT_GT(release.state().find_stage("prod")->approvals[0].at, 0);
 }
 

@@ -25,10 +25,10 @@ json command_answer(const engine::ReleaseState& state, const std::string& stage_
                     {"attempt", stage->attempt}};
     json approvals = json::array();
     for (const engine::ApprovalRecord& record : stage->approvals) {
-      approvals.push_back({{"phase", record.phase},
+      approvals.push_back({{"phase", engine::to_string(record.phase)},
                            {"approver", record.approver},
                            {"on_behalf_of", record.on_behalf_of},
-                           {"decision", record.decision},
+                           {"decision", engine::to_string(record.decision)},
                            {"override", record.override},
                            {"comment", record.comment},
                            {"at", record.at}});
