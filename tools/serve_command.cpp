@@ -69,7 +69,7 @@ int serve(const std::string& data_dir, const std::string& listen, std::string us
   if (!users) return report(users.error(), false);
   auto authenticator = std::make_shared<const http::Authenticator>(std::move(users.value()));
 
-  RuntimeOptions runtime_options;
+  adapters::RuntimeOptions runtime_options;
   runtime_options.max_step_output_bytes = limits.max_step_output_mib << 20;
   auto runtime = Runtime::open(data_dir, runtime_options);
   if (!runtime) return report(runtime.error(), false);

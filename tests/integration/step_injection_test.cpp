@@ -116,7 +116,10 @@ TEST_F(StepInjectionTest, OnlySettableVariablesMayBeSetAndNeverOnesThatChangeHow
     "stages": [{"name": "dev", "trigger": {"after_release": true}, "steps": [{"name": "s", "run": "true"}]}]})");
   ASSERT_FALSE(definition);
   EXPECT_EQ(definition.error().code, ErrorCode::kInvalidArgument);
-  EXPECT_NE(definition.error().message.find("BASH_ENV"), std::string::npos) << definition.error().message;
+  ASSERT_EQ(definition.error().details.size(), 1u) << definition.error().message;
+  EXPECT_EQ(definition.error().details[0].path, "variables.BASH_ENV");
+  EXPECT_NE(definition.error().details[0].message.find("how programs start"), std::string::npos)
+      << definition.error().details[0].message;
 }
 
 }  // namespace
