@@ -1,10 +1,14 @@
 #include "tools/kafka_wiring.hpp"
 
+#include "adapters/kafka/properties.hpp"
+
 #include "engine/release.hpp"
 #include "projections/pipeline_versions.hpp"
 
+#include <fstream>
 #include <iostream>
 #include <set>
+#include <sstream>
 
 namespace cascade::tools {
 
@@ -27,6 +31,27 @@ void add_kafka_serve_options(CLI::App& serve) {
   serve.add_option("--cloudevents-mode", o.cloudevents_mode, "binary or structured CloudEvents on the events topic")
       ->check(CLI::IsMember({"binary", "structured"}))
       ->capture_default_str();
+  serve.add_option("--kafka-config", o.config_file,
+                   "librdkafka properties for every Kafka client, one key=value a line (e.g. security.protocol, "
+                   "sasl.*, ssl.*); values are never printed");
+  serve.add_option("--kafka-property", o.properties, "a librdkafka property key=value (repeatable; wins over the file)");
+}
+
+Result<adapters::kafka::KafkaProperties> kafka_properties(const KafkaServeOptions& options) {
+  adapters::kafka::KafkaProperties properties;
+  if (!options.config_file.empty()) {
+    std::ifstream in(options.config_file);
+    if (!in) return make_error(ErrorCode::kInvalidArgument, "--kafka-config '" + options.config_file + "' cannot be read");
+    std::stringstream text;
+    text << in.rdbuf();
+    CASCADE_TRY(read, adapters::kafka::parse_kafka_properties(text.str(), options.config_file));
+    properties = std::move(read);
+  }
+  for (const std::string& property : options.properties) {
+    CASCADE_TRY(one, adapters::kafka::parse_kafka_properties(property, "--kafka-property"));
+    for (auto& [key, value] : one) properties[key] = std::move(value);
+  }
+  return properties;
 }
 
 namespace {
@@ -66,8 +91,11 @@ Result<std::unique_ptr<KafkaEdges>> KafkaEdges::attach(const KafkaServeOptions& 
 
   CASCADE_TRY(catalog, open_catalog(runtime));
   edges->catalog_ = std::move(catalog);
+  CASCADE_TRY(properties, kafka_properties(options));
   kafka::IngressOptions ingress;
   ingress.brokers = options.brokers;
+  ingress.consumer_config = properties;
+  ingress.producer_config = properties;
   ingress.topic = options.builds_topic;
   ingress.group = options.group;
   ingress.metrics = &metrics;
@@ -82,6 +110,7 @@ Result<std::unique_ptr<KafkaEdges>> KafkaEdges::attach(const KafkaServeOptions& 
     edges->egress_state_ = std::move(state);
     kafka::EgressOptions egress;
     egress.brokers = options.brokers;
+    egress.producer_config = properties;
     egress.topic = options.events_topic;
     egress.mode = options.cloudevents_mode == "structured" ? kafka::CloudEventsMode::kStructured
                                                            : kafka::CloudEventsMode::kBinary;

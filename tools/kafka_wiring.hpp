@@ -8,6 +8,7 @@
 #include "adapters/kafka/cloudevents.hpp"
 #include "adapters/kafka/egress.hpp"
 #include "adapters/kafka/ingress.hpp"
+#include "adapters/kafka/properties.hpp"
 #include "tools/cli_support.hpp"
 #include "adapters/runtime/runtime.hpp"
 
@@ -15,6 +16,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace cascade::tools {
 
@@ -24,7 +26,16 @@ struct KafkaServeOptions {
   std::string group = "cascade";
   std::string events_topic = "cascade.cdevents";  // empty: no egress
   std::string cloudevents_mode = "binary";        // of the egress: binary | structured
+  // librdkafka properties for every client (SASL/SSL, timeouts…):
+  // --kafka-config FILE (key=value lines), then --kafka-property key=value,
+  // which wins over the file.
+  std::string config_file;
+  std::vector<std::string> properties;
 };
+
+// The librdkafka properties of --kafka-config and --kafka-property, the
+// flags winning; kInvalidArgument naming the file and line of a bad one.
+Result<adapters::kafka::KafkaProperties> kafka_properties(const KafkaServeOptions& options);
 
 // The options `serve` was given (filled when the command line is parsed).
 KafkaServeOptions& kafka_serve_options();

@@ -1,5 +1,7 @@
 #include "adapters/kafka/egress.hpp"
 
+#include "adapters/kafka/properties.hpp"
+
 #include "adapters/metrics/metrics.hpp"
 
 #include <librdkafka/rdkafka.h>
@@ -166,12 +168,9 @@ Result<rd_kafka_t*> make_producer(const EgressOptions& options, void* opaque,
   // means every in-sync replica has the record.
   properties["enable.idempotence"] = "true";
   properties["acks"] = "all";
-  for (const auto& [name, value] : properties) {
-    if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), error, sizeof error) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      return make_error(ErrorCode::kInvalidArgument, "cdevents egress: producer property " + name + "=" + value +
-                                                         ": " + error);
-    }
+  if (auto set = set_kafka_properties(conf, properties, "cdevents egress producer"); !set) {
+    rd_kafka_conf_destroy(conf);
+    return set.error();
   }
   rd_kafka_conf_set_opaque(conf, opaque);
   rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);

@@ -1,7 +1,8 @@
 #include "adapters/kafka/ingress.hpp"
 
-#include "adapters/metrics/metrics.hpp"
 #include "adapters/kafka/cloudevents.hpp"
+#include "adapters/kafka/properties.hpp"
+#include "adapters/metrics/metrics.hpp"
 #include "engine/release.hpp"
 
 #include <librdkafka/rdkafka.h>
@@ -104,16 +105,6 @@ bool is_transient(ErrorCode code) {
          code == ErrorCode::kDataLoss;
 }
 
-Status set_all(rd_kafka_conf_t* conf, const std::map<std::string, std::string>& properties) {
-  char errstr[512];
-  for (const auto& [key, value] : properties) {
-    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
-      return make_error(ErrorCode::kInvalidArgument, "kafka property " + key + "=" + value + ": " + errstr);
-    }
-  }
-  return success();
-}
-
 // Delivery state of one dead-letter record, written by the delivery callback.
 struct Delivery {
   bool done = false;
@@ -188,7 +179,7 @@ Result<std::unique_ptr<BuildIngress>> BuildIngress::create(IngressOptions option
   for (const auto& [key, value] : o.consumer_config) consumer[key] = value;
   consumer["enable.auto.commit"] = "false";
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  if (auto set = set_all(conf, consumer); !set) {
+  if (auto set = set_kafka_properties(conf, consumer, "kafka ingress consumer"); !set) {
     rd_kafka_conf_destroy(conf);
     return set.error();
   }
@@ -212,7 +203,7 @@ Result<std::unique_ptr<BuildIngress>> BuildIngress::create(IngressOptions option
   producer["enable.idempotence"] = "true";
   producer["acks"] = "all";
   conf = rd_kafka_conf_new();
-  if (auto set = set_all(conf, producer); !set) {
+  if (auto set = set_kafka_properties(conf, producer, "kafka ingress dead-letter producer"); !set) {
     rd_kafka_conf_destroy(conf);
     return set.error();
   }
