@@ -114,7 +114,8 @@ int serve(const std::string& data_dir, const std::string& listen, std::string us
   while (sigwait(&signals, &received) == 0 && received == SIGHUP) {
     auto reloaded = http::load_users_file(users_path);
     if (!reloaded) {
-      std::cerr << "cascade serve: SIGHUP: keeping the users as they were: " << reloaded.error().message << "\n";
+      // One write, so a reader of the log never sees half the line.
+      std::cerr << ("cascade serve: SIGHUP: keeping the users as they were: " + reloaded.error().message + "\n");
       continue;
     }
     const std::size_t count = reloaded.value().size();
