@@ -24,17 +24,6 @@ std::string failure_reason(const StepOutcome& outcome, const StepDefinition& ste
   return "exit code " + std::to_string(outcome.exit_code);
 }
 
-std::string masked(std::string text, const std::vector<std::string>& secrets) {
-  for (const std::string& secret : secrets) {
-    if (secret.empty()) continue;
-    for (std::size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at + 3)) {
-      text.replace(at, secret.size(), std::string(Executor::kMask));
-    }
-  }
-  return text;
-}
-
-
 }  // namespace
 
 Executor::Executor(ReleaseService& service, StepRunner& runner, StepLogStore& logs, SecretStore& secrets,
@@ -378,12 +367,13 @@ Status Executor::run_steps(const DeploymentKey& key, const std::atomic<bool>& ca
       request.cancel = std::shared_ptr<const std::atomic<bool>>(std::shared_ptr<const void>(), &cancel);
       request.secrets = secret_values;
       request.max_output_bytes = options_.max_step_output_bytes;
+      const SecretMasker line_masker(secret_values);
       request.on_line = [&](const LogLine& captured) {
         // The runner masked the raw stream already; masking each line again and
         // replacing what is not UTF-8 here holds for every runner, whatever
         // build it is, before anything is stored.
         LogLine line = captured;
-        line.text = events::valid_utf8(masked(std::move(line.text), secret_values));
+        line.text = events::valid_utf8(line_masker.mask(line.text));
         digest.update(digest_bytes(line));
         if (log_status) log_status = logs_.append_line(log_key, line);
       };

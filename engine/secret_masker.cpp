@@ -16,13 +16,18 @@ SecretMasker::SecretMasker(std::vector<std::string> secrets) {
 std::string SecretMasker::feed(std::string_view data) {
   if (secrets_.empty()) return std::string(data);
   pending_.append(data);
-  return take(false);
+  return take(pending_, false);
 }
 
-std::string SecretMasker::finish() { return secrets_.empty() ? std::string() : take(true); }
+std::string SecretMasker::finish() { return secrets_.empty() ? std::string() : take(pending_, true); }
 
-std::string SecretMasker::take(bool at_end) {
-  const std::string_view text = pending_;
+std::string SecretMasker::mask(std::string_view text) const {
+  std::string whole(text);
+  return secrets_.empty() ? whole : take(whole, true);
+}
+
+std::string SecretMasker::take(std::string& pending, bool at_end) const {
+  const std::string_view text = pending;
   const std::size_t longest = secrets_.front().size();
   // The first place at or after `from` where the rest of the text is a proper
   // prefix of a secret, so more output could complete that secret (npos: none,
@@ -61,7 +66,7 @@ std::string SecretMasker::take(bool at_end) {
   const std::size_t unfinished = first_unfinished(done);
   const std::size_t hold = unfinished == std::string_view::npos ? text.size() : unfinished;
   out.append(text.substr(done, hold - done));
-  pending_.erase(0, hold);
+  pending.erase(0, hold);
   return out;
 }
 

@@ -24,9 +24,12 @@ class SecretMasker {
   std::string feed(std::string_view data);
   // The held-back tail, masked; call at the end of the stream.
   std::string finish();
+  // `text` as a whole stream of its own, every secret masked.
+  std::string mask(std::string_view text) const;
 
  private:
-  std::string take(bool at_end);
+  // Masks and removes from `pending` what is decided; at_end: all of it.
+  std::string take(std::string& pending, bool at_end) const;
 
   std::vector<std::string> secrets_;  // longest first
   std::string pending_;
