@@ -5,6 +5,8 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -17,18 +19,27 @@ namespace {
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 namespace net = boost::asio;
+namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
 using nlohmann::json;
 using Clock = ApiClient::Clock;
 
 constexpr std::size_t kMaxResponseBytes = 256u << 20;  // a release's events, a long log
 
-// One connection and the io_context that drives it. Every operation is
-// asynchronous under a deadline (tcp_stream's timer), run to completion here:
-// a synchronous call that cannot hang.
+// One connection, plain or TLS, and the io_context that drives it. Every
+// operation is asynchronous under a deadline (tcp_stream's timer), run to
+// completion here: a synchronous call that cannot hang.
 class Connection {
  public:
-  Connection() : stream_(ioc_) {}
+  // `tls`: the client context for https (null: plain http); it outlives the
+  // connection.
+  explicit Connection(ssl::context* tls) {
+    if (tls != nullptr) {
+      tls_stream_.emplace(ioc_, *tls);
+    } else {
+      plain_stream_.emplace(ioc_);
+    }
+  }
 
   beast::error_code connect(const std::string& host, const std::string& port, Clock::time_point deadline) {
     tcp::resolver resolver(ioc_);
@@ -40,57 +51,77 @@ class Connection {
     });
     run();
     if (result) return result;
-    stream_.expires_at(deadline);
-    stream_.async_connect(endpoints, [&](beast::error_code ec, const tcp::endpoint&) { result = ec; });
+    lowest().expires_at(deadline);
+    lowest().async_connect(endpoints, [&](beast::error_code ec, const tcp::endpoint&) { result = ec; });
+    run();
+    if (result || !tls_stream_) return result;
+    // The certificate must name the host the URL names; SNI tells a server
+    // with several certificates which one (not sent for an IP address).
+    beast::error_code not_an_address;
+    net::ip::make_address(host, not_an_address);
+    if (not_an_address && SSL_set_tlsext_host_name(tls_stream_->native_handle(), host.c_str()) != 1) {
+      return beast::error_code(static_cast<int>(::ERR_get_error()), net::error::get_ssl_category());
+    }
+    tls_stream_->set_verify_callback(ssl::host_name_verification(host));
+    tls_stream_->async_handshake(ssl::stream_base::client, [&](beast::error_code ec) { result = ec; });
     run();
     return result;
   }
 
   template <class Message>
   beast::error_code write(Message& message, Clock::time_point deadline) {
-    return complete(deadline, [&](auto done) { bhttp::async_write(stream_, message, done); });
+    return complete(deadline, [&](auto& stream, auto done) { bhttp::async_write(stream, message, done); });
   }
 
   template <class Parser>
   beast::error_code read_header(Parser& parser, Clock::time_point deadline) {
-    return complete(deadline, [&](auto done) { bhttp::async_read_header(stream_, buffer_, parser, done); });
+    return complete(deadline,
+                    [&](auto& stream, auto done) { bhttp::async_read_header(stream, buffer_, parser, done); });
   }
 
   // Returns once some of the body arrived (a stream's next piece).
   template <class Parser>
   beast::error_code read_some(Parser& parser, Clock::time_point deadline) {
-    return complete(deadline, [&](auto done) { bhttp::async_read_some(stream_, buffer_, parser, done); });
+    return complete(deadline, [&](auto& stream, auto done) { bhttp::async_read_some(stream, buffer_, parser, done); });
   }
 
   template <class Parser>
   beast::error_code read(Parser& parser, Clock::time_point deadline) {
-    return complete(deadline, [&](auto done) { bhttp::async_read(stream_, buffer_, parser, done); });
+    return complete(deadline, [&](auto& stream, auto done) { bhttp::async_read(stream, buffer_, parser, done); });
   }
 
   ~Connection() {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
   }
 
  private:
+  beast::tcp_stream& lowest() { return tls_stream_ ? beast::get_lowest_layer(*tls_stream_) : *plain_stream_; }
+
   void run() {
     ioc_.restart();
     ioc_.run();
   }
 
-  // Starts one Beast operation (`start(handler)`) under the deadline and runs
-  // it to completion; its error code.
+  // Starts one Beast operation (`start(stream, handler)`) under the deadline
+  // and runs it to completion; its error code.
   template <class Start>
   beast::error_code complete(Clock::time_point deadline, Start&& start) {
     beast::error_code result;
-    stream_.expires_at(deadline);
-    start([&result](beast::error_code ec, std::size_t) { result = ec; });
+    lowest().expires_at(deadline);
+    auto done = [&result](beast::error_code ec, std::size_t) { result = ec; };
+    if (tls_stream_) {
+      start(*tls_stream_, done);
+    } else {
+      start(*plain_stream_, done);
+    }
     run();
     return result;
   }
 
   net::io_context ioc_;
-  beast::tcp_stream stream_;
+  std::optional<beast::tcp_stream> plain_stream_;
+  std::optional<beast::ssl_stream<beast::tcp_stream>> tls_stream_;
   beast::flat_buffer buffer_;
 };
 
@@ -147,26 +178,51 @@ Error connection_error(const beast::error_code& ec, const std::string& url) {
   if (ec == beast::error::timeout) {
     return make_error(ErrorCode::kUnavailable, "the cascade server at " + url + " did not answer in time");
   }
+  if (ec.category() == net::error::get_ssl_category()) {
+    // Most often a certificate this client does not trust, or one that names
+    // another host; ec.message() says which.
+    return make_error(ErrorCode::kUnavailable, "TLS with the cascade server at " + url + " failed: " + ec.message() +
+                                                   " (a server certificate from a private CA needs --ca FILE or "
+                                                   "CASCADE_CA; the URL's host must be one the certificate names)");
+  }
   return make_error(ErrorCode::kUnavailable, "cannot talk to the cascade server at " + url + ": " + ec.message());
 }
 
 }  // namespace
 
 Result<ApiClient> ApiClient::create(const std::string& url, std::string token, ApiClientOptions options) {
-  const std::string scheme = "http://";
   auto bad = [&](const std::string& why) {
     return make_error(ErrorCode::kInvalidArgument, "--server '" + url + "': " + why);
   };
-  if (url.rfind("https://", 0) == 0) return bad("https is not supported; use http:// (the server listens on loopback)");
-  if (url.rfind(scheme, 0) != 0) return bad("expected http://HOST[:PORT]");
-  std::string rest = url.substr(scheme.size());
+  const bool https = url.rfind("https://", 0) == 0;
+  if (!https && url.rfind("http://", 0) != 0) return bad("expected http://HOST[:PORT] or https://HOST[:PORT]");
+  if (!https && !options.ca_file.empty()) return bad("a CA file is given but the URL is not https://");
+  std::string rest = url.substr(https ? 8 : 7);
   ApiClient client;
+  if (https) {
+    auto tls = std::make_shared<ssl::context>(ssl::context::tls_client);
+    tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                     ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    tls->set_verify_mode(ssl::verify_peer);
+    beast::error_code ec;
+    if (options.ca_file.empty()) {
+      tls->set_default_verify_paths(ec);
+      if (ec) return make_error(ErrorCode::kUnavailable, "cannot load the system's trusted CAs: " + ec.message());
+    } else {
+      tls->load_verify_file(options.ca_file, ec);
+      if (ec) {
+        return make_error(ErrorCode::kInvalidArgument,
+                          "cannot use the CA file " + options.ca_file + ": " + ec.message() + " (expected PEM)");
+      }
+    }
+    client.tls_ = std::move(tls);
+  }
   const auto slash = rest.find('/');
   std::string authority = rest.substr(0, slash);
   if (slash != std::string::npos) client.prefix_ = rest.substr(slash);
   while (!client.prefix_.empty() && client.prefix_.back() == '/') client.prefix_.pop_back();
   if (authority.empty()) return bad("no host");
-  std::string host = authority, port = "80";
+  std::string host = authority, port = https ? "443" : "80";
   if (authority.front() == '[') {
     const auto close = authority.find(']');
     if (close == std::string::npos) return bad("unclosed '[' in the host");
@@ -207,11 +263,11 @@ void add_common_headers(bhttp::request<Body>& request, const std::string& host, 
 
 namespace {
 
-Result<json> exchange(const std::string& host, const std::string& port, const std::string& url,
+Result<json> exchange(ssl::context* tls, const std::string& host, const std::string& port, const std::string& url,
                       const std::string& token, std::chrono::milliseconds timeout, bhttp::verb verb,
                       const std::string& target, const json* body, const std::string& idempotency_key) {
   const Clock::time_point deadline = Clock::now() + timeout;
-  Connection connection;
+  Connection connection(tls);
   if (auto ec = connection.connect(host, port, deadline)) return connection_error(ec, url);
   bhttp::request<bhttp::string_body> request{verb, target, 11};
   add_common_headers(request, host, port, token);
@@ -240,17 +296,17 @@ Result<json> exchange(const std::string& host, const std::string& port, const st
 }  // namespace
 
 Result<json> ApiClient::get(const std::string& target) {
-  return exchange(host_, port_, url_, token_, options_.request_timeout, bhttp::verb::get, prefix_ + target, nullptr,
+  return exchange(tls_.get(), host_, port_, url_, token_, options_.request_timeout, bhttp::verb::get, prefix_ + target, nullptr,
                   "");
 }
 
 Result<json> ApiClient::post(const std::string& target, const json& body, const std::string& idempotency_key) {
-  return exchange(host_, port_, url_, token_, options_.request_timeout, bhttp::verb::post, prefix_ + target, &body,
+  return exchange(tls_.get(), host_, port_, url_, token_, options_.request_timeout, bhttp::verb::post, prefix_ + target, &body,
                   idempotency_key);
 }
 
 Result<json> ApiClient::put(const std::string& target, const json& body) {
-  return exchange(host_, port_, url_, token_, options_.request_timeout, bhttp::verb::put, prefix_ + target, &body, "");
+  return exchange(tls_.get(), host_, port_, url_, token_, options_.request_timeout, bhttp::verb::put, prefix_ + target, &body, "");
 }
 
 Result<StreamEnd> ApiClient::stream(const std::string& target,
@@ -263,7 +319,7 @@ Result<StreamEnd> ApiClient::stream(const std::string& target,
     return deadline ? std::min(*deadline, idle) : idle;
   };
   auto past_deadline = [&] { return deadline && Clock::now() >= *deadline; };
-  Connection connection;
+  Connection connection(tls_.get());
   if (auto ec = connection.connect(host_, port_, std::min(next_deadline(), Clock::now() + options_.request_timeout))) {
     if (ec == beast::error::timeout && past_deadline()) return StreamEnd::kDeadline;
     return connection_error(ec, url_);

@@ -11,11 +11,16 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+namespace boost::asio::ssl {
+class context;
+}
 
 namespace cascade::tools {
 
@@ -39,6 +44,9 @@ struct ApiClientOptions {
   // The longest silence a stream may keep; the server writes a keep-alive
   // comment on quiet event streams every 15 s, so this means it is gone.
   std::chrono::milliseconds stream_idle_timeout{60'000};
+  // For https: the PEM file of the CAs the server's certificate must chain
+  // to (empty: the system's trusted CAs).
+  std::string ca_file;
 };
 
 // Not thread-safe: one client per thread (each call opens its own connection,
@@ -48,10 +56,11 @@ class ApiClient {
  public:
   using Clock = std::chrono::steady_clock;
 
-  // `url` is "http://HOST[:PORT]" (port 80 by default), with an optional path
-  // prefix the API sits under. kInvalidArgument naming the URL otherwise
-  // (https is not supported: the server listens on loopback by default).
-  // `token` may be empty (calls then get the server's 401).
+  // `url` is "http://HOST[:PORT]" (port 80 by default) or
+  // "https://HOST[:PORT]" (443), with an optional path prefix the API sits
+  // under; kInvalidArgument naming the URL otherwise. Over https the server's
+  // certificate must chain to options.ca_file (or the system's CAs) and name
+  // HOST. `token` may be empty (calls then get the server's 401).
   static Result<ApiClient> create(const std::string& url, std::string token, ApiClientOptions options = {});
 
   // The URL as given, for messages.
@@ -97,6 +106,7 @@ class ApiClient {
   std::string prefix_;  // path prefix without a trailing '/'
   std::string token_;
   ApiClientOptions options_;
+  std::shared_ptr<boost::asio::ssl::context> tls_;  // null for http
 };
 
 // Feeds text/event-stream bytes in and yields complete events.

@@ -69,6 +69,9 @@ void add_client_options(CLI::App* command, Common& common) {
                                                       std::string(kDefaultServer) + ")")
       ->each([&common](const std::string&) { common.server_given = true; });
   command->add_option("--token", common.token, "bearer token for the server (default $CASCADE_TOKEN)");
+  command->add_option("--ca", common.ca_file,
+                      "an https server's certificate must chain to a CA in this PEM file (default $CASCADE_CA, else "
+                      "the system's CAs)");
   command->add_option("--data", common.data_dir,
                       "work offline on this data directory instead of a server (default $CASCADE_DATA)")
       ->each([&common](const std::string&) { common.data_given = true; });
@@ -120,7 +123,9 @@ Result<ApiClient> api_client(const Common& common) {
   std::string server = common.server_given ? common.server : environment("CASCADE_SERVER");
   if (server.empty()) server = kDefaultServer;
   const std::string token = common.token.empty() ? environment("CASCADE_TOKEN") : common.token;
-  return ApiClient::create(server, token);
+  ApiClientOptions options;
+  options.ca_file = common.ca_file.empty() ? environment("CASCADE_CA") : common.ca_file;
+  return ApiClient::create(server, token, options);
 }
 
 Result<nlohmann::json> summary_at_least(ApiClient& client, const std::string& release_id, std::int64_t at_least,

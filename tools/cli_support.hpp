@@ -29,6 +29,7 @@ struct Common {
   // defaults come from CASCADE_SERVER and CASCADE_TOKEN when not given).
   std::string server;
   std::string token;
+  std::string ca_file;  // --ca: the CAs an https server's certificate must chain to
   // Which of --data, --server and --as the command line gave.
   bool data_given = false;
   bool server_given = false;
@@ -51,7 +52,7 @@ enum class Mode { kOffline, kServer };
 Result<Mode> choose_mode(const Common& common, bool actor_required = false);
 
 // The client for common.server (or the default) with common.token (or
-// CASCADE_TOKEN).
+// CASCADE_TOKEN) and common.ca_file (or CASCADE_CA).
 Result<ApiClient> api_client(const Common& common);
 
 // 2 invalid input, 3 not found, 4 the state does not allow it, 5 not

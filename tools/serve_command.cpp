@@ -38,6 +38,9 @@ struct ServeLimits {
   std::size_t max_connections = 1024;
   std::size_t max_connections_per_client = 128;
   std::uint64_t max_step_output_mib = 64;
+  std::string tls_certificate_file;  // both set: HTTPS
+  std::string tls_private_key_file;
+  bool insecure_http = false;  // plain HTTP on a non-loopback address
 };
 
 int serve(const std::string& data_dir, const std::string& listen, std::string users_path, const ServeLimits& limits) {
@@ -96,22 +99,36 @@ int serve(const std::string& data_dir, const std::string& listen, std::string us
   options.port = endpoint.value().second;
   options.max_connections = limits.max_connections;
   options.max_connections_per_client = limits.max_connections_per_client;
+  options.tls_certificate_file = limits.tls_certificate_file;
+  options.tls_private_key_file = limits.tls_private_key_file;
+  options.allow_insecure_http = limits.insecure_http;
   options.log = [](std::string_view message) { std::cerr << "cascade serve: " << message << "\n"; };
   auto server = http::HttpServer::start(std::move(options), std::move(router.value()), authenticator, metrics);
   if (!server) {
     runtime.value()->stop();
     return report(server.error(), false);
   }
-  std::cout << "cascade serve: listening on http://"
+  const bool tls = !limits.tls_certificate_file.empty();
+  std::cout << "cascade serve: listening on " << (tls ? "https://" : "http://")
             << (endpoint.value().first.find(':') != std::string::npos ? "[" + endpoint.value().first + "]"
                                                                         : endpoint.value().first)
             << ":" << server.value()->port() << "/api/v1 (data " << runtime.value()->data_dir() << ")\n"
             << std::flush;
 
   int received = 0;
-  // SIGHUP re-reads the users file: add, rotate and revoke without a restart.
-  // A file that does not load leaves the users as they were.
+  // SIGHUP re-reads the users file (add, rotate and revoke without a
+  // restart) and the TLS certificate and key (a renewed certificate). A file
+  // that does not load leaves what it holds as it was.
   while (sigwait(&signals, &received) == 0 && received == SIGHUP) {
+    if (tls) {
+      if (auto reloaded_tls = server.value()->reload_tls(); !reloaded_tls) {
+        std::cerr << ("cascade serve: SIGHUP: keeping the TLS certificate as it was: " +
+                      reloaded_tls.error().message + "\n");
+      } else {
+        std::cout << "cascade serve: SIGHUP: reloaded the TLS certificate " << limits.tls_certificate_file << "\n"
+                  << std::flush;
+      }
+    }
     auto reloaded = http::load_users_file(users_path);
     if (!reloaded) {
       // One write, so a reader of the log never sees half the line.
@@ -264,6 +281,15 @@ void add_serve_command(CLI::App& app, Common& common, int& exit_code) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   command->add_option("--listen", *listen, "HOST:PORT to listen on (port 0: any free port)")->capture_default_str();
+  auto* certificate = command->add_option("--tls-cert", limits->tls_certificate_file,
+                                          "serve HTTPS with this PEM certificate chain (leaf first; needs --tls-key)");
+  auto* key = command->add_option("--tls-key", limits->tls_private_key_file,
+                                  "the PEM private key of --tls-cert (not readable by every user)");
+  certificate->needs(key);
+  key->needs(certificate);
+  command->add_flag("--insecure-http", limits->insecure_http,
+                    "allow plain HTTP on a non-loopback --listen address (a TLS-terminating proxy is in front)")
+      ->excludes(certificate);
   command->add_option("--users", *users,
                       "users file (default: DATA/users.json, created with an admin token on first start)");
   add_kafka_serve_options(*command);

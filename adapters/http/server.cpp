@@ -28,7 +28,11 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <sys/stat.h>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <future>
 #include <mutex>
 #include <set>
@@ -44,8 +48,10 @@ namespace cascade::adapters::http {
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 namespace net = boost::asio;
+namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
 using SteadyClock = std::chrono::steady_clock;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 namespace {
 
@@ -104,10 +110,53 @@ bool is_parse_error(const beast::error_code& ec) {
 
 Response internal_error() { return error_response(500, to_string(ErrorCode::kInternal), "internal error"); }
 
+// The server's TLS context from PEM files: TLS 1.2 or later, the chain's
+// leaf first, a key that matches it and that not every user can read.
+Result<std::shared_ptr<ssl::context>> load_tls_context(const std::string& certificate_file,
+                                                       const std::string& private_key_file) {
+  struct stat key_status {};
+  if (::stat(private_key_file.c_str(), &key_status) != 0) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "cannot read the TLS private key " + private_key_file + ": " + std::strerror(errno));
+  }
+  if ((key_status.st_mode & S_IRWXO) != 0) {
+    return make_error(ErrorCode::kInvalidArgument, "the TLS private key " + private_key_file +
+                                                       " is readable by every user: chmod o-rwx " + private_key_file);
+  }
+  auto context = std::make_shared<ssl::context>(ssl::context::tls_server);
+  context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                       ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+  beast::error_code ec;
+  context->use_certificate_chain_file(certificate_file, ec);
+  if (ec) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "cannot use the TLS certificate " + certificate_file + ": " + ec.message());
+  }
+  context->use_private_key_file(private_key_file, ssl::context::pem, ec);
+  if (ec) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "cannot use the TLS private key " + private_key_file + ": " + ec.message());
+  }
+  if (SSL_CTX_check_private_key(context->native_handle()) != 1) {
+    return make_error(ErrorCode::kInvalidArgument, "the TLS private key " + private_key_file +
+                                                       " does not match the certificate " + certificate_file);
+  }
+  return context;
+}
+
 }  // namespace
 
 class HttpServer::Impl {
  public:
+  // What the server asks of a connection, whatever it runs over.
+  class SessionBase {
+   public:
+    virtual ~SessionBase() = default;
+    virtual void start() = 0;
+    virtual void on_server_stop() = 0;
+    virtual void force_close() = 0;
+  };
+  template <class Stream>
   class Session;
 
   Impl(ServerOptions options, Router router, std::shared_ptr<const Authenticator> authenticator,
@@ -140,6 +189,20 @@ class HttpServer::Impl {
   }
   bool stopping() const { return stopping_.load(); }
   net::thread_pool& workers() { return workers_; }
+
+  // The certificate new connections are accepted with (null: plain HTTP).
+  std::shared_ptr<ssl::context> tls_context() const { return std::atomic_load(&tls_); }
+  // Re-reads the certificate and key files; connections already open keep
+  // the context they were accepted with.
+  Status reload_tls() {
+    if (options_.tls_certificate_file.empty()) {
+      return make_error(ErrorCode::kFailedPrecondition, "the server was started without TLS");
+    }
+    CASCADE_TRY(context, load_tls_context(options_.tls_certificate_file, options_.tls_private_key_file));
+    std::atomic_store(&tls_, std::move(context));
+    return success();
+  }
+  void count_tls_handshake_failure() { tls_handshake_failures_->inc(); }
 
   void log(std::string_view message) const {
     if (!options_.log) return;
@@ -212,11 +275,11 @@ class HttpServer::Impl {
     ++from_client;
     return nullptr;
   }
-  void register_session(Session* session, std::weak_ptr<Session> weak) {
+  void register_session(SessionBase* session, std::weak_ptr<SessionBase> weak) {
     std::lock_guard lock(mutex_);
     sessions_.emplace(session, std::move(weak));
   }
-  void unregister_session(Session* session, const std::string& client) {
+  void unregister_session(SessionBase* session, const std::string& client) {
     std::lock_guard lock(mutex_);
     sessions_.erase(session);
     auto it = connections_by_client_.find(client);
@@ -228,13 +291,15 @@ class HttpServer::Impl {
   void do_accept();
   void on_accept(const beast::error_code& ec, tcp::socket socket);
   void run_io();
-  std::vector<std::shared_ptr<Session>> live_sessions();
+  std::vector<std::shared_ptr<SessionBase>> live_sessions();
   void do_stop();
 
   const ServerOptions options_;
   const Router router_;
   std::shared_ptr<const Authenticator> authenticator_;  // read and replaced with std::atomic_load/store
   std::atomic<std::uint64_t> users_generation_{0};
+  std::shared_ptr<ssl::context> tls_;  // read and replaced with std::atomic_load/store
+  metrics::Counter* tls_handshake_failures_ = nullptr;
   const std::shared_ptr<metrics::MetricsRegistry> metrics_;
   metrics::CounterFamily* requests_total_ = nullptr;
   metrics::HistogramFamily* request_duration_ = nullptr;
@@ -250,7 +315,7 @@ class HttpServer::Impl {
   std::size_t writing_ = 0;
   std::size_t open_streams_ = 0;
   std::size_t io_running_ = 0;
-  std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;
+  std::unordered_map<SessionBase*, std::weak_ptr<SessionBase>> sessions_;
   std::unordered_map<std::string, std::size_t> connections_by_client_;  // by remote address
   std::set<std::shared_ptr<SseStream>> tracked_streams_;
 
@@ -263,23 +328,35 @@ class HttpServer::Impl {
   net::thread_pool workers_;
 };
 
-class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
+template <class Stream>
+class HttpServer::Impl::Session final : public HttpServer::Impl::SessionBase,
+                                        public std::enable_shared_from_this<Session<Stream>> {
  public:
-  // REQUIRES: server.admit_connection(client) admitted it.
-  Session(HttpServer::Impl& server, tcp::socket socket, std::string client)
-      : server_(server), client_(std::move(client)), stream_(std::move(socket)),
-        keepalive_timer_(stream_.get_executor()) {}
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
 
-  ~Session() { server_.unregister_session(this, client_); }
+  // REQUIRES: server.admit_connection(client) admitted it; `tls` is set when
+  // Stream is TlsStream.
+  Session(HttpServer::Impl& server, tcp::socket socket, std::string client, std::shared_ptr<ssl::context> tls)
+      : server_(server), client_(std::move(client)), tls_(std::move(tls)),
+        stream_(open_stream(std::move(socket), tls_.get())), keepalive_timer_(stream_.get_executor()) {}
 
-  void start() {
-    net::dispatch(stream_.get_executor(),
-                  [self = shared_from_this()] { self->guarded([&] { self->wait_for_request(); }); });
+  ~Session() override { server_.unregister_session(this, client_); }
+
+  void start() override {
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      self->guarded([&] {
+        if constexpr (kTls) {
+          self->handshake();
+        } else {
+          self->wait_for_request();
+        }
+      });
+    });
   }
 
   // Posted by stop(): finish what was admitted, drop the rest.
-  void on_server_stop() {
-    net::post(stream_.get_executor(), [self = shared_from_this()] {
+  void on_server_stop() override {
+    net::post(stream_.get_executor(), [self = this->shared_from_this()] {
       self->guarded([&] {
         switch (self->state_) {
           case State::kIdle:
@@ -297,12 +374,68 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     });
   }
 
-  void force_close() {
-    net::post(stream_.get_executor(), [self = shared_from_this()] { self->guarded([&] { self->close(); }); });
+  void force_close() override {
+    net::post(stream_.get_executor(), [self = this->shared_from_this()] { self->guarded([&] { self->close(); }); });
   }
 
  private:
   enum class State { kIdle, kReading, kHandling, kWriting, kStreaming, kLingering, kClosed };
+
+  static Stream open_stream(tcp::socket socket, ssl::context* tls) {
+    if constexpr (kTls) {
+      return Stream(std::move(socket), *tls);
+    } else {
+      return Stream(std::move(socket));
+    }
+  }
+
+  // The TCP layer under TLS (or the stream itself): its timer and socket.
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
+  // The TLS handshake, under the read timeout: a client that connects and
+  // says nothing holds a connection no longer than one that sends no request.
+  // A plain HTTP request on the HTTPS port is answered in plain HTTP, saying
+  // so, instead of with a reset the client cannot explain.
+  void handshake() {
+    state_ = State::kReading;
+    lowest().expires_after(server_.options().read_timeout);
+    beast::async_detect_ssl(lowest(), buffer_, [self = this->shared_from_this()](beast::error_code ec, bool tls) {
+      self->guarded([&] {
+        if (self->state_ == State::kClosed) return;
+        if (ec) return self->close();
+        if (!tls) return self->refuse_plain_http();
+        self->stream_.async_handshake(ssl::stream_base::server, self->buffer_.data(),
+                                      [self](beast::error_code handshake_ec, std::size_t used) {
+                                        self->guarded([&] { self->on_handshake(handshake_ec, used); });
+                                      });
+      });
+    });
+  }
+
+  void on_handshake(const beast::error_code& ec, std::size_t used) {
+    if (state_ == State::kClosed) return;
+    if (ec) {
+      server_.count_tls_handshake_failure();
+      return close();
+    }
+    buffer_.consume(used);
+    wait_for_request();
+  }
+
+  void refuse_plain_http() {
+    server_.count_tls_handshake_failure();
+    static const std::string kRefusal = [] {
+      const std::string body =
+          R"({"error":{"code":"bad_request","message":"this server speaks HTTPS: use an https:// URL"}})";
+      return "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: " +
+             std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+    }();
+    lowest().expires_after(server_.options().write_timeout);
+    net::async_write(lowest(), net::buffer(kRefusal),
+                     [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                       self->guarded([&] { return ec ? self->close() : self->linger(); });
+                     });
+  }
 
   // Runs `f` on the strand; whatever it throws closes this connection only.
   template <class F>
@@ -325,8 +458,8 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     route_label_ = std::string(kUnmatched);
     method_label_ = "other";
     if (buffer_.size() > 0) return read_request();  // a pipelined request is already here
-    stream_.expires_after(server_.options().idle_timeout);
-    stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+    lowest().expires_after(server_.options().idle_timeout);
+    stream_.async_read_some(buffer_.prepare(4096), [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
       self->guarded([&] {
         if (ec || self->state_ == State::kClosed) return self->close();
         self->buffer_.commit(n);
@@ -342,9 +475,9 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     parser_->header_limit(static_cast<std::uint32_t>(server_.options().max_header_bytes));
     parser_->body_limit(static_cast<std::uint64_t>(server_.options().max_body_bytes));
     // One deadline for the whole request, from its first byte to its last.
-    stream_.expires_after(server_.options().read_timeout);
+    lowest().expires_after(server_.options().read_timeout);
     bhttp::async_read_header(stream_, buffer_, *parser_,
-                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                             [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                                self->guarded([&] { self->on_header(ec); });
                              });
   }
@@ -369,7 +502,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     auto expect = sv(parser_->get()[bhttp::field::expect]);
     if (!parser_->is_done() && iequals(expect, "100-continue")) {
       static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      net::async_write(stream_, net::buffer(kContinue), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      net::async_write(stream_, net::buffer(kContinue), [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
         self->guarded([&] {
           if (ec || self->state_ == State::kClosed) return self->close();
           self->read_body();
@@ -382,7 +515,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
 
   void read_body() {
     if (parser_->is_done()) return on_request();
-    bhttp::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    bhttp::async_read(stream_, buffer_, *parser_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
       self->guarded([&] {
         if (self->state_ == State::kClosed) return;
         if (ec) return self->on_read_error(ec);
@@ -525,7 +658,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     }
     admitted_ = true;
     if (auto answered = try_quick(route, request)) return send(std::move(*answered));
-    net::post(server_.workers(), [self = shared_from_this(), &route, request = std::move(request)]() mutable {
+    net::post(server_.workers(), [self = this->shared_from_this(), &route, request = std::move(request)]() mutable {
       Response response = self->invoke(route, request);
       net::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
         self->guarded([&] { self->send(std::move(response)); });
@@ -603,8 +736,8 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     status_ = response.status;
     state_ = State::kWriting;
     server_.write_started();
-    stream_.expires_after(server_.options().write_timeout);
-    bhttp::async_write(stream_, response_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    lowest().expires_after(server_.options().write_timeout);
+    bhttp::async_write(stream_, response_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
       self->guarded([&] { self->on_written(ec); });
     });
   }
@@ -624,14 +757,15 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   void linger() {
     state_ = State::kLingering;
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.expires_after(std::min(server_.options().read_timeout, kMaxLinger));
+    lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    lowest().expires_after(std::min(server_.options().read_timeout, kMaxLinger));
     buffer_.consume(buffer_.size());
     discard_more();
   }
 
   void discard_more() {
-    stream_.async_read_some(net::buffer(discard_), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+    // From the TCP layer: under TLS the bytes are discarded undecrypted.
+    lowest().async_read_some(net::buffer(discard_), [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
       self->guarded([&] {
         self->lingered_ += n;
         if (ec || self->state_ != State::kLingering || self->lingered_ > kMaxLingerBytes) return self->close();
@@ -664,9 +798,9 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     sse_header_->keep_alive(false);
     sse_header_->chunked(true);
     sse_serializer_.emplace(*sse_header_);
-    stream_.expires_after(server_.options().write_timeout);
+    lowest().expires_after(server_.options().write_timeout);
     bhttp::async_write_header(stream_, *sse_serializer_,
-                              [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                                 self->guarded([&] { self->on_stream_header(ec); });
                               });
   }
@@ -675,7 +809,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     server_.record(route_label_, method_label_, status_, started_);
     if (state_ == State::kClosed) return;
     if (ec) return close();
-    std::weak_ptr<Session> weak = shared_from_this();
+    std::weak_ptr<Session> weak = this->shared_from_this();
     // The wake runs on the producer's thread under the stream's lock: it only
     // posts to this connection's strand.
     bool attached = detail::SseStreamAccess::attach(*sse_, [weak] {
@@ -692,8 +826,8 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   // A reader that only notices the client going away (its FIN or a reset);
   // whatever it sends on an event-stream connection is ignored.
   void watch_client() {
-    stream_.socket().async_read_some(net::buffer(discard_),
-                                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    lowest().socket().async_read_some(net::buffer(discard_),
+                                     [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                                        self->guarded([&] {
                                          if (self->state_ != State::kStreaming) return;
                                          if (ec) return self->close();
@@ -704,7 +838,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
 
   void schedule_keepalive() {
     keepalive_timer_.expires_after(server_.options().sse_keepalive_interval);
-    keepalive_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    keepalive_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
       self->guarded([&] {
         if (ec || self->state_ != State::kStreaming) return;
         if (!self->sse_writing_ && !self->sse_wrote_since_tick_) self->write_chunk(": keep-alive\n\n", false);
@@ -726,9 +860,9 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     sse_out_ = std::move(bytes);
     sse_writing_ = true;
     sse_wrote_since_tick_ = true;
-    stream_.expires_after(server_.options().write_timeout);
+    lowest().expires_after(server_.options().write_timeout);
     net::async_write(stream_, bhttp::make_chunk(net::buffer(sse_out_)),
-                     [self = shared_from_this(), then_finish](beast::error_code ec, std::size_t) {
+                     [self = this->shared_from_this(), then_finish](beast::error_code ec, std::size_t) {
                        self->guarded([&] {
                          self->sse_writing_ = false;
                          if (self->state_ != State::kStreaming) return;
@@ -741,8 +875,8 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
 
   void write_last_chunk() {
     sse_writing_ = true;
-    stream_.expires_after(server_.options().write_timeout);
-    net::async_write(stream_, bhttp::make_chunk_last(), [self = shared_from_this()](beast::error_code, std::size_t) {
+    lowest().expires_after(server_.options().write_timeout);
+    net::async_write(stream_, bhttp::make_chunk_last(), [self = this->shared_from_this()](beast::error_code, std::size_t) {
       self->guarded([&] { self->close(); });
     });
   }
@@ -765,13 +899,14 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     }
     keepalive_timer_.cancel();
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.close();
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    lowest().close();
   }
 
   HttpServer::Impl& server_;
   const std::string client_;  // the remote address, for the per-client connection cap
-  beast::tcp_stream stream_;
+  const std::shared_ptr<ssl::context> tls_;  // the certificate this connection was accepted with
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   bhttp::response<bhttp::string_body> response_;
@@ -814,6 +949,20 @@ Status HttpServer::Impl::listen() {
   beast::error_code ec;
   auto address = net::ip::make_address(o.address, ec);
   if (ec) return make_error(ErrorCode::kInvalidArgument, "invalid listen address '" + o.address + "'");
+  if (o.tls_certificate_file.empty() != o.tls_private_key_file.empty()) {
+    return make_error(ErrorCode::kInvalidArgument, "HTTPS needs both a certificate file and a private key file");
+  }
+  if (!o.tls_certificate_file.empty()) {
+    CASCADE_TRY(context, load_tls_context(o.tls_certificate_file, o.tls_private_key_file));
+    tls_ = std::move(context);
+  } else if (!address.is_loopback() && !o.allow_insecure_http) {
+    // A bearer token sent over plain HTTP is readable by anyone on the path.
+    return make_error(ErrorCode::kInvalidArgument,
+                      "refusing plain HTTP on " + o.address +
+                          ", which is not a loopback address: tokens would cross the network in clear text. Serve "
+                          "HTTPS with a certificate and key, or allow plain HTTP explicitly when a TLS-terminating "
+                          "proxy is in front");
+  }
   tcp::endpoint endpoint(address, o.port);
   const std::string where = o.address + ":" + std::to_string(o.port);
   acceptor_.open(endpoint.protocol(), ec);
@@ -836,6 +985,11 @@ Status HttpServer::Impl::listen() {
                                          "address's cap (client) was reached.",
                                          {"reason"}));
   connections_refused_ = refused;
+  CASCADE_TRY(handshakes_failed,
+              metrics_->counter("cascade_http_tls_handshake_failures_total",
+                                "TLS handshakes that failed: a client that does not trust the certificate, speaks "
+                                "plain HTTP to the HTTPS port, or gave up."));
+  tls_handshake_failures_ = &handshakes_failed->with({});
 
   do_accept();
   for (int i = 0; i < o.io_threads; ++i) {
@@ -891,7 +1045,13 @@ void HttpServer::Impl::on_accept(const beast::error_code& ec, tcp::socket socket
       return;
     }
     socket.set_option(tcp::no_delay(true), ignored);
-    auto session = std::make_shared<Session>(*this, std::move(socket), client);
+    std::shared_ptr<ssl::context> tls = tls_context();
+    std::shared_ptr<SessionBase> session;
+    if (tls) {
+      session = std::make_shared<Session<TlsStream>>(*this, std::move(socket), client, std::move(tls));
+    } else {
+      session = std::make_shared<Session<beast::tcp_stream>>(*this, std::move(socket), client, nullptr);
+    }
     register_session(session.get(), session);
     session->start();
   } catch (const std::exception& e) {
@@ -900,8 +1060,8 @@ void HttpServer::Impl::on_accept(const beast::error_code& ec, tcp::socket socket
   do_accept();
 }
 
-std::vector<std::shared_ptr<HttpServer::Impl::Session>> HttpServer::Impl::live_sessions() {
-  std::vector<std::shared_ptr<Session>> live;
+std::vector<std::shared_ptr<HttpServer::Impl::SessionBase>> HttpServer::Impl::live_sessions() {
+  std::vector<std::shared_ptr<SessionBase>> live;
   std::lock_guard lock(mutex_);
   for (auto& [raw, weak] : sessions_) {
     if (auto session = weak.lock()) live.push_back(std::move(session));
@@ -980,6 +1140,8 @@ void HttpServer::replace_authenticator(std::shared_ptr<const Authenticator> auth
 }
 
 metrics::MetricsRegistry& HttpServer::metrics() { return impl_->metrics(); }
+
+Status HttpServer::reload_tls() { return impl_->reload_tls(); }
 
 void HttpServer::stop() { impl_->stop(); }
 

@@ -21,6 +21,16 @@ struct ServerOptions {
   std::string address = "127.0.0.1";  // IPv4 or IPv6 literal
   std::uint16_t port = 0;             // 0: an ephemeral port (see HttpServer::port())
 
+  // HTTPS when both are set: PEM files holding the certificate chain (leaf
+  // first) and its private key, which every user may not read. Re-read by
+  // HttpServer::reload_tls().
+  std::string tls_certificate_file;
+  std::string tls_private_key_file;
+  // Without TLS the server listens on loopback addresses only, unless this is
+  // set (a TLS-terminating proxy in front): a bearer token must not cross a
+  // network in clear text by accident.
+  bool allow_insecure_http = false;
+
   // Threads running the sockets (reading, writing, routing, authentication).
   // They never run handlers, so blocked handlers cannot stop the server from
   // answering 429 or serving health probes.
@@ -85,7 +95,8 @@ class HttpServer {
  public:
   // Binds, listens and starts serving. `authenticator` may be null: every
   // non-public route then answers 401. `metrics` may be null: the server makes
-  // its own (see metrics()). kInvalidArgument for a bad address or option;
+  // its own (see metrics()). kInvalidArgument for a bad address, option or
+  // TLS file, or for plain HTTP on a non-loopback address not allowed;
   // kUnavailable when the address cannot be bound.
   static Result<std::unique_ptr<HttpServer>> start(ServerOptions options, Router router,
                                                    std::shared_ptr<const Authenticator> authenticator,
@@ -104,6 +115,11 @@ class HttpServer {
   void replace_authenticator(std::shared_ptr<const Authenticator> authenticator);
 
   metrics::MetricsRegistry& metrics();
+
+  // Re-reads the TLS certificate and key (a renewed certificate, on SIGHUP):
+  // later connections use them, open ones keep theirs. On an error the
+  // current ones stay. kFailedPrecondition when serving plain HTTP.
+  Status reload_tls();
 
   // Graceful stop: stops accepting at once; closes idle keep-alive connections
   // and connections still sending a request; lets admitted requests finish and

@@ -196,7 +196,12 @@ TEST_F(ClientCliTest, ErrorsPrintTheServersMessageWithTheOfflineExitCodes) {
   expect_error(run("release list --data " + data()), 1, data() + " is held by a running server");
   expect_error(as("release-manager", "approve SampleApp-1 prod --as bob"), 2, "--as works offline only");
   expect_error(run("approve SampleApp-1 prod --data " + (dir_ / "other")), 2, "--as USER is required offline");
-  expect_error(run("release list --server https://127.0.0.1:1"), 2, "--server 'https://127.0.0.1:1': https");
+  expect_error(run("release list --server ftp://127.0.0.1:1"), 2,
+               "--server 'ftp://127.0.0.1:1': expected http://HOST[:PORT] or https://HOST[:PORT]");
+  expect_error(run("release list --server http://127.0.0.1:1 --ca " + data() + "/ca.pem"), 2,
+               "--server 'http://127.0.0.1:1': a CA file is given but the URL is not https://");
+  expect_error(run("release list --server https://127.0.0.1:1 --ca " + data() + "/missing.pem"), 2,
+               "cannot use the CA file " + data() + "/missing.pem");
 }
 
 TEST_F(ClientCliTest, WatchPrintsTheEventsOfARelease) {

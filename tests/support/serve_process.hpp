@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -29,7 +30,8 @@ class ServeProcess {
   using Clock = std::chrono::steady_clock;
 
   // Starts `cascade serve --listen 127.0.0.1:0` with `arguments` (e.g.
-  // {"--data", dir}) and waits until it prints the port it listens on.
+  // {"--data", dir}; a --listen among them replaces the default) and waits
+  // until it prints the port it listens on.
   // started() is false (and output() says why) when it exits or stays silent.
   explicit ServeProcess(std::vector<std::string> arguments,
                         std::chrono::milliseconds startup = std::chrono::seconds(30)) {
@@ -39,7 +41,10 @@ class ServeProcess {
     if (pid_ == 0) {
       ::dup2(fds[1], STDOUT_FILENO);
       ::dup2(fds[1], STDERR_FILENO);
-      std::vector<std::string> argv_strings = {CASCADE_BINARY, "serve", "--listen", "127.0.0.1:0"};
+      std::vector<std::string> argv_strings = {CASCADE_BINARY, "serve"};
+      if (std::find(arguments.begin(), arguments.end(), "--listen") == arguments.end()) {
+        argv_strings.insert(argv_strings.end(), {"--listen", "127.0.0.1:0"});
+      }
       argv_strings.insert(argv_strings.end(), arguments.begin(), arguments.end());
       std::vector<char*> argv;
       for (auto& a : argv_strings) argv.push_back(a.data());
@@ -50,13 +55,14 @@ class ServeProcess {
     ::close(fds[1]);
     read_fd_ = fds[0];
     reader_ = std::thread([this] { drain(); });
-    static const std::regex listening(R"(listening on http://127\.0\.0\.1:(\d+)/)");
+    static const std::regex listening(R"(listening on (https?)://[^ ]*:(\d+)/)");
     std::smatch match;
     std::string text;
     if (wait_for_output([&](const std::string& out) { return std::regex_search(out, listening); }, startup)) {
       text = output();
       std::regex_search(text, match, listening);
-      port_ = std::stoi(match[1]);
+      scheme_ = match[1];
+      port_ = std::stoi(match[2]);
     }
   }
 
@@ -75,7 +81,8 @@ class ServeProcess {
   bool started() const { return port_ != 0; }
   int port() const { return port_; }
   pid_t pid() const { return pid_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  // Loopback whatever address it listens on; https when it serves TLS.
+  std::string url() const { return scheme_ + "://127.0.0.1:" + std::to_string(port_); }
 
   // Everything printed so far (stdout and stderr).
   std::string output() const {
@@ -142,6 +149,7 @@ class ServeProcess {
   pid_t pid_ = -1;
   int read_fd_ = -1;
   int port_ = 0;
+  std::string scheme_ = "http";
   std::optional<int> exit_code_;
   std::thread reader_;
   mutable std::mutex mutex_;
