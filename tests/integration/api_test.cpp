@@ -677,6 +677,49 @@ TEST_F(ApiTest, LogsFollowARunningStepLiveAndEnd) {
   EXPECT_EQ(replayed.back().data["attempt"], 1);
 }
 
+// A step that prints bytes that are not UTF-8 neither fails nor breaks a
+// follower: the bytes are replaced (U+FFFD) before anything stores or sends
+// them, live and replayed alike.
+TEST_F(ApiTest, InvalidUtf8FromAStepIsReplacedForFollowersAndReaders) {
+  const std::string go = dir_ / "go-utf8";
+  json pipeline{{"name", "Bytes"},
+                {"stages",
+                 {{{"name", "dev"},
+                   {"trigger", {{"after_release", true}}},
+                   {"steps",
+                    {{{"name", "print"},
+                      {"run", "printf 'bad \\377 byte\\n'; while [ ! -e " + go +
+                                  " ]; do sleep 0.02; done; printf 'cut \\303'"}}}}}}}};
+  ASSERT_EQ(call("PUT", "/api/v1/pipelines/Bytes", "admin", pipeline.dump()).status, 200);
+  auto created = call("POST", "/api/v1/releases", "releaser",
+                      json{{"pipeline", "Bytes"}, {"artifact", {{"version", "1"}, {"path", make_artifact("bytes")}}}}.dump());
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string release = "/api/v1/releases/" + created.json_body()["id"].get<std::string>();
+  ASSERT_TRUE(wait_for_stage([&] { return call("GET", release, "viewer"); }, "dev", "Deploying"));
+
+  std::vector<SseEvent> frames;
+  std::thread reader([&] { frames = read_frames(release + "/stages/dev/logs?follow=true", "end"); });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (runtime_->log_follow().followers() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(runtime_->log_follow().followers(), 1u);
+  std::ofstream(go) << "go\n";
+  reader.join();
+
+  const std::string replacement = "\xEF\xBF\xBD";
+  std::vector<std::string> followed;
+  for (const SseEvent& frame : frames) followed.push_back(frame.type + ":" + frame.data.value("text", ""));
+  EXPECT_EQ(followed, (std::vector<std::string>{"line:bad " + replacement + " byte", "line:cut " + replacement, "end:"}));
+  runtime_->settle();
+  EXPECT_TRUE(wait_for_stage([&] { return call("GET", release, "viewer"); }, "dev", "Succeeded"));
+  auto logs = call("GET", release + "/stages/dev/logs", "viewer");
+  ASSERT_EQ(logs.status, 200) << logs.body;
+  ASSERT_EQ(logs.json_body()["lines"].size(), 2u) << logs.body;
+  EXPECT_EQ(logs.json_body()["lines"][0]["text"], "bad " + replacement + " byte");
+  EXPECT_EQ(logs.json_body()["lines"][1]["text"], "cut " + replacement);
+}
+
 TEST_F(ApiTest, AGroupOfTheUsersFileMayApproveForIt) {
   json pipeline = json::parse(sample_pipeline());
   pipeline["stages"][3]["pre_approval"]["approvers"] = {"ops"};  // no pipeline group of that name

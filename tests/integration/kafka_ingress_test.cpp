@@ -2,6 +2,7 @@
 // engine on RocksDB: build CDEvents become releases exactly once, bad records
 // go to the dead-letter topic, and broker faults lose and duplicate nothing.
 #include "adapters/kafka/ingress.hpp"
+#include "adapters/process/process_step_runner.hpp"
 #include "adapters/kafka/mock_cluster.hpp"
 #include "adapters/metrics/metrics.hpp"
 
@@ -11,7 +12,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cctype>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <thread>
 
@@ -77,12 +81,13 @@ class KafkaIngressTest : public EngineHarness {
     cluster_.reset();
   }
 
-  // A fresh engine (empty caches) with a fresh catalog, and an ingress in `group`.
-  void start_ingress(const std::string& group = "cascade") {
+  // A fresh engine (empty caches) with a fresh catalog, and an ingress in
+  // `group`; steps run on `runner` (default: scripted, no processes).
+  void start_ingress(const std::string& group = "cascade", engine::StepRunner* runner = nullptr) {
     ingress_.reset();
     stop();
     catalog_ = std::make_unique<kafka::PipelineCatalog>();
-    start(scripted_, /*run=*/false);
+    start(runner != nullptr ? *runner : scripted_, /*run=*/false);
     runtime_->add_observer(*catalog_);
     run();
     kafka::IngressOptions options;
@@ -387,6 +392,50 @@ TEST_F(KafkaIngressTest, BrokerOutagesAndInjectedErrorsLoseAndDuplicateNothing) 
   EXPECT_EQ(by_version.size(), static_cast<std::size_t>(kBuildsCount));
   for (const auto& [version, count] : by_version) EXPECT_EQ(count, 1) << version;
   EXPECT_EQ(releases.size(), static_cast<std::size_t>(kBuildsCount));
+}
+
+// A CI producer decides no code either: a purl whose version decodes to shell
+// syntax is dead-lettered (reason artifact_id) before a release exists, and a
+// plain one after it deploys through real processes; the marker every
+// hostile version tries to create never appears.
+TEST_F(KafkaIngressTest, APurlVersionThatIsShellSyntaxIsDeadLetteredAndRunsNothing) {
+  const std::string marker = dir_ / "marker";
+  const std::string out = dir_ / "versions.txt";
+  apply(R"({"name": "Shop", "artifact": {"source": "/ci/shop", "branch_filters": ["main"]},
+    "stages": [{"name": "dev", "trigger": {"after_release": true},
+                "steps": [{"name": "deploy", "run": "echo $(CASCADE_ARTIFACT_VERSION) >> )" + out + R"("}]}]})");
+  engine::SystemClock real_time;
+  adapters::ProcessStepRunner processes(real_time);
+  start_ingress("cascade", &processes);
+
+  // Percent-encoded as a purl carries them: ; space $ ( ) ` ' " newline # NUL.
+  std::string m;
+  for (unsigned char c : marker) {
+    static const char* hex = "0123456789ABCDEF";
+    m += std::isalnum(c) ? std::string(1, static_cast<char>(c)) : std::string{'%', hex[c >> 4], hex[c & 15]};
+  }
+  const std::vector<std::string> hostile = {"1%3Btouch%20" + m + "%3B%23", "%24(touch%20" + m + ")",
+                                            "%60touch%20" + m + "%60",     "1%27%3Btouch%20" + m + "%3B%27",
+                                            "1%22%3Btouch%20" + m + "%22", "1%0Atouch%20" + m,
+                                            "1%23x",                       "1%00x"};
+  for (std::size_t i = 0; i < hostile.size(); ++i) {
+    json cdevent = announcement("ci-hostile-" + std::to_string(i), "0");
+    cdevent["subject"]["id"] = "pkg:generic/shop@" + hostile[i];
+    publish(cdevent);
+  }
+  publish(announcement("ci-plain", "6.0.1"));
+  wait_consumed(hostile.size() + 1);
+  EXPECT_EQ(ingress_->stats().dead_lettered, hostile.size());
+  ASSERT_EQ(releases_of("Shop").size(), 1u);
+  settle();
+  EXPECT_EQ(state_of("Shop-1", "dev"), engine::StageState::kSucceeded);
+  std::ifstream written(out);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(written), {}), "6.0.1\n");
+
+  const auto dead = read_topic(cluster_->bootstrap_servers(), kDeadLetters, hostile.size(), kDeadline);
+  ASSERT_EQ(dead.size(), hostile.size());
+  for (const auto& read : dead) EXPECT_EQ(headers_of(read.record)["cascade_dlq_reason"], "artifact_id");
+  EXPECT_FALSE(std::filesystem::exists(marker)) << "a CI event's version ran as code on the server";
 }
 
 }  // namespace

@@ -7,7 +7,13 @@
 
 #include "tests/support/engine_harness.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
 #include <fstream>
+#include <future>
 #include <iterator>
 
 namespace cascade::engine {
@@ -120,6 +126,57 @@ TEST_F(StepInjectionTest, OnlySettableVariablesMayBeSetAndNeverOnesThatChangeHow
   EXPECT_EQ(definition.error().details[0].path, "variables.BASH_ENV");
   EXPECT_NE(definition.error().details[0].message.find("how programs start"), std::string::npos)
       << definition.error().details[0].message;
+}
+
+// Every process's arguments, as `ps` shows them to any user of the machine,
+// and whether one process's environment holds `text`.
+struct ProcessScan {
+  std::vector<std::string> cmdlines_holding;  // "<pid>: <cmdline>"
+  bool some_environment_holds = false;
+};
+
+ProcessScan scan_processes_for(const std::string& text) {
+  ProcessScan scan;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string pid = entry.path().filename();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    auto read = [&](const char* name) {
+      std::ifstream in(entry.path() / name, std::ios::binary);
+      return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    const std::string cmdline = read("cmdline");
+    if (cmdline.find(text) != std::string::npos) scan.cmdlines_holding.push_back(pid + ": " + cmdline);
+    if (read("environ").find("=" + text) != std::string::npos) scan.some_environment_holds = true;
+  }
+  return scan;
+}
+
+TEST_F(StepInjectionTest, ASecretIsInNoProcesssArgumentsWhileItsStepRuns) {
+  const std::string gate = dir_ / "gate";
+  ASSERT_EQ(::mkfifo(gate.c_str(), 0600), 0);
+  // The step uses the secret in its command line the way the README teaches,
+  // then blocks on the gate, so it is surely running while the test looks.
+  apply(R"({"name": "Db", "variables": {"DB_PASSWORD": {"value": "x", "secret": true, "settable": true}},
+    "stages": [{"name": "dev", "trigger": {"after_release": true}, "steps": [
+      {"name": "use", "run": "test -n $(DB_PASSWORD) && read go < )" + gate + R"( && echo done"}]}]})");
+  start(processes_);
+  const std::string secret = "pw-" + std::to_string(::getpid()) + "-never-in-argv";
+  const std::string id = create("Db", "1.0.0", {}, {{"DB_PASSWORD", secret}});
+
+  // Opening the FIFO for writing returns once the step opened it for reading.
+  auto opened = std::async(std::launch::async, [&] { return ::open(gate.c_str(), O_WRONLY | O_CLOEXEC); });
+  ASSERT_EQ(opened.wait_for(std::chrono::seconds(30)), std::future_status::ready) << "the step never reached the gate";
+  const int writer = opened.get();
+  ASSERT_GE(writer, 0);
+
+  const ProcessScan scan = scan_processes_for(secret);
+  EXPECT_TRUE(scan.some_environment_holds) << "the running step's environment holds the secret: the scan sees it";
+  EXPECT_TRUE(scan.cmdlines_holding.empty()) << ::testing::PrintToString(scan.cmdlines_holding);
+
+  ASSERT_EQ(::write(writer, "go\n", 3), 3);
+  ::close(writer);
+  settle();
+  EXPECT_EQ(state_of(id, "dev"), StageState::kSucceeded);
 }
 
 }  // namespace

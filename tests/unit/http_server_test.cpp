@@ -84,6 +84,13 @@ struct Reply {
 class Client {
  public:
   explicit Client(std::uint16_t port) : socket_(ioc_) { socket_.connect({net::ip::make_address("127.0.0.1"), port}); }
+  // From another loopback address (127.0.0.0/8 is all local on Linux), so a
+  // test can be two clients to the per-client connection cap.
+  Client(std::uint16_t port, const std::string& from) : socket_(ioc_) {
+    socket_.open(tcp::v4());
+    socket_.bind({net::ip::make_address(from), 0});
+    socket_.connect({net::ip::make_address("127.0.0.1"), port});
+  }
 
   void send_raw(std::string_view bytes) { net::write(socket_, net::buffer(bytes.data(), bytes.size())); }
 
@@ -1002,6 +1009,42 @@ TEST_F(HttpServerTest, TheServerWideConnectionCapHolds) {
   EXPECT_EQ(second.request("GET", "/healthz").status, 200);
   Client third(server_->port());
   EXPECT_TRUE(refused_at_accept(third));
+}
+
+// Slowloris with credentials: an address that opens many connections and
+// dribbles a body into each takes no more than its share of connections,
+// each for no longer than the request timeout, and another address is served
+// throughout.
+TEST_F(HttpServerTest, ASlowBodyFloodFromOneAddressLeavesOtherClientsServed) {
+  options_.read_timeout = 500ms;
+  options_.max_connections_per_client = 16;
+  start();
+  constexpr int kFlood = 48;
+  std::vector<std::unique_ptr<Client>> flood;
+  for (int i = 0; i < kFlood; ++i) {
+    flood.push_back(std::make_unique<Client>(server_->port(), "127.0.0.2"));
+    try {
+      flood.back()->send_raw(
+          "POST /api/v1/bytes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer viewer-token\r\n"
+          "Content-Length: 100000\r\n\r\nthe first bytes of a body that never ends");
+    } catch (const std::exception&) {
+      // Refused at accept: the reset can come before the write.
+    }
+  }
+
+  Client other(server_->port());
+  EXPECT_EQ(other.request("GET", "/healthz").status, 200);
+  EXPECT_EQ(other.request("GET", "/api/v1/whoami", kViewer).status, 200);
+  EXPECT_EQ(other.request("POST", "/api/v1/bytes", kViewer, std::string(1000, 'x')).status, 200);
+
+  // Every flood connection ends: refused at accept, or cut at the timeout.
+  for (auto& client : flood) EXPECT_TRUE(client->closed_by_server());
+  const auto metrics = other.request("GET", "/metrics", kViewer);
+  const std::string refused = "cascade_http_connections_refused_total{reason=\"client\"} ";
+  const auto at = metrics.body.find(refused);
+  ASSERT_NE(at, std::string::npos) << metrics.body;
+  EXPECT_EQ(std::stod(metrics.body.substr(at + refused.size())), kFlood - 16) << metrics.body;
+  EXPECT_EQ(other.request("GET", "/healthz").status, 200);
 }
 
 }  // namespace
