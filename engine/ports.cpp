@@ -42,4 +42,13 @@ std::string digest_bytes(const LogLine& line) {
   return std::to_string(line.at) + "\t" + line.stream + "\t" + line.text + "\n";
 }
 
+Result<std::vector<LogLine>> StepLogStore::read_page(const StepLogKey& key, std::uint64_t first_line,
+                                                     std::size_t max_lines) {
+  CASCADE_TRY(lines, read(key));
+  if (first_line >= lines.size()) return std::vector<LogLine>{};
+  const auto begin = lines.begin() + static_cast<std::ptrdiff_t>(first_line);
+  const auto end = begin + static_cast<std::ptrdiff_t>(std::min<std::size_t>(max_lines, lines.end() - begin));
+  return std::vector<LogLine>(std::make_move_iterator(begin), std::make_move_iterator(end));
+}
+
 }  // namespace cascade::engine

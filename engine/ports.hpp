@@ -120,6 +120,11 @@ class StepLogStore {
   virtual Status flush() = 0;
   // The lines of one step, in order.
   virtual Result<std::vector<LogLine>> read(const StepLogKey& key) = 0;
+  // At most `max_lines` lines of one step, from its line `first_line` (0 is
+  // the first), in order: a step's log read a page at a time. The default
+  // reads the whole step; stores override it to read only the page.
+  virtual Result<std::vector<LogLine>> read_page(const StepLogKey& key, std::uint64_t first_line,
+                                                 std::size_t max_lines);
 };
 
 // Keeps secret values out of the event log, the projections and the logs:

@@ -261,14 +261,25 @@ int show_logs(Common& common, const std::string& release_id, const std::string& 
     std::string path = release_path(release_id) + "/stages/" + url_encode(stage_name) + "/logs";
     std::string query = attempt > 0 ? "attempt=" + std::to_string(attempt) : "";
     if (follow) return follow_logs(client, common, path + "?" + query + (query.empty() ? "" : "&") + "follow=true");
-    auto answer = client.get(path + (query.empty() ? "" : "?" + query));
-    if (!answer) return report(answer.error(), common.json);
-    const json& lines = answer.value()["lines"];
-    if (common.json) {
-      std::cout << lines.dump(2) << "\n";
-    } else {
-      for (const json& line : lines) print_log_line(std::cout, line);
-    }
+    // Page after page (the server answers at most 10,000 lines at once),
+    // printing each as it comes.
+    json all = json::array();
+    std::string after;
+    do {
+      std::string page_query = query + (query.empty() ? "" : "&") + "limit=10000";
+      if (!after.empty()) page_query += "&after=" + url_encode(after);
+      auto answer = client.get(path + "?" + page_query);
+      if (!answer) return report(answer.error(), common.json);
+      for (const json& line : answer.value()["lines"]) {
+        if (common.json) {
+          all.push_back(line);
+        } else {
+          print_log_line(std::cout, line);
+        }
+      }
+      after = answer.value().value("next", "");
+    } while (!after.empty());
+    if (common.json) std::cout << all.dump(2) << "\n";
     return 0;
   }
   // Offline the command runs the engine itself until the release settles, so

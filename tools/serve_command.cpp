@@ -38,6 +38,9 @@ struct ServeLimits {
   std::size_t max_connections = 1024;
   std::size_t max_connections_per_client = 128;
   std::uint64_t max_step_output_mib = 64;
+  std::size_t max_streams = 256;
+  std::size_t max_streams_per_user = 16;
+  std::uint64_t max_stream_lifetime_s = 3600;  // 0: no limit
   std::string tls_certificate_file;  // both set: HTTPS
   std::string tls_private_key_file;
   bool insecure_http = false;  // plain HTTP on a non-loopback address
@@ -99,6 +102,9 @@ int serve(const std::string& data_dir, const std::string& listen, std::string us
   options.port = endpoint.value().second;
   options.max_connections = limits.max_connections;
   options.max_connections_per_client = limits.max_connections_per_client;
+  options.max_streams = limits.max_streams;
+  options.max_streams_per_user = limits.max_streams_per_user;
+  options.max_stream_lifetime = std::chrono::seconds(limits.max_stream_lifetime_s);
   options.tls_certificate_file = limits.tls_certificate_file;
   options.tls_private_key_file = limits.tls_private_key_file;
   options.allow_insecure_http = limits.insecure_http;
@@ -172,7 +178,7 @@ void print_token(const Common& common, const std::string& path, const std::strin
     return;
   }
   std::cout << verb << " user '" << name << "' in " << path << "; its token (shown only this once):\n  " << token
-            << "\n(a running cascade serve reads the users file when it starts: restart it to apply this)\n";
+            << "\n(a running cascade serve applies this when it receives SIGHUP: kill -HUP <its pid>)\n";
 }
 
 int users_add(const Common& common, const UsersOptions& options) {
@@ -237,7 +243,7 @@ int users_list(const Common& common, const UsersOptions& options) {
 void add_users_commands(CLI::App& app, Common& common, int& exit_code) {
   auto options = std::make_shared<UsersOptions>();
   auto* users = app.add_subcommand(
-      "users", "the users file of cascade serve (edited offline; restart the server to apply changes)");
+      "users", "the users file of cascade serve (a running server re-reads it on SIGHUP)");
   users->require_subcommand(1);
   auto file_options = [&common, options](CLI::App* command) {
     command->add_option("--users", options->file, "the users file (default: DATA/users.json)");
@@ -276,6 +282,15 @@ void add_serve_command(CLI::App& app, Common& common, int& exit_code) {
                       "open connections from one client address")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  command->add_option("--max-streams", limits->max_streams, "open event streams at once (GET …/stream, log follows)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  command->add_option("--max-streams-per-user", limits->max_streams_per_user, "open event streams of one user")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  command->add_option("--max-stream-lifetime", limits->max_stream_lifetime_s,
+                      "seconds after which an event stream ends (its client resumes with Last-Event-ID); 0: no limit")
+      ->capture_default_str();
   command->add_option("--max-step-output", limits->max_step_output_mib,
                       "MiB of output one step may write before it is killed and fails")
       ->capture_default_str()

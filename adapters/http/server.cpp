@@ -253,17 +253,33 @@ class HttpServer::Impl {
     changed_.notify_all();
   }
 
-  bool try_open_stream() {
-    std::lock_guard lock(mutex_);
-    if (open_streams_ >= options_.max_streams) return false;
-    ++open_streams_;
-    return true;
+  // Why `user` may not open another event stream ("server" or "user": which
+  // cap it meets), or nullptr when it may. Counts it when it may.
+  const char* try_open_stream(const std::string& user) {
+    const char* refused = nullptr;
+    {
+      std::lock_guard lock(mutex_);
+      if (open_streams_ >= options_.max_streams) {
+        refused = "server";
+      } else if (streams_by_user_[user] >= options_.max_streams_per_user) {
+        refused = "user";
+        if (streams_by_user_[user] == 0) streams_by_user_.erase(user);
+      } else {
+        ++open_streams_;
+        ++streams_by_user_[user];
+      }
+    }
+    if (refused != nullptr) streams_refused_->with({refused}).inc();
+    return refused;
   }
-  void stream_closed() {
+  void stream_closed(const std::string& user) {
     std::lock_guard lock(mutex_);
     --open_streams_;
+    auto it = streams_by_user_.find(user);
+    if (it != streams_by_user_.end() && --it->second == 0) streams_by_user_.erase(it);
     changed_.notify_all();
   }
+  void stream_expired() { streams_expired_->inc(); }
 
   // Why a new connection from `client` may not be opened ("server" or
   // "client": which cap it meets), or nullptr when it may. Counts it when it may.
@@ -304,6 +320,8 @@ class HttpServer::Impl {
   metrics::CounterFamily* requests_total_ = nullptr;
   metrics::HistogramFamily* request_duration_ = nullptr;
   metrics::CounterFamily* connections_refused_ = nullptr;
+  metrics::CounterFamily* streams_refused_ = nullptr;
+  metrics::Counter* streams_expired_ = nullptr;
   std::uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};
   std::once_flag stop_once_;
@@ -314,6 +332,7 @@ class HttpServer::Impl {
   std::size_t admitted_ = 0;
   std::size_t writing_ = 0;
   std::size_t open_streams_ = 0;
+  std::map<std::string, std::size_t> streams_by_user_;
   std::size_t io_running_ = 0;
   std::unordered_map<SessionBase*, std::weak_ptr<SessionBase>> sessions_;
   std::unordered_map<std::string, std::size_t> connections_by_client_;  // by remote address
@@ -338,7 +357,9 @@ class HttpServer::Impl::Session final : public HttpServer::Impl::SessionBase,
   // Stream is TlsStream.
   Session(HttpServer::Impl& server, tcp::socket socket, std::string client, std::shared_ptr<ssl::context> tls)
       : server_(server), client_(std::move(client)), tls_(std::move(tls)),
-        stream_(open_stream(std::move(socket), tls_.get())), keepalive_timer_(stream_.get_executor()) {}
+        stream_(open_stream(std::move(socket), tls_.get())),
+        keepalive_timer_(stream_.get_executor()),
+        lifetime_timer_(stream_.get_executor()) {}
 
   ~Session() override { server_.unregister_session(this, client_); }
 
@@ -776,15 +797,22 @@ class HttpServer::Impl::Session final : public HttpServer::Impl::SessionBase,
 
   void start_stream(Response response) {
     auto stream = std::move(response.stream);
-    if (server_.stopping() || !server_.try_open_stream()) {
+    const std::string user = authenticated_user_ ? authenticated_user_->name : std::string();
+    const char* refused = server_.stopping() ? nullptr : server_.try_open_stream(user);
+    if (server_.stopping() || refused != nullptr) {
       detail::SseStreamAccess::end(*stream);
       server_.untrack_stream(stream);
-      Response refusal = server_.stopping()
-                             ? error_response(503, to_string(ErrorCode::kUnavailable), "the server is stopping")
-                             : error_response(429, kCodeTooManyRequests, "too many event streams open");
+      Response refusal =
+          server_.stopping() ? error_response(503, to_string(ErrorCode::kUnavailable), "the server is stopping")
+          : std::string_view(refused) == "user"
+              ? error_response(429, kCodeTooManyRequests,
+                               "'" + user + "' already has " + std::to_string(server_.options().max_streams_per_user) +
+                                   " event streams open (the per-user limit); close one first")
+              : error_response(429, kCodeTooManyRequests, "too many event streams open");
       refusal.headers.emplace_back("Retry-After", std::to_string(server_.options().retry_after.count()));
       return send(std::move(refusal));
     }
+    stream_user_ = user;
     sse_ = std::move(stream);
     state_ = State::kStreaming;
     status_ = 200;
@@ -820,7 +848,25 @@ class HttpServer::Impl::Session final : public HttpServer::Impl::SessionBase,
     if (!attached) return close();
     watch_client();
     schedule_keepalive();
+    schedule_lifetime_end();
     flush_stream();
+  }
+
+  // A stream ends, as if the server were stopping, after the longest
+  // lifetime: the client reconnects with its Last-Event-ID and resumes, and a
+  // forgotten tab or a leaked client does not hold a stream slot forever.
+  void schedule_lifetime_end() {
+    const auto lifetime = server_.options().max_stream_lifetime;
+    if (lifetime.count() <= 0) return;
+    lifetime_timer_.expires_after(lifetime);
+    lifetime_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      self->guarded([&] {
+        if (ec || self->state_ != State::kStreaming) return;
+        self->server_.stream_expired();
+        self->sse_stop_ = true;
+        self->flush_stream();
+      });
+    });
   }
 
   // A reader that only notices the client going away (its FIN or a reset);
@@ -853,7 +899,12 @@ class HttpServer::Impl::Session final : public HttpServer::Impl::SessionBase,
     auto batch = detail::SseStreamAccess::take(*sse_);
     const bool finish = batch.finished || sse_stop_;
     if (!batch.bytes.empty()) return write_chunk(std::move(batch.bytes), finish);
-    if (finish) write_last_chunk();
+    if (finish) return write_last_chunk();
+    if (batch.page_wanted) {
+      // A page is a storage read: on a worker, not on this I/O thread. It
+      // wakes this connection when the page is queued.
+      net::post(server_.workers(), [stream = sse_] { detail::SseStreamAccess::page(*stream); });
+    }
   }
 
   void write_chunk(std::string bytes, bool then_finish) {
@@ -894,10 +945,11 @@ class HttpServer::Impl::Session final : public HttpServer::Impl::SessionBase,
     if (sse_) {
       detail::SseStreamAccess::end(*sse_);
       server_.untrack_stream(sse_);
-      server_.stream_closed();
+      server_.stream_closed(stream_user_);
       sse_.reset();
     }
     keepalive_timer_.cancel();
+    lifetime_timer_.cancel();
     beast::error_code ignored;
     lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
     lowest().close();
@@ -935,11 +987,14 @@ class HttpServer::Impl::Session final : public HttpServer::Impl::SessionBase,
   bool sse_wrote_since_tick_ = false;
   bool sse_stop_ = false;
   net::steady_timer keepalive_timer_;
+  net::steady_timer lifetime_timer_;  // an event stream's longest lifetime
+  std::string stream_user_;          // who opened the event stream (the per-user cap)
 };
 
 Status HttpServer::Impl::listen() {
   const auto& o = options_;
-  if (o.io_threads < 1 || o.worker_threads < 1 || o.max_concurrent_requests < 1 || o.max_body_bytes < 1 ||
+  if (o.io_threads < 1 || o.worker_threads < 1 || o.max_concurrent_requests < 1 || o.max_streams_per_user < 1 ||
+      o.max_stream_lifetime.count() < 0 || o.max_body_bytes < 1 ||
       o.max_header_bytes < 64 || o.max_header_bytes > 0xFFFFFFFFu || o.read_timeout.count() <= 0 ||
       o.idle_timeout.count() <= 0 || o.write_timeout.count() <= 0 || o.sse_keepalive_interval.count() <= 0 ||
       o.stop_grace.count() < 0 || o.retry_after.count() < 0) {
@@ -985,6 +1040,16 @@ Status HttpServer::Impl::listen() {
                                          "address's cap (client) was reached.",
                                          {"reason"}));
   connections_refused_ = refused;
+  CASCADE_TRY(streams_refused, metrics_->counter("cascade_http_streams_refused_total",
+                                                 "Event streams refused with 429: the server's cap (server) or the "
+                                                 "user's cap (user) was reached.",
+                                                 {"reason"}));
+  streams_refused_ = streams_refused;
+  CASCADE_TRY(streams_expired,
+              metrics_->counter("cascade_http_streams_expired_total",
+                                "Event streams ended by the server at their longest lifetime (clients resume with "
+                                "Last-Event-ID)."));
+  streams_expired_ = &streams_expired->with({});
   CASCADE_TRY(handshakes_failed,
               metrics_->counter("cascade_http_tls_handshake_failures_total",
                                 "TLS handshakes that failed: a client that does not trust the certificate, speaks "

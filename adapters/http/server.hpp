@@ -60,8 +60,13 @@ struct ServerOptions {
   // I/O threads and not counted.
   std::size_t max_concurrent_requests = 64;
   std::chrono::seconds retry_after{1};
-  // Open event streams at once; beyond it the stream is closed and 429 sent.
+  // Open event streams at once, and of one user; beyond either the stream is
+  // closed and 429 sent (cascade_http_streams_refused_total{reason="server"|"user"}).
   std::size_t max_streams = 256;
+  std::size_t max_streams_per_user = 16;
+  // An event stream ends after this long (its client resumes with
+  // Last-Event-ID; cascade_http_streams_expired_total). 0: no limit.
+  std::chrono::milliseconds max_stream_lifetime{std::chrono::hours(1)};
   // A comment is written to an event stream that has been quiet this long.
   std::chrono::milliseconds sse_keepalive_interval{15'000};
 

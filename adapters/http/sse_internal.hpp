@@ -21,9 +21,15 @@ class SseStreamAccess {
   struct Batch {
     std::string bytes;      // every queued frame, in order
     bool finished = false;  // nothing more will come: end the response
+    // Nothing is queued and the stream has a pager: call page() on a worker
+    // thread; it wakes the server when the page is queued.
+    bool page_wanted = false;
   };
   // Takes everything queued.
   static Batch take(SseStream& stream);
+
+  // Runs the stream's pager once (after take() asked for it).
+  static void page(SseStream& stream);
 
   // The stream is over (any reason): later sends fail, wake is dropped, and
   // the on_close callbacks run on this thread. Idempotent.

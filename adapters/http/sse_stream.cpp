@@ -49,7 +49,7 @@ bool SseStream::send_comment(std::string_view text) {
 bool SseStream::enqueue(std::string frame) {
   std::lock_guard lock(mutex_);
   if (ended_ || closing_) return false;
-  if (attached_ && pending_bytes_ + frame.size() > max_backlog_bytes_) {
+  if (!pending_.empty() && pending_bytes_ + frame.size() > max_backlog_bytes_) {
     // Too far behind: drop the backlog and end the response; the client
     // reconnects with the last id it did receive and catches up from there.
     pending_.clear();
@@ -62,6 +62,16 @@ bool SseStream::enqueue(std::string frame) {
   pending_.push_back(std::move(frame));
   if (wake_) wake_();
   return true;
+}
+
+void SseStream::page_from(std::function<bool()> next_page) {
+  std::lock_guard lock(mutex_);
+  pager_ = next_page ? std::make_shared<std::function<bool()>>(std::move(next_page)) : nullptr;
+}
+
+std::size_t SseStream::backlog_bytes() const {
+  std::lock_guard lock(mutex_);
+  return pending_bytes_;
 }
 
 void SseStream::close() {
@@ -94,7 +104,7 @@ bool SseStreamAccess::attach(SseStream& stream, std::function<void()> wake) {
   if (stream.ended_) return false;
   stream.attached_ = true;
   stream.wake_ = std::move(wake);
-  if (!stream.pending_.empty() || stream.closing_) stream.wake_();
+  if (!stream.pending_.empty() || stream.closing_ || stream.pager_) stream.wake_();
   return true;
 }
 
@@ -106,7 +116,32 @@ SseStreamAccess::Batch SseStreamAccess::take(SseStream& stream) {
   stream.pending_.clear();
   stream.pending_bytes_ = 0;
   batch.finished = stream.ended_ || stream.closing_;
+  if (batch.bytes.empty() && !batch.finished && stream.pager_ && !stream.paging_) {
+    stream.paging_ = true;
+    batch.page_wanted = true;
+  }
   return batch;
+}
+
+void SseStreamAccess::page(SseStream& stream) {
+  std::shared_ptr<std::function<bool()>> pager;
+  {
+    std::lock_guard lock(stream.mutex_);
+    pager = stream.pager_;
+  }
+  bool more = false;
+  bool failed = false;
+  try {
+    more = pager && (*pager)();
+  } catch (...) {
+    failed = true;
+  }
+  std::lock_guard lock(stream.mutex_);
+  stream.paging_ = false;
+  if (!more) stream.pager_ = nullptr;
+  if (failed && !stream.ended_) stream.closing_ = true;
+  // Asks the server for the next round: a page written, or the next page.
+  if (stream.wake_) stream.wake_();
 }
 
 void SseStreamAccess::end(SseStream& stream) {
@@ -116,6 +151,7 @@ void SseStreamAccess::end(SseStream& stream) {
     if (stream.ended_) return;
     stream.ended_ = true;
     stream.wake_ = nullptr;
+    stream.pager_ = nullptr;
     stream.pending_.clear();
     stream.pending_bytes_ = 0;
     callbacks.swap(stream.on_close_);

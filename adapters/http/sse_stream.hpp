@@ -3,7 +3,7 @@
 // its own thread until send() returns false.
 //
 //   auto stream = SseStream::create();
-//   replay_after(request.last_event_id(), *stream);   // optional catch-up
+//   stream->page_from(next_page_of_backlog);          // optional catch-up, paged
 //   hub.subscribe(stream);                            // a producer thread sends
 //   return Response::event_stream(stream);
 #pragma once
@@ -26,11 +26,13 @@ class SseStreamAccess;
 // One client's event stream. Thread-safe: send(), close() and on_close() may
 // be called from any thread, concurrently with the server writing.
 //
-// Frames sent before the server starts writing (e.g. a replay from
-// Last-Event-ID inside the handler) are buffered without limit and written
-// first; afterwards at most `max_backlog_bytes` may wait unwritten — a client
+// At most `max_backlog_bytes` may wait unwritten, from the first frame on (a
+// single frame larger than that is accepted when nothing waits): a client
 // that falls further behind is disconnected (it reconnects with its
-// Last-Event-ID), so a slow reader never grows the server's memory. While no
+// Last-Event-ID), so a slow reader never grows the server's memory. A backlog
+// that may be large (a replay from Last-Event-ID) is not sent up front: the
+// producer pages it (page_from), one page each time the client has read the
+// last one, so its size never depends on how far back the client asked. While no
 // frame is written for the server's keep-alive interval, a comment line
 // (": keep-alive") is sent, so proxies keep the connection and a vanished
 // client is noticed.
@@ -59,6 +61,21 @@ class SseStream {
   // True once the stream no longer accepts frames.
   bool closed() const;
 
+  // Sets the stream's pager: whenever everything queued has been written, the
+  // server calls `next_page` on one of its worker threads (never two at once,
+  // never under a lock of the stream); it queues the next page with send() —
+  // keeping it about `page_budget_bytes()` — and returns true while more pages
+  // remain, false once it has none (e.g. it handed the stream over to live
+  // delivery), after which it is dropped. A pager that throws ends the stream.
+  // Set it before the handler returns the stream.
+  void page_from(std::function<bool()> next_page);
+
+  // What a pager should queue per page: a quarter of the backlog bound.
+  std::size_t page_budget_bytes() const { return max_backlog_bytes_ / 4; }
+
+  // Bytes queued and not yet written.
+  std::size_t backlog_bytes() const;
+
   // Registers `callback` to run once when the stream ends for any reason (at
   // once, on this thread, if it has already ended). It runs on a server thread
   // or on the thread that ended the stream and must not block; producers use
@@ -78,6 +95,10 @@ class SseStream {
   bool closing_ = false;        // close() was called: flush, then end
   bool ended_ = false;          // no more frames will be written
   std::function<void()> wake_;  // set by the server while attached
+  // See page_from(); shared, as it runs outside the lock and keeps its
+  // position between calls.
+  std::shared_ptr<std::function<bool()>> pager_;
+  bool paging_ = false;          // the pager is running on a worker
   std::vector<std::function<void()>> on_close_;
 };
 

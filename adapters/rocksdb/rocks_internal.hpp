@@ -157,6 +157,8 @@ class RocksStepLogStore final : public engine::StepLogStore {
   Status append_line(const engine::StepLogKey& key, const engine::LogLine& line) override;
   Status flush() override;
   Result<std::vector<engine::LogLine>> read(const engine::StepLogKey& key) override;
+  Result<std::vector<engine::LogLine>> read_page(const engine::StepLogKey& key, std::uint64_t first_line,
+                                                 std::size_t max_lines) override;
 
  private:
   rocksdb::DB* db_;

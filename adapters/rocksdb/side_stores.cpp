@@ -87,6 +87,11 @@ Status RocksStepLogStore::flush() {
 }
 
 Result<std::vector<engine::LogLine>> RocksStepLogStore::read(const engine::StepLogKey& key) {
+  return read_page(key, 0, std::numeric_limits<std::size_t>::max());
+}
+
+Result<std::vector<engine::LogLine>> RocksStepLogStore::read_page(const engine::StepLogKey& key,
+                                                                  std::uint64_t first_line, std::size_t max_lines) {
   CASCADE_TRY(prefix, step_prefix(key));
   // Every prefix ends in '\0', so replacing it by '\1' bounds the step's keys.
   std::string upper = prefix;
@@ -96,7 +101,8 @@ Result<std::vector<engine::LogLine>> RocksStepLogStore::read(const engine::StepL
   options.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, family_));
   std::vector<engine::LogLine> lines;
-  for (it->Seek(prefix); it->Valid(); it->Next()) {
+  // A line's key ends in its sequence number, which is its index in the step.
+  for (it->Seek(prefix + encode_u64(first_line)); it->Valid() && lines.size() < max_lines; it->Next()) {
     const std::string_view value = it->value().ToStringView();
     if (it->key().size() != prefix.size() + 8 || value.size() < 9 ||
         value.size() < 9 + std::size_t{static_cast<unsigned char>(value[8])}) {

@@ -122,6 +122,7 @@ std::string request_text(const std::string& method, const std::string& target, c
 // One event of a stream.
 struct SseEvent {
   std::uint64_t id = 0;
+  std::string raw_id;  // as sent (a step log's ids are "<step>:<line>")
   std::string type;
   json data;
 };
@@ -249,7 +250,10 @@ class ApiTest : public ::testing::Test {
         SseEvent event;
         std::string line, data;
         while (std::getline(frame, line)) {
-          if (line.rfind("id: ", 0) == 0) event.id = std::stoull(line.substr(4));
+          if (line.rfind("id: ", 0) == 0) {
+            event.raw_id = line.substr(4);
+            event.id = std::stoull(event.raw_id);
+          }
           if (line.rfind("event: ", 0) == 0) event.type = line.substr(7);
           if (line.rfind("data: ", 0) == 0) data += line.substr(6);
         }
@@ -675,6 +679,57 @@ TEST_F(ApiTest, LogsFollowARunningStepLiveAndEnd) {
   ASSERT_EQ(replayed.size(), 4u);
   EXPECT_EQ(replayed.back().type, "end");
   EXPECT_EQ(replayed.back().data["attempt"], 1);
+}
+
+// A long log is read a page at a time: `next` names a page's last line and
+// the next page starts after it, across steps (a step without output
+// included); a follower that reconnects with the id of the last line it got
+// resumes after that line.
+TEST_F(ApiTest, LogsComeInPagesAndAFollowResumesAfterItsLastEventId) {
+  json pipeline{{"name", "Pages"},
+                {"stages",
+                 {{{"name", "dev"},
+                   {"trigger", {{"after_release", true}}},
+                   {"steps",
+                    {{{"name", "a"}, {"run", "seq 1 25"}},
+                     {{"name", "quiet"}, {"run", "true"}},
+                     {{"name", "b"}, {"run", "seq 26 30"}}}}}}}};
+  ASSERT_EQ(call("PUT", "/api/v1/pipelines/Pages", "admin", pipeline.dump()).status, 200);
+  auto created = call("POST", "/api/v1/releases", "releaser",
+                      json{{"pipeline", "Pages"}, {"artifact", {{"version", "1"}, {"path", make_artifact("pages")}}}}.dump());
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string logs = "/api/v1/releases/" + created.json_body()["id"].get<std::string>() + "/stages/dev/logs";
+  runtime_->settle();
+
+  std::vector<std::string> texts, nexts;
+  std::string after;
+  for (int page = 0; page < 10; ++page) {
+    auto answer = call("GET", logs + "?limit=10" + (after.empty() ? "" : "&after=" + after), "viewer");
+    ASSERT_EQ(answer.status, 200) << answer.body;
+    const json body = answer.json_body();
+    for (const json& line : body["lines"]) texts.push_back(line["text"]);
+    if (!body.contains("next")) break;
+    after = body["next"];
+    nexts.push_back(after);
+  }
+  std::vector<std::string> expected;
+  for (int n = 1; n <= 30; ++n) expected.push_back(std::to_string(n));
+  EXPECT_EQ(texts, expected);
+  EXPECT_EQ(nexts, (std::vector<std::string>{"0:9", "0:19", "2:4"}));
+  EXPECT_EQ(call("GET", logs, "viewer").json_body()["lines"].size(), 30u) << "the default page holds them all";
+
+  for (const char* bad : {"limit=0", "limit=10001", "limit=ten", "after=9", "after=a:b", "after=-1:2"}) {
+    auto refused = call("GET", logs + "?" + std::string(bad), "viewer");
+    EXPECT_EQ(refused.status, 400) << bad << ": " << refused.body;
+  }
+
+  auto resumed = read_sse(logs + "?follow=true", {{"Last-Event-ID", "0:22"}},
+                          [](const std::vector<SseEvent>& events) { return !events.empty() && events.back().type == "end"; });
+  std::vector<std::string> seen;
+  for (const SseEvent& frame : resumed) {
+    if (frame.type == "line") seen.push_back(frame.raw_id + "=" + frame.data.value("text", ""));
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"0:23=24", "0:24=25", "2:0=26", "2:1=27", "2:2=28", "2:3=29", "2:4=30"}));
 }
 
 // A step that prints bytes that are not UTF-8 neither fails nor breaks a

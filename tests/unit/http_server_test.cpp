@@ -279,6 +279,23 @@ class HttpServerTest : public ::testing::Test {
           return Result<Response>(Response::json({{"answered_by", "quick path"}}));
         },
         [](const Request&) -> Result<Response> { return Response::json({{"answered_by", "worker"}}); }));
+    ok(router.add("GET", "/api/v1/paged", Role::kViewer, [](const Request&) -> Result<Response> {
+      // 2,000 frames through a 4 KiB backlog: only paging gets them all out.
+      auto stream = SseStream::create(4096);
+      std::weak_ptr<SseStream> weak = stream;
+      stream->page_from([weak, next = 1]() mutable {
+        auto stream = weak.lock();
+        if (!stream) return false;
+        while (next <= 2000 && stream->backlog_bytes() < stream->page_budget_bytes()) {
+          if (!stream->send(std::to_string(next), "n", std::string(40, 'x'))) return false;
+          ++next;
+        }
+        if (next <= 2000) return true;
+        stream->close();
+        return false;
+      });
+      return Response::event_stream(stream);
+    }));
     ok(router.add("GET", "/api/v1/events", Role::kViewer, [this](const Request& request) -> Result<Response> {
       auto stream = SseStream::create();
       if (auto last = request.last_event_id()) {
@@ -752,6 +769,36 @@ TEST_F(HttpServerTest, EventStreamDeliversFramesSentAfterTheClientConnected) {
   EXPECT_TRUE(dechunk(raw).complete);
   EXPECT_TRUE(wait_for_stream_closed());
   EXPECT_TRUE(client.closed_by_server());
+}
+
+TEST(SseStreamTest, TheBacklogIsBoundedFromTheFirstFrame) {
+  // Before the server writes it as after: a producer that queues without
+  // limit (a replay sent whole) gets the stream closed, not the memory.
+  auto stream = SseStream::create(1024);
+  int accepted = 0;
+  while (accepted < 100 && stream->send(std::to_string(accepted), "e", std::string(100, 'x'))) ++accepted;
+  EXPECT_LT(accepted, 10);
+  EXPECT_TRUE(stream->closed());
+  EXPECT_LE(stream->backlog_bytes(), 1024u);
+  // A single frame larger than the bound still goes out when nothing waits.
+  auto big = SseStream::create(1024);
+  EXPECT_TRUE(big->send("1", "e", std::string(4096, 'x')));
+}
+
+TEST_F(HttpServerTest, APagedEventStreamDeliversEveryFrameInOrderThroughASmallBacklog) {
+  start();
+  Client client(server_->port());
+  client.send("GET", "/api/v1/paged", kViewer);
+  auto raw = client.read_raw_until([](const std::string& r) { return dechunk(r).complete; });
+  const std::string body = dechunk(raw).body;
+  std::size_t at = 0;
+  int expected = 1;
+  for (std::size_t id = body.find("id: "); id != std::string::npos; id = body.find("id: ", at)) {
+    at = body.find('\n', id);
+    ASSERT_EQ(body.substr(id + 4, at - id - 4), std::to_string(expected)) << "frame out of order";
+    ++expected;
+  }
+  EXPECT_EQ(expected, 2001);
 }
 
 TEST_F(HttpServerTest, EventStreamEndsWhenTheClientGoesAway) {

@@ -32,40 +32,57 @@ Status EventHub::handle(const std::vector<events::RecordedEvent>& batch) {
 }
 
 Status EventHub::subscribe(std::shared_ptr<SseStream> stream, std::optional<std::uint64_t> after) {
-  constexpr std::size_t kChunk = 256;
-  if (after) {
-    // Most of the backlog outside the lock, so live delivery does not wait.
-    std::uint64_t position = *after;
-    for (;;) {
-      std::uint64_t delivered;
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        delivered = delivered_;
-      }
-      if (position + kChunk >= delivered) break;
-      CASCADE_TRY(events, log_.read_all(position + 1, kChunk));
-      if (events.empty()) break;
-      for (const events::RecordedEvent& event : events) {
-        if (!send_event(*stream, event)) return outcome::success();
-        position = event.position;
-      }
-    }
+  if (!after) {
     std::lock_guard<std::mutex> lock(mutex_);
-    while (position < delivered_) {
-      CASCADE_TRY(events, log_.read_all(position + 1, kChunk));
-      if (events.empty()) break;
-      for (const events::RecordedEvent& event : events) {
-        if (event.position > delivered_) break;
-        if (!send_event(*stream, event)) return outcome::success();
-        position = event.position;
-      }
-    }
-    subscribers_.push_back({std::move(stream), position});
+    subscribers_.push_back({std::move(stream), delivered_});
     return outcome::success();
   }
-  std::lock_guard<std::mutex> lock(mutex_);
-  subscribers_.push_back({std::move(stream), 0});
+  // The pager holds the stream weakly: a stream its client left is not kept
+  // alive by its own pager.
+  std::weak_ptr<SseStream> weak = stream;
+  stream->page_from([this, weak, position = *after]() mutable {
+    auto stream = weak.lock();
+    return stream != nullptr && replay_page(stream, position);
+  });
   return outcome::success();
+}
+
+bool EventHub::replay_page(const std::shared_ptr<SseStream>& stream, std::uint64_t& position) {
+  // Events are read a few at a time and queued until the page's budget is
+  // spent, so one page stays small whatever the events' sizes.
+  constexpr std::size_t kReadChunk = 64;
+  const std::size_t budget = stream->page_budget_bytes();
+  std::uint64_t delivered;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    delivered = delivered_;
+  }
+  bool exhausted = false;  // the log has nothing more up to `delivered`
+  while (position < delivered) {
+    if (stream->backlog_bytes() >= budget) return true;  // the page is full
+    auto events = log_.read_all(position + 1, kReadChunk);
+    if (!events) {
+      // The client sees the stream end and retries from its Last-Event-ID.
+      stream->close();
+      return false;
+    }
+    const std::uint64_t before = position;
+    for (const events::RecordedEvent& event : events.value()) {
+      if (event.position > delivered) break;
+      if (!send_event(*stream, event)) return false;
+      position = event.position;
+    }
+    if (position == before) {
+      exhausted = true;
+      break;
+    }
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  // Caught up with what the hub has delivered: from here on handle() sends.
+  // Under the lock, so no event falls between the replay and live delivery.
+  if (position < delivered_ && !exhausted) return true;
+  subscribers_.push_back({stream, position});
+  return false;
 }
 
 void EventHub::close_all() {

@@ -27,7 +27,10 @@ class EventHub final : public engine::Reactor {
 
   // Replays the events after `after` (nullopt: none, live only) onto
   // `stream`, then forwards every later event to it, without gaps or
-  // duplicates, until the stream closes.
+  // duplicates, until the stream closes. The replay is paged (the stream's
+  // pager reads the log a page at a time, as the client reads), so a stream
+  // resuming from 0 on a log of millions of events holds one page, and the
+  // hub's lock is taken only to hand the stream over to live delivery.
   Status subscribe(std::shared_ptr<SseStream> stream, std::optional<std::uint64_t> after);
 
   // Closes every stream (server shutdown).
@@ -39,6 +42,10 @@ class EventHub final : public engine::Reactor {
     std::shared_ptr<SseStream> stream;
     std::uint64_t after = 0;  // the client has every event up to here
   };
+  // Queues the next page of the replay after `position` (advancing it);
+  // false once the stream is live (or gone).
+  bool replay_page(const std::shared_ptr<SseStream>& stream, std::uint64_t& position);
+
   events::EventLog& log_;
   mutable std::mutex mutex_;
   std::uint64_t delivered_ = 0;  // position of the last event handled

@@ -12,13 +12,14 @@
 namespace cascade::adapters::http::api {
 
 // A step log followed onto an event stream: each line a frame `event: line`
-// (data {"step","at","stream","text"}), then `event: end` (data {"release",
-// "stage","attempt"}) and the stream closes.
+// with id "<step>:<line>" (a reconnecting client's Last-Event-ID resumes
+// after it; data {"step","at","stream","text"}), then `event: end` (data
+// {"release","stage","attempt"}) and the stream closes.
 class SseLineSink final : public adapters::LineSink {
  public:
   explicit SseLineSink(std::shared_ptr<SseStream> stream) : stream_(std::move(stream)) {}
-  bool line(const std::string& step, const engine::LogLine& line) override {
-    return stream_->send("", "line",
+  bool line(const std::string& step, int step_index, std::uint64_t line_index, const engine::LogLine& line) override {
+    return stream_->send(std::to_string(step_index) + ":" + std::to_string(line_index), "line",
                          nlohmann::json{{"step", step}, {"at", line.at}, {"stream", line.stream}, {"text", line.text}}.dump());
   }
   void end(const std::string& release_id, const std::string& stage, int attempt) override {
@@ -26,6 +27,11 @@ class SseLineSink final : public adapters::LineSink {
     stream_->close();
   }
   bool closed() const override { return stream_->closed(); }
+  std::size_t room() const override {
+    const std::size_t budget = stream_->page_budget_bytes();
+    const std::size_t queued = stream_->backlog_bytes();
+    return queued >= budget ? 0 : budget - queued;
+  }
 
  private:
   std::shared_ptr<SseStream> stream_;

@@ -22,6 +22,9 @@ namespace {
 
 // How long a read waits for the summary of a release created a moment ago.
 constexpr std::chrono::milliseconds kReadYourWritesTimeout{1000};
+// Lines in one page of GET …/logs: by default, and at most (?limit=).
+constexpr std::size_t kDefaultLogPage = 1000;
+constexpr std::size_t kMaxLogPage = 10000;
 
 // The stored summary document, as JSON text.
 Result<std::string> summary_of(const ApiContext& api, const std::string& release_id) {
@@ -157,8 +160,25 @@ Status add_release_routes(Router& router, const RouteContextPtr& api) {
         if (follow != "true" && follow != "false") {
           return invalid("follow: expected true or false, got '" + follow + "'", {{"follow", "expected true or false"}});
         }
+        // Where to start: after the line a page's `next` or a stream's
+        // Last-Event-ID names ("<step>:<line>").
+        LogCursor from;
+        std::optional<std::string> after = request.query.get("after");
+        if (!after && follow == "true") {
+          if (auto last = request.last_event_id()) after = std::string(*last);
+        }
+        if (after) {
+          auto cursor = LogCursor::after(*after);
+          if (!cursor) {
+            return invalid("after: expected the '<step>:<line>' of a line (a page's next, or a stream event's id), got '" +
+                               *after + "'",
+                           {{"after", "expected <step>:<line>"}});
+          }
+          from = *cursor;
+        }
         if (follow == "true") {
-          // An event stream: the lines so far, each new line, then `end`.
+          // An event stream: the lines so far, paged as the client reads,
+          // each new line, then `end`.
           if (attempt < 1 || attempt > stage->attempt) {
             return make_error(ErrorCode::kNotFound, "stage '" + stage_name + "' of release " + id + " has no attempt " +
                                                         std::to_string(attempt));
@@ -166,25 +186,55 @@ Status add_release_routes(Router& router, const RouteContextPtr& api) {
           std::vector<std::string> step_names;
           for (const auto& step : definition->steps) step_names.push_back(step.name);
           auto stream = http::SseStream::create();
-          CASCADE_TRY(api->log_follow.follow(std::make_shared<SseLineSink>(stream), id, stage_name, attempt,
-                                              std::move(step_names),
-                                              [api, id, stage_name, attempt]() -> Result<bool> {
-                                                CASCADE_TRY(now, api->service.load(id));
-                                                const engine::StageRecord* current = now.find_stage(stage_name);
-                                                return current == nullptr || current->attempt != attempt ||
-                                                       engine::is_deployment_over(current->state());
-                                              }));
+          auto next_page = api->log_follow.follow(std::make_shared<SseLineSink>(stream), id, stage_name, attempt,
+                                                  std::move(step_names),
+                                                  [api, id, stage_name, attempt]() -> Result<bool> {
+                                                    CASCADE_TRY(now, api->service.load(id));
+                                                    const engine::StageRecord* current = now.find_stage(stage_name);
+                                                    return current == nullptr || current->attempt != attempt ||
+                                                           engine::is_deployment_over(current->state());
+                                                  },
+                                                  from);
+          std::weak_ptr<SseStream> weak = stream;
+          stream->page_from([next_page = std::move(next_page), weak]() {
+            auto more = next_page();
+            if (more) return more.value();
+            // A storage error: the stream ends and the client resumes from
+            // its Last-Event-ID.
+            if (auto stream = weak.lock()) stream->close();
+            return false;
+          });
           return Response::event_stream(stream);
         }
-        json lines = json::array();
-        for (std::size_t i = 0; attempt > 0 && i < definition->steps.size(); ++i) {
-          CASCADE_TRY(step_lines, api->step_logs.read({id, stage_name, attempt, static_cast<int>(i)}));
-          for (const engine::LogLine& line : step_lines) {
-            lines.push_back(
-                {{"step", definition->steps[i].name}, {"at", line.at}, {"stream", line.stream}, {"text", line.text}});
+        std::size_t limit = kDefaultLogPage;
+        if (auto text = request.query.get("limit")) {
+          CASCADE_TRY(value, parse_size("limit", *text));
+          if (value < 1 || value > kMaxLogPage) {
+            return invalid("limit: expected 1 to " + std::to_string(kMaxLogPage) + " lines, got " + *text,
+                           {{"limit", "expected 1 to " + std::to_string(kMaxLogPage)}});
           }
+          limit = value;
         }
-        return Response::json({{"release", id}, {"stage", stage_name}, {"attempt", attempt}, {"lines", std::move(lines)}});
+        // One page: lines from the cursor on, step after step. `next` names
+        // the page's last line when the page is full (more may follow).
+        json lines = json::array();
+        LogCursor cursor = from;
+        while (attempt > 0 && lines.size() < limit && static_cast<std::size_t>(cursor.step) < definition->steps.size()) {
+          const std::size_t wanted = limit - lines.size();
+          CASCADE_TRY(step_lines, api->step_logs.read_page({id, stage_name, attempt, cursor.step}, cursor.line, wanted));
+          for (const engine::LogLine& line : step_lines) {
+            lines.push_back({{"step", definition->steps[static_cast<std::size_t>(cursor.step)].name},
+                             {"at", line.at},
+                             {"stream", line.stream},
+                             {"text", line.text}});
+            ++cursor.line;
+          }
+          if (step_lines.size() == wanted) break;
+          cursor = LogCursor{cursor.step + 1, 0};
+        }
+        json page{{"release", id}, {"stage", stage_name}, {"attempt", attempt}, {"lines", std::move(lines)}};
+        if (page["lines"].size() == limit) page["next"] = cursor.id_of_previous();
+        return Response::json(std::move(page));
       }));
 
   // ---- event stream

@@ -206,10 +206,15 @@ export async function releaseView(root, { params, me }) {
           : h('pre', { class: 'log' }, lines.map((line) => h('span', { class: `line ${line.stream}` },
             h('span', { class: 'at' }, new Date(line.at).toISOString().slice(11, 23)), ' ', line.text, '\n'))));
     });
+    // A long log comes a page (1,000 lines) at a time.
+    const more = logs.stage === stage.name && logs.next
+      ? h('p', {}, h('button', { type: 'button', class: 'load-more', onclick: loadMoreLogs },
+        `Showing ${logs.lines.length} lines — load more`))
+      : null;
     show(panel, picker,
       h('h2', {}, `${stage.name} — attempt ${stage.attempt || '—'} `, badge(stage.status)),
       stage.failure_reason ? h('p', { class: 'reason' }, stage.failure_reason) : null,
-      steps);
+      steps, more);
   }
 
   // The data of an event in a few words: its fields but the definition copy.
@@ -273,9 +278,17 @@ export async function releaseView(root, { params, me }) {
     }
     stopFollowing();
     const answer = await api(`/releases/${path(id)}/stages/${path(stageName)}/logs`);
-    logs = { stage: stageName, lines: answer.lines };
+    logs = { stage: stageName, lines: answer.lines, next: answer.next };
     if (tab === 'logs' && stageName === logsStage()) renderLogs();
   });
+  async function loadMoreLogs() {
+    const { stage: stageName, next } = logs;
+    if (!next) return;
+    const answer = await api(`/releases/${path(id)}/stages/${path(stageName)}/logs?after=${encodeURIComponent(next)}`);
+    if (logs.stage !== stageName || logs.next !== next) return;  // moved on meanwhile
+    logs = { stage: stageName, lines: logs.lines.concat(answer.lines), next: answer.next };
+    if (tab === 'logs' && stageName === logsStage()) renderLogs();
+  }
   const refreshEvents = coalesced(async () => {
     events = (await api(`/releases/${path(id)}/events`)).events;
     if (tab === 'events') renderEvents();
