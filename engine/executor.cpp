@@ -11,6 +11,13 @@ namespace cascade::engine {
 
 namespace {
 
+// How long a restarted engine waits for the steps of an interrupted
+// deployment to be gone (their supervisor kills them as soon as the old
+// engine's end closes its pipe; this only covers a slow kernel). Past it the
+// handling fails and is retried: the interruption is never recorded while a
+// step of it may still run.
+constexpr std::chrono::milliseconds kOrphanStopWait{30'000};
+
 std::string key_text(const std::tuple<std::string, std::string, int>& key) {
   return std::get<0>(key) + "/" + std::get<1>(key) + "/" + std::to_string(std::get<2>(key));
 }
@@ -144,6 +151,9 @@ Status Executor::track(const ReleaseState& release, std::uint64_t position) {
     if (orphaned) {
       // Deploying, yet not run by this process: the engine stopped under it.
       // Its steps may have half-run, so it fails rather than silently re-running.
+      // Not before anything it started has stopped: the failure may start a
+      // rollback onto the same target.
+      CASCADE_TRY(runner_.await_stopped(deployment_name(release.id, stage.name, stage.attempt), kOrphanStopWait));
       const Invocation abort{kActor, "executor/" + release.id + "/" + stage.name + "/" + std::to_string(stage.attempt) + "/abort",
                              "position-" + std::to_string(position)};
       auto done = service_.execute(
@@ -367,6 +377,7 @@ Status Executor::run_steps(const DeploymentKey& key, const std::atomic<bool>& ca
       request.cancel = std::shared_ptr<const std::atomic<bool>>(std::shared_ptr<const void>(), &cancel);
       request.secrets = secret_values;
       request.max_output_bytes = options_.max_step_output_bytes;
+      request.deployment = deployment_name(release_id, stage_name, attempt);
       const SecretMasker line_masker(secret_values);
       request.on_line = [&](const LogLine& captured) {
         // The runner masked the raw stream already; masking each line again and

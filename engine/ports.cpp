@@ -38,6 +38,10 @@ void ManualClock::advance(std::chrono::milliseconds by) {
   moved_.notify_all();
 }
 
+std::string deployment_name(const std::string& release_id, const std::string& stage, int attempt) {
+  return release_id + "/" + stage + "/" + std::to_string(attempt);
+}
+
 std::string digest_bytes(const LogLine& line) {
   return std::to_string(line.at) + "\t" + line.stream + "\t" + line.text + "\n";
 }

@@ -79,6 +79,10 @@ struct StepRequest {
   // the runner kills the whole process group and reports output_limit_exceeded.
   // 0: no limit.
   std::uint64_t max_output_bytes = 0;
+  // The stage attempt the step belongs to (deployment_name()); a runner
+  // whose steps may outlive a crash of the engine tracks them by it
+  // (await_stopped). Empty: not tracked.
+  std::string deployment;
 };
 
 struct StepOutcome {
@@ -99,7 +103,20 @@ class StepRunner {
  public:
   virtual ~StepRunner() = default;
   virtual StepOutcome run(const StepRequest& request) = 0;
+  // Returns once nothing started for `deployment` (a StepRequest's
+  // deployment) by this or an earlier process still runs: after a crash the
+  // engine records an interruption, and starts a rollback, only then.
+  // kUnavailable when something still runs after `timeout`. Runners whose
+  // steps cannot outlive them need not wait.
+  virtual Status await_stopped(const std::string& deployment, std::chrono::milliseconds timeout) {
+    (void)deployment;
+    (void)timeout;
+    return outcome::success();
+  }
 };
+
+// The StepRequest::deployment of a stage attempt: "<release>/<stage>/<attempt>".
+std::string deployment_name(const std::string& release_id, const std::string& stage, int attempt);
 
 // Where a step's log lives: beside the event log.
 struct StepLogKey {

@@ -1,11 +1,15 @@
 #include "adapters/process/process_step_runner.hpp"
 
 #include "engine/secret_masker.hpp"
+#include "events/codec.hpp"
 #include "events/utf8.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -24,6 +28,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -169,7 +174,7 @@ class LineSplitter {
 
 // What the child reports through the exec-status pipe when it cannot become
 // the step. Nothing arrives (EOF at exec) when it can.
-enum class ChildStage : int { kSetProcessGroup = 1, kRedirect, kChangeDir, kExec };
+enum class ChildStage : int { kSetProcessGroup = 1, kRedirect, kChangeDir, kExec, kSupervise };
 struct ChildFailure {
   ChildStage stage;
   int err;
@@ -186,6 +191,8 @@ struct ChildPlan {
   int stdout_fd = -1;
   int stderr_fd = -1;
   int report_fd = -1;
+  int lifeline_fd = -1;  // read end of a pipe only the engine writes: EOF when it is gone
+  int lock_fd = -1;      // the deployment's lock, held while the step runs (or -1)
 };
 
 [[noreturn]] void become_step(const ChildPlan& plan) noexcept {
@@ -208,7 +215,6 @@ struct ChildPlan {
   ::sigemptyset(&empty);
   ::sigprocmask(SIG_SETMASK, &empty, nullptr);
 
-  if (::setpgid(0, 0) != 0) fail(ChildStage::kSetProcessGroup);
   if (::dup2(plan.stdin_fd, STDIN_FILENO) < 0 || ::dup2(plan.stdout_fd, STDOUT_FILENO) < 0 ||
       ::dup2(plan.stderr_fd, STDERR_FILENO) < 0) {
     fail(ChildStage::kRedirect);
@@ -222,6 +228,96 @@ struct ChildPlan {
   ::execve("/bin/sh", plan.argv.data(), plan.envp.data());
   fail(ChildStage::kExec);
   ::_exit(127);  // not reached; fail() does not return
+}
+
+// Closes every descriptor from 3 up but those in `keep` (-1 entries
+// ignored). Async-signal-safe: no allocation.
+void close_all_fds_but(int (&keep)[6]) noexcept {
+  // Sorted in place (insertion sort), so the gaps between them are ranges.
+  for (int i = 1; i < 6; ++i) {
+    for (int j = i; j > 0 && keep[j - 1] > keep[j]; --j) std::swap(keep[j - 1], keep[j]);
+  }
+  const auto close_range_of = [](unsigned first, unsigned last) {
+    if (first > last) return;
+#ifdef SYS_close_range
+    if (::syscall(SYS_close_range, first, last, 0) == 0) return;
+#endif
+    rlimit limit{};
+    const unsigned highest =
+        ::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < 65536
+            ? static_cast<unsigned>(limit.rlim_cur)
+            : 65536;
+    for (unsigned fd = first; fd <= last && fd < highest; ++fd) ::close(static_cast<int>(fd));
+  };
+  unsigned next = 3;
+  for (int fd : keep) {
+    if (fd < static_cast<int>(next)) continue;
+    close_range_of(next, static_cast<unsigned>(fd) - 1);
+    next = static_cast<unsigned>(fd) + 1;
+  }
+  close_range_of(next, ~0U);
+}
+
+// The forked child: it leads the step's process group, runs the step as its
+// own child, and ends as the step ended (its exit code, or its signal). It
+// exists so that no step outlives the engine: when the engine's process ends
+// for any reason (kill -9 included), the lifeline pipe reaches EOF and the
+// supervisor kills the whole group, itself included. PR_SET_PDEATHSIG could
+// not do this: it follows the forking thread, not the process. It does not
+// exec — a forked copy of a threaded process may make only async-signal-safe
+// calls, and these are all it makes — and keeps the deployment's lock until
+// it ends, so a restarted engine can tell when nothing of it runs any more.
+[[noreturn]] void supervise_step(const ChildPlan& plan) noexcept {
+  const auto fail = [&plan](ChildStage stage) {
+    const ChildFailure failure{stage, errno};
+    const ssize_t ignored = ::write(plan.report_fd, &failure, sizeof failure);
+    (void)ignored;
+    ::_exit(127);
+  };
+  if (::setpgid(0, 0) != 0) fail(ChildStage::kSetProcessGroup);
+  // Descriptors of other steps (their lifeline copies, pipes, locks) must not
+  // be kept alive by this long-lived process.
+  int keep[6] = {plan.stdin_fd, plan.stdout_fd, plan.stderr_fd, plan.report_fd, plan.lifeline_fd, plan.lock_fd};
+  close_all_fds_but(keep);
+  const pid_t step = ::fork();
+  if (step < 0) fail(ChildStage::kSupervise);
+  if (step == 0) become_step(plan);
+  // Only the step may hold these: the engine reads them to EOF.
+  ::close(plan.stdin_fd);
+  ::close(plan.stdout_fd);
+  ::close(plan.stderr_fd);
+  ::close(plan.report_fd);
+#ifdef SYS_pidfd_open
+  const int step_fd = static_cast<int>(::syscall(SYS_pidfd_open, step, 0));
+#else
+  const int step_fd = -1;
+#endif
+  for (;;) {
+    pollfd fds[2] = {{plan.lifeline_fd, POLLIN, 0}, {step_fd, POLLIN, 0}};
+    const int ready = ::poll(fds, step_fd >= 0 ? 2 : 1, step_fd >= 0 ? -1 : 50);
+    if ((ready < 0 && errno != EINTR) || (ready > 0 && fds[0].revents != 0)) {
+      // The engine is gone (or cannot be watched): nothing of the step stays.
+      ::kill(0, SIGKILL);
+      ::_exit(137);
+    }
+    int status = 0;
+    if (::waitpid(step, &status, WNOHANG) != step) continue;
+    if (WIFEXITED(status)) ::_exit(WEXITSTATUS(status));
+    // Dies of the step's signal, so the engine reads the same status.
+    const int signal = WIFSIGNALED(status) ? WTERMSIG(status) : SIGKILL;
+    const rlimit no_core{0, 0};
+    ::setrlimit(RLIMIT_CORE, &no_core);
+    struct sigaction default_action {};
+    default_action.sa_handler = SIG_DFL;
+    ::sigemptyset(&default_action.sa_mask);
+    ::sigaction(signal, &default_action, nullptr);
+    sigset_t only;
+    ::sigemptyset(&only);
+    ::sigaddset(&only, signal);
+    ::sigprocmask(SIG_UNBLOCK, &only, nullptr);
+    ::kill(::getpid(), signal);
+    ::_exit(128 + signal);
+  }
 }
 
 // Owns the child until it is reaped. If run() leaves early (an error, or
@@ -331,6 +427,8 @@ std::string describe(const ChildFailure& failure, const std::string& work_dir) {
       return "cannot enter work dir '" + work_dir + "': " + reason;
     case ChildStage::kExec:
       return "cannot execute /bin/sh: " + reason;
+    case ChildStage::kSupervise:
+      return "cannot start the step under its supervisor: " + reason;
   }
   return "the step could not start: " + reason;
 }
@@ -374,7 +472,7 @@ std::optional<pid_t> spawn(const ChildPlan& plan, std::string& error) {
   ::sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &previous);
   const pid_t pid = ::fork();
-  if (pid == 0) become_step(plan);
+  if (pid == 0) supervise_step(plan);
   const int fork_errno = errno;
   ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   if (pid < 0) {
@@ -392,7 +490,34 @@ bool cancel_requested(const engine::StepRequest& request) {
   return request.cancel != nullptr && request.cancel->load();
 }
 
-engine::StepOutcome run_step(const engine::StepRequest& request, const engine::Clock& clock) {
+// The lock file of `deployment` in `run_dir`: named by a digest, so any
+// release or stage name makes a plain file name.
+std::string lock_path(const std::string& run_dir, const std::string& deployment) {
+  events::Sha256 digest;
+  digest.update(deployment);
+  return run_dir + "/" + digest.finish() + ".lock";
+}
+
+// Takes the deployment's lock for the step about to start (the supervisor
+// keeps it): an invalid fd when the deployment is not tracked.
+UniqueFd lock_deployment(const std::string& run_dir, const std::string& deployment, std::string& error) {
+  if (run_dir.empty() || deployment.empty()) return UniqueFd();
+  const std::string path = lock_path(run_dir, deployment);
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd.valid() || !lift_above_stdio(fd, error)) {
+    if (error.empty()) error = "cannot open the deployment lock '" + path + "': " + errno_message(errno);
+    return UniqueFd();
+  }
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    error = errno == EWOULDBLOCK ? "a step of deployment " + deployment + " is still running"
+                                 : "cannot lock '" + path + "': " + errno_message(errno);
+    return UniqueFd();
+  }
+  return fd;
+}
+
+engine::StepOutcome run_step(const engine::StepRequest& request, const engine::Clock& clock, int lifeline_fd,
+                             const std::string& run_dir) {
   // Checked before anything else so that a canceled step has no side effect,
   // not even its work dir.
   if (cancel_requested(request)) {
@@ -419,7 +544,12 @@ engine::StepOutcome run_step(const engine::StepRequest& request, const engine::C
     return fail_with(std::move(error));
   }
 
+  UniqueFd lock = lock_deployment(run_dir, request.deployment, error);
+  if (!error.empty()) return fail_with(std::move(error));
+
   ChildPlan plan;
+  plan.lifeline_fd = lifeline_fd;
+  plan.lock_fd = lock.get();
   plan.env_entries.reserve(request.env.size());
   for (const auto& [name, value] : request.env) plan.env_entries.push_back(name + "=" + value);
   for (auto& entry : plan.env_entries) plan.envp.push_back(entry.data());
@@ -443,6 +573,8 @@ engine::StepOutcome run_step(const engine::StepRequest& request, const engine::C
   out_write.reset();
   err_write.reset();
   report_write.reset();
+  // The supervisor holds the lock from here until it ends.
+  lock.reset();
 
   // Blocks until exec (EOF, since the pipe is O_CLOEXEC) or a failure report.
   ChildFailure failure{};
@@ -540,6 +672,8 @@ engine::StepOutcome run_step(const engine::StepRequest& request, const engine::C
   // Streams abandoned at the end of the grace period still deliver their last partial line.
   out.lines.finish();
   err.lines.finish();
+  // The supervisor has ended, and the lock with it.
+  if (!run_dir.empty() && !request.deployment.empty()) ::unlink(lock_path(run_dir, request.deployment).c_str());
 
   engine::StepOutcome outcome;
   outcome.timed_out = timed_out;
@@ -551,13 +685,60 @@ engine::StepOutcome run_step(const engine::StepRequest& request, const engine::C
 
 }  // namespace
 
-ProcessStepRunner::ProcessStepRunner(const engine::Clock& clock) : clock_(clock) {}
+ProcessStepRunner::ProcessStepRunner(const engine::Clock& clock, std::string run_dir)
+    : clock_(clock), run_dir_(std::move(run_dir)) {
+  int fds[2];
+  // Nothing is ever written: the write end only has to stay open while this
+  // process lives (it is closed with the process, never before).
+  if (::pipe2(fds, O_CLOEXEC) == 0) {
+    lifeline_read_ = fds[0];
+    lifeline_write_ = fds[1];
+  }
+  if (!run_dir_.empty()) {
+    std::error_code ignored;
+    std::filesystem::create_directories(run_dir_, ignored);
+    ::chmod(run_dir_.c_str(), 0700);
+  }
+}
+
+ProcessStepRunner::~ProcessStepRunner() {
+  // Steps still running would be killed by their supervisors on EOF; the
+  // runner outlives every run() call, so none are.
+  if (lifeline_read_ >= 0) ::close(lifeline_read_);
+  if (lifeline_write_ >= 0) ::close(lifeline_write_);
+}
+
+Status ProcessStepRunner::await_stopped(const std::string& deployment, std::chrono::milliseconds timeout) {
+  if (run_dir_.empty()) return outcome::success();
+  const std::string path = lock_path(run_dir_, deployment);
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  if (!fd.valid()) {
+    if (errno == ENOENT) return outcome::success();  // no step of it ever ran here
+    return make_error(ErrorCode::kUnavailable, "cannot open '" + path + "': " + errno_message(errno));
+  }
+  const auto deadline = SteadyClock::now() + timeout;
+  while (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK && errno != EINTR) {
+      return make_error(ErrorCode::kUnavailable, "cannot lock '" + path + "': " + errno_message(errno));
+    }
+    if (SteadyClock::now() >= deadline) {
+      return make_error(ErrorCode::kUnavailable, "a step of deployment " + deployment +
+                                                     " still runs (its supervisor holds " + path + ")");
+    }
+    // Its supervisor is being killed by the kernel: a moment, not a poll loop
+    // a test depends on.
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ::unlink(path.c_str());
+  return outcome::success();
+}
 
 engine::StepOutcome ProcessStepRunner::run(const engine::StepRequest& request) {
   const auto started = SteadyClock::now();
   engine::StepOutcome outcome;
   try {
-    outcome = run_step(request, clock_);
+    if (lifeline_read_ < 0) return fail_with("cannot start steps: the runner has no lifeline pipe");
+    outcome = run_step(request, clock_, lifeline_read_, run_dir_);
   } catch (const std::exception& e) {
     outcome = fail_with(std::string("step aborted: ") + e.what());
   } catch (...) {

@@ -5,7 +5,13 @@
 
 namespace cascade::adapters {
 
-// Runs each step as `/bin/sh -c <command>` in its own process group.
+// Runs each step as `/bin/sh -c <command>` in its own process group, under a
+// supervisor process that leads the group and kills it the moment this
+// process ends, however it ends: no step outlives the engine. While a step
+// of a deployment (StepRequest::deployment) runs, its supervisor holds a
+// lock file in `run_dir`; await_stopped() takes it, so a restarted engine
+// knows when nothing of an interrupted deployment runs any more. Processes
+// a step moves out of its group (setsid) are not followed.
 //
 // The step sees exactly request.env as its environment (nothing is inherited:
 // the caller supplies PATH), request.work_dir as its cwd (created like
@@ -19,7 +25,14 @@ class ProcessStepRunner final : public engine::StepRunner {
  public:
   // Stamps each output line with clock.now() at the moment it is delivered.
   // REQUIRES: clock outlives the runner.
-  explicit ProcessStepRunner(const engine::Clock& clock);
+  // `run_dir` (created 0700) holds the deployments' lock files; empty: steps
+  // are not tracked across restarts (await_stopped returns at once).
+  explicit ProcessStepRunner(const engine::Clock& clock, std::string run_dir = "");
+  ~ProcessStepRunner() override;
+  ProcessStepRunner(const ProcessStepRunner&) = delete;
+  ProcessStepRunner& operator=(const ProcessStepRunner&) = delete;
+
+  Status await_stopped(const std::string& deployment, std::chrono::milliseconds timeout) override;
 
   // Runs the step to completion and never throws.
   //
@@ -53,6 +66,11 @@ class ProcessStepRunner final : public engine::StepRunner {
 
  private:
   const engine::Clock& clock_;
+  const std::string run_dir_;
+  // A pipe nothing writes to: every supervisor watches the read end, and the
+  // write end closes only when this process ends.
+  int lifeline_read_ = -1;
+  int lifeline_write_ = -1;
 };
 
 }  // namespace cascade::adapters

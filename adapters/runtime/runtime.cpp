@@ -45,7 +45,7 @@ Result<std::unique_ptr<Runtime>> Runtime::open(const std::string& data_dir, Runt
   runtime->projections_ = std::move(projections);
   engine::StepRunner* runner = options.runner;
   if (runner == nullptr) {
-    runtime->process_runner_ = std::make_unique<ProcessStepRunner>(*runtime->clock_);
+    runtime->process_runner_ = std::make_unique<ProcessStepRunner>(*runtime->clock_, runtime->data_dir_ + "/run");
     runner = runtime->process_runner_.get();
   }
   engine::ExecutorOptions executor;
