@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/types.h>
@@ -15,6 +16,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iterator>
 #include <memory>
 #include <string>
@@ -359,6 +361,51 @@ TEST_F(ProcessStepRunnerTest, LineOfExactly64KiBStaysWhole) {
 
   ASSERT_TRUE(outcome.succeeded()) << outcome.error;
   EXPECT_EQ(texts("stdout"), (std::vector<std::string>{std::string(64 * 1024, 'y'), "next"}));
+}
+
+}  // namespace
+}  // namespace cascade::adapters
+
+namespace cascade::adapters {
+namespace {
+
+// While a step of a deployment runs its supervisor holds the deployment's
+// lock: a restarted engine asking whether the deployment stopped is told it
+// has not (with what holds it) until the step ends, then at once that it has.
+TEST(ProcessStepRunnerLockTest, AwaitStoppedWaitsForTheDeploymentsStepsAndOnlyThem) {
+  std::string pattern = (fs::path(::testing::TempDir()) / "cascade-lock-XXXXXX").string();
+  ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+  const fs::path root = pattern;
+  engine::ManualClock clock;
+  ProcessStepRunner runner(clock, (root / "run").string());
+  EXPECT_EQ(fs::status(root / "run").permissions() & fs::perms::all, fs::perms::owner_all);
+  const std::string gate = (root / "gate").string();
+  ASSERT_EQ(::mkfifo(gate.c_str(), 0600), 0);
+
+  engine::StepRequest request;
+  request.command = "echo started; cat " + gate + " > /dev/null";
+  request.env = {{"PATH", "/usr/bin:/bin"}};
+  request.work_dir = (root / "work").string();
+  request.deployment = engine::deployment_name("R-1", "dev", 1);
+  std::promise<void> started;
+  request.on_line = [&started](const engine::LogLine& line) {
+    if (line.text == "started") started.set_value();
+  };
+  std::thread step([&] { EXPECT_EQ(runner.run(request).exit_code, 0); });
+  started.get_future().wait();
+
+  auto running = runner.await_stopped(request.deployment, std::chrono::milliseconds(50));
+  ASSERT_FALSE(running);
+  EXPECT_EQ(running.error().code, ErrorCode::kUnavailable);
+  EXPECT_NE(running.error().message.find("R-1/dev/1 still runs"), std::string::npos) << running.error().message;
+  EXPECT_TRUE(runner.await_stopped(engine::deployment_name("R-1", "dev", 2), std::chrono::milliseconds(0)))
+      << "another attempt is not held up by this one";
+
+  std::ofstream(gate) << "go\n";  // the step reads it and ends
+  step.join();
+  EXPECT_TRUE(runner.await_stopped(request.deployment, std::chrono::milliseconds(0)));
+  std::error_code ignored;
+  fs::remove_all(root, ignored);
 }
 
 }  // namespace
