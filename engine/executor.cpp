@@ -6,6 +6,7 @@
 #include "events/utf8.hpp"
 
 #include <iostream>
+#include <system_error>
 
 namespace cascade::engine {
 
@@ -126,15 +127,25 @@ Status Executor::track(const ReleaseState& release, std::uint64_t position) {
     {
       std::lock_guard lock(mutex_);
       // A deployment whose stage was canceled (or moved to a newer attempt)
-      // is stopped; its own success or failure is not a reason to.
+      // is stopped; its own success or failure is not a reason to. `release`
+      // may be older than a deployment started meanwhile by another thread
+      // (a finishing deployment starts queued ones): an older attempt, or
+      // the same one still waiting, says nothing about it.
+      bool runs_now = false;
       for (auto& [key, running] : running_) {
         if (std::get<0>(key) != release.id || std::get<1>(key) != stage.name) continue;
-        if (stage.state() == StageState::kCanceled || stage.attempt != std::get<2>(key)) running.cancel->store(true);
+        if (stage.attempt > std::get<2>(key) ||
+            (stage.attempt == std::get<2>(key) && stage.state() == StageState::kCanceled)) {
+          running.cancel->store(true);
+        }
+        runs_now = runs_now || stage.attempt == std::get<2>(key);
       }
       Queue& queue = queues_[queue_key];
       queue.max_parallel = definition->max_parallel;
       queue.on_new_release = definition->on_new_release;
-      if (is_waiting(stage.state())) {
+      if (is_waiting(stage.state()) && runs_now) {
+        // Already started from a newer state: never queued a second time.
+      } else if (is_waiting(stage.state())) {
         Waiting& waiting = queue.waiting[release.number];
         if (waiting.attempt != stage.attempt) waiting.cause_position = position;
         waiting.release_id = release.id;
@@ -211,7 +222,13 @@ Status Executor::start_ready(const QueueKey& key) {
         ++it;
         continue;
       }
-      Running& reserved = running_[DeploymentKey{it->second.release_id, key.second, it->second.attempt}];
+      const DeploymentKey candidate{it->second.release_id, key.second, it->second.attempt};
+      if (running_.count(candidate) != 0) {
+        // Queued again from an older state while it runs: it is started once.
+        it = queue.waiting.erase(it);
+        continue;
+      }
+      Running& reserved = running_[candidate];
       reserved.cause_position = it->second.cause_position;
       reserved.number = it->first;
       reserved.queue = key;
@@ -221,6 +238,7 @@ Status Executor::start_ready(const QueueKey& key) {
     }
   }
   Status status = success();
+  std::vector<std::pair<DeploymentKey, std::string>> unstartable;
   for (const auto& [number, waiting] : chosen) {
     const DeploymentKey deployment{waiting.release_id, key.second, waiting.attempt};
     const Invocation start{kActor, "executor/" + key_text(deployment) + "/start", ""};
@@ -236,7 +254,22 @@ Status Executor::start_ready(const QueueKey& key) {
       continue;
     }
     Running& running = running_[deployment];
-    running.thread = std::thread([this, deployment, cancel = running.cancel] { run_deployment(deployment, cancel); });
+    try {
+      running.thread = std::thread([this, deployment, cancel = running.cancel] { run_deployment(deployment, cancel); });
+    } catch (const std::system_error& e) {
+      // No thread to run it (the process is out of threads): the deployment
+      // fails saying so, rather than the engine going down with it.
+      running_.erase(deployment);
+      unstartable.emplace_back(deployment, e.what());
+    }
+  }
+  for (const auto& [deployment, why] : unstartable) {
+    const Invocation abort{kActor, "executor/" + key_text(deployment) + "/abort", ""};
+    auto aborted = service_.execute(
+        std::get<0>(deployment),
+        AbortDeployment{std::get<1>(deployment), std::get<2>(deployment), "executor error: cannot start a thread: " + why},
+        abort);
+    if (!aborted && !is_superseded(aborted.error()) && status) status = aborted.error();
   }
   return status;
 }
