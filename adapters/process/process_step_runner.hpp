@@ -3,14 +3,38 @@
 
 #include "engine/ports.hpp"
 
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
 namespace cascade::adapters {
+
+// The unprivileged user steps run as (`cascade serve --step-user NAME`), so
+// that a step cannot read or write the engine's own data. Resolved once, in
+// the parent: the forked child may not call getpwnam_r (not
+// async-signal-safe), only setgroups/setgid/setuid with these numbers.
+struct StepIdentity {
+  std::string name;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary groups, the primary one included
+};
+
+// Looks `name` up in the user database (getpwnam_r, getgrouplist).
+// kNotFound naming the user when there is no such user.
+Result<StepIdentity> resolve_step_identity(const std::string& name);
 
 // Runs each step as `/bin/sh -c <command>` in its own process group.
 //
 // The step sees exactly request.env as its environment (nothing is inherited:
 // the caller supplies PATH), request.work_dir as its cwd (created like
 // `mkdir -p`), /dev/null as stdin, an empty signal mask and default signal
-// dispositions, and no file descriptors beyond 0, 1 and 2.
+// dispositions, and no file descriptors beyond 0, 1 and 2. With a
+// StepIdentity it runs as that user (its groups, then gid, then uid are set
+// after the redirects and before the work dir is entered) and its work dir
+// is made owned by that user.
 //
 // Thread-safe: one call per thread, many threads at once. REQUIRES: SIGCHLD is
 // not ignored and nothing else in the process reaps children it did not start
@@ -19,7 +43,7 @@ class ProcessStepRunner final : public engine::StepRunner {
  public:
   // Stamps each output line with clock.now() at the moment it is delivered.
   // REQUIRES: clock outlives the runner.
-  explicit ProcessStepRunner(const engine::Clock& clock);
+  explicit ProcessStepRunner(const engine::Clock& clock, std::optional<StepIdentity> step_user = std::nullopt);
 
   // Runs the step to completion and never throws.
   //
@@ -46,13 +70,14 @@ class ProcessStepRunner final : public engine::StepRunner {
   // is then read to EOF, for at most a short grace period (a process that left
   // the group, e.g. via setsid, is not waited for). error is non-empty, and
   // exit_code -1, when the step could not be started: the work dir could not
-  // be created or entered, /bin/sh could not be executed, a string holds a NUL
+  // be created or entered, the step user could not be become, /bin/sh could not be executed, a string holds a NUL
   // byte, an env name is empty or holds '=', or a system call failed; it is
   // also set if on_line throws (the step is then killed).
   engine::StepOutcome run(const engine::StepRequest& request) override;
 
  private:
   const engine::Clock& clock_;
+  std::optional<StepIdentity> step_user_;
 };
 
 }  // namespace cascade::adapters

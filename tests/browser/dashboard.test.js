@@ -38,7 +38,9 @@ let releaseId;
 
 // Starts `cascade serve` and resolves once it prints the port it listens on.
 function startServer(dataDir, usersFile, listen = '127.0.0.1:0') {
-  const child = spawn(binary, ['serve', '--data', dataDir, '--listen', listen, '--users', usersFile],
+  // As root, serve refuses to run steps as root: they run as tools/dev's cascade-step.
+  const stepUser = process.geteuid() === 0 ? ['--step-user', 'cascade-step'] : [];
+  const child = spawn(binary, ['serve', '--data', dataDir, '--listen', listen, '--users', usersFile, ...stepUser],
     { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
