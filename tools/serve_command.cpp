@@ -11,6 +11,9 @@
 #include <filesystem>
 #include <iostream>
 #include <pthread.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace cascade::tools {
 namespace {
@@ -44,7 +47,41 @@ struct ServeLimits {
   std::string tls_certificate_file;  // both set: HTTPS
   std::string tls_private_key_file;
   bool insecure_http = false;  // plain HTTP on a non-loopback address
+  std::string step_user;  // --step-user; empty: steps run as the serve user
 };
+
+// Who steps run as. As root, an unprivileged --step-user is required: a step
+// running as root could read secret.key and rewrite the event log. Not as
+// root, the process cannot switch users, so only its own user is accepted.
+Result<std::optional<adapters::StepIdentity>> choose_step_user(const std::string& name) {
+  const bool root = ::geteuid() == 0;
+  if (name.empty()) {
+    if (root) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "refusing to run steps as root: pass --step-user NAME (an unprivileged user; tools/dev "
+                        "creates cascade-step)");
+    }
+    return std::optional<adapters::StepIdentity>();
+  }
+  auto identity = adapters::resolve_step_identity(name);
+  if (!identity) return make_error(ErrorCode::kInvalidArgument, "--step-user: " + identity.error().message);
+  if (identity.value().uid == 0) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "--step-user '" + name + "' is root (uid 0): refusing to run steps as root; name an "
+                      "unprivileged user (tools/dev creates cascade-step)");
+  }
+  if (!root) {
+    if (identity.value().uid != ::geteuid()) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "--step-user '" + name + "': cascade serve runs as uid " + std::to_string(::geteuid()) +
+                            ", not root, so it cannot switch steps to another user (omit --step-user to run steps "
+                            "as this user, or start serve as root)");
+    }
+    // Steps already run as this user; setgroups would fail without privilege.
+    return std::optional<adapters::StepIdentity>();
+  }
+  return std::optional<adapters::StepIdentity>(std::move(identity).value());
+}
 
 int serve(const std::string& data_dir, const std::string& listen, std::string users_path, const ServeLimits& limits) {
   // Block the signals before any thread starts, so that every thread inherits
@@ -58,10 +95,16 @@ int serve(const std::string& data_dir, const std::string& listen, std::string us
 
   auto endpoint = parse_listen(listen);
   if (!endpoint) return report(endpoint.error(), false);
+  auto step_user = choose_step_user(limits.step_user);
+  if (!step_user) return report(step_user.error(), false);
 
   if (users_path.empty()) {
     std::error_code ignored;
-    std::filesystem::create_directories(data_dir, ignored);
+    const auto parent = std::filesystem::absolute(data_dir).lexically_normal().parent_path();
+    std::filesystem::create_directories(parent, ignored);
+    // The mode Runtime::open gives it (see runtime.hpp), so that a first
+    // start reports no change of mode.
+    ::mkdir(data_dir.c_str(), step_user.value() ? 0711 : 0700);
     users_path = data_dir + "/users.json";
     auto created = http::create_users_file_if_missing(users_path);
     if (!created) return report(created.error(), false);
@@ -77,8 +120,16 @@ int serve(const std::string& data_dir, const std::string& listen, std::string us
 
   adapters::RuntimeOptions runtime_options;
   runtime_options.max_step_output_bytes = limits.max_step_output_mib << 20;
+  runtime_options.step_user = step_user.value();
   auto runtime = Runtime::open(data_dir, runtime_options);
   if (!runtime) return report(runtime.error(), false);
+  for (const std::string& change : runtime.value()->mode_changes()) {
+    std::cout << "cascade serve: set the mode of " << change << "\n";
+  }
+  if (step_user.value()) {
+    std::cout << "cascade serve: steps run as user '" << step_user.value()->name << "' (uid " << step_user.value()->uid
+              << ")\n";
+  }
   http::api::EventHub hub(runtime.value()->log());
   runtime.value()->add_observer(hub);
   std::atomic<bool> started{false};
@@ -305,6 +356,9 @@ void add_serve_command(CLI::App& app, Common& common, int& exit_code) {
   command->add_flag("--insecure-http", limits->insecure_http,
                     "allow plain HTTP on a non-loopback --listen address (a TLS-terminating proxy is in front)")
       ->excludes(certificate);
+  command->add_option("--step-user", limits->step_user,
+                      "run steps as this unprivileged user (required when serve runs as root; it cannot read the "
+                      "data dir's log, projections, secret.key or users.json)");
   command->add_option("--users", *users,
                       "users file (default: DATA/users.json, created with an admin token on first start)");
   add_kafka_serve_options(*command);

@@ -5,7 +5,9 @@
 #include "events/utf8.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/resource.h>
@@ -174,7 +176,16 @@ class LineSplitter {
 
 // What the child reports through the exec-status pipe when it cannot become
 // the step. Nothing arrives (EOF at exec) when it can.
-enum class ChildStage : int { kSetProcessGroup = 1, kRedirect, kChangeDir, kExec, kSupervise };
+enum class ChildStage : int {
+  kSetProcessGroup = 1,
+  kRedirect,
+  kSetGroups,
+  kSetGid,
+  kSetUid,
+  kChangeDir,
+  kExec,
+  kSupervise
+};
 struct ChildFailure {
   ChildStage stage;
   int err;
@@ -187,6 +198,7 @@ struct ChildPlan {
   std::vector<char*> envp;
   std::vector<char*> argv;
   const char* work_dir = nullptr;
+  const StepIdentity* step_user = nullptr;  // null: stay who the engine is
   int stdin_fd = -1;
   int stdout_fd = -1;
   int stderr_fd = -1;
@@ -224,6 +236,14 @@ struct ChildPlan {
   // business of the step; best effort (needs Linux 5.11).
   ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
 #endif
+  // Groups and gid first: once the uid is dropped the child may no longer
+  // change them, and a root group kept would still open root's group files.
+  if (plan.step_user != nullptr) {
+    const StepIdentity& user = *plan.step_user;
+    if (::setgroups(user.groups.size(), user.groups.data()) != 0) fail(ChildStage::kSetGroups);
+    if (::setgid(user.gid) != 0) fail(ChildStage::kSetGid);
+    if (::setuid(user.uid) != 0) fail(ChildStage::kSetUid);
+  }
   if (::chdir(plan.work_dir) != 0) fail(ChildStage::kChangeDir);
   ::execve("/bin/sh", plan.argv.data(), plan.envp.data());
   fail(ChildStage::kExec);
@@ -416,9 +436,16 @@ int exit_code_of(int status) {
   return -1;
 }
 
-std::string describe(const ChildFailure& failure, const std::string& work_dir) {
+std::string describe(const ChildFailure& failure, const std::string& work_dir, const StepIdentity* step_user) {
   const std::string reason = errno_message(failure.err);
+  const std::string user_name = step_user != nullptr ? step_user->name : std::string();
   switch (failure.stage) {
+    case ChildStage::kSetGroups:
+      return "cannot become step user '" + user_name + "': setgroups: " + reason;
+    case ChildStage::kSetGid:
+      return "cannot become step user '" + user_name + "': setgid " + std::to_string(step_user->gid) + ": " + reason;
+    case ChildStage::kSetUid:
+      return "cannot become step user '" + user_name + "': setuid " + std::to_string(step_user->uid) + ": " + reason;
     case ChildStage::kSetProcessGroup:
       return "cannot give the step its own process group: " + reason;
     case ChildStage::kRedirect:
@@ -446,13 +473,25 @@ std::optional<std::string> check_request(const engine::StepRequest& request) {
   return std::nullopt;
 }
 
-std::optional<std::string> create_work_dir(const std::string& path) {
+// Created here, in the parent, and then handed to the step user (chown)
+// rather than created by the child after it dropped privileges: the parents
+// (<data>/work/<release>/<stage>) belong to the engine and must stay
+// unwritable by steps, so the step user could not create the dir itself; and
+// an error here is reported with the whole message, not just an errno.
+std::optional<std::string> create_work_dir(const std::string& path, const StepIdentity* step_user) {
   std::error_code ec;
   std::filesystem::create_directories(path, ec);
   if (!ec && !std::filesystem::is_directory(path, ec) && !ec) {
     ec = std::make_error_code(std::errc::not_a_directory);
   }
   if (ec) return "cannot create work dir '" + path + "': " + ec.message();
+  if (step_user == nullptr) return std::nullopt;
+  // O_NOFOLLOW: a symlink in the dir's place must not hand its target over.
+  UniqueFd dir(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dir.valid() || ::fchown(dir.get(), step_user->uid, step_user->gid) != 0 ||
+      ::fchmod(dir.get(), 0700) != 0) {
+    return "cannot give work dir '" + path + "' to step user '" + step_user->name + "': " + errno_message(errno);
+  }
   return std::nullopt;
 }
 
@@ -517,7 +556,7 @@ UniqueFd lock_deployment(const std::string& run_dir, const std::string& deployme
 }
 
 engine::StepOutcome run_step(const engine::StepRequest& request, const engine::Clock& clock, int lifeline_fd,
-                             const std::string& run_dir) {
+                             const std::string& run_dir, const StepIdentity* step_user) {
   // Checked before anything else so that a canceled step has no side effect,
   // not even its work dir.
   if (cancel_requested(request)) {
@@ -526,7 +565,7 @@ engine::StepOutcome run_step(const engine::StepRequest& request, const engine::C
     return outcome;
   }
   if (auto problem = check_request(request)) return fail_with(std::move(*problem));
-  if (auto problem = create_work_dir(request.work_dir)) return fail_with(std::move(*problem));
+  if (auto problem = create_work_dir(request.work_dir, step_user)) return fail_with(std::move(*problem));
 
   std::string error;
   UniqueFd stdin_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
@@ -559,6 +598,7 @@ engine::StepOutcome run_step(const engine::StepRequest& request, const engine::C
   std::string command = request.command;
   plan.argv = {kShellName, kCommandFlag, command.data(), nullptr};
   plan.work_dir = request.work_dir.c_str();
+  plan.step_user = step_user;
   plan.stdin_fd = stdin_fd.get();
   plan.stdout_fd = out_write.get();
   plan.stderr_fd = err_write.get();
@@ -583,7 +623,7 @@ engine::StepOutcome run_step(const engine::StepRequest& request, const engine::C
     reported = ::read(report_read.get(), &failure, sizeof failure);
   } while (reported < 0 && errno == EINTR);
   if (reported < 0) return fail_with("cannot learn whether the step started: " + errno_message(errno));
-  if (reported == static_cast<ssize_t>(sizeof failure)) return fail_with(describe(failure, request.work_dir));
+  if (reported == static_cast<ssize_t>(sizeof failure)) return fail_with(describe(failure, request.work_dir, step_user));
   report_read.reset();
 
   UniqueFd pidfd = open_pidfd(child.pid());
@@ -685,8 +725,37 @@ engine::StepOutcome run_step(const engine::StepRequest& request, const engine::C
 
 }  // namespace
 
-ProcessStepRunner::ProcessStepRunner(const engine::Clock& clock, std::string run_dir)
-    : clock_(clock), run_dir_(std::move(run_dir)) {
+Result<StepIdentity> resolve_step_identity(const std::string& name) {
+  long size_hint = ::sysconf(_SC_GETPW_R_SIZE_MAX);
+  std::vector<char> buffer(size_hint > 0 ? static_cast<std::size_t>(size_hint) : 16384);
+  passwd entry{};
+  passwd* found = nullptr;
+  int err = 0;
+  while ((err = ::getpwnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found)) == ERANGE) {
+    buffer.resize(buffer.size() * 2);
+  }
+  if (err != 0) {
+    return make_error(ErrorCode::kInternal, "cannot look up step user '" + name + "': " + errno_message(err));
+  }
+  if (found == nullptr) return make_error(ErrorCode::kNotFound, "step user '" + name + "' does not exist");
+  StepIdentity identity;
+  identity.name = name;
+  identity.uid = entry.pw_uid;
+  identity.gid = entry.pw_gid;
+  int count = 16;
+  for (;;) {
+    identity.groups.resize(static_cast<std::size_t>(count));
+    const int previous = count;
+    if (::getgrouplist(name.c_str(), entry.pw_gid, identity.groups.data(), &count) >= 0) break;
+    if (count <= previous) count = previous * 2;  // some libcs do not report the size needed
+  }
+  identity.groups.resize(static_cast<std::size_t>(count));
+  return identity;
+}
+
+ProcessStepRunner::ProcessStepRunner(const engine::Clock& clock, std::string run_dir,
+                                     std::optional<StepIdentity> step_user)
+    : clock_(clock), run_dir_(std::move(run_dir)), step_user_(std::move(step_user)) {
   int fds[2];
   // Nothing is ever written: the write end only has to stay open while this
   // process lives (it is closed with the process, never before).
@@ -738,7 +807,7 @@ engine::StepOutcome ProcessStepRunner::run(const engine::StepRequest& request) {
   engine::StepOutcome outcome;
   try {
     if (lifeline_read_ < 0) return fail_with("cannot start steps: the runner has no lifeline pipe");
-    outcome = run_step(request, clock_, lifeline_read_, run_dir_);
+    outcome = run_step(request, clock_, lifeline_read_, run_dir_, step_user_ ? &*step_user_ : nullptr);
   } catch (const std::exception& e) {
     outcome = fail_with(std::string("step aborted: ") + e.what());
   } catch (...) {

@@ -3,7 +3,28 @@
 
 #include "engine/ports.hpp"
 
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
 namespace cascade::adapters {
+
+// The unprivileged user steps run as (`cascade serve --step-user NAME`), so
+// that a step cannot read or write the engine's own data. Resolved once, in
+// the parent: the forked child may not call getpwnam_r (not
+// async-signal-safe), only setgroups/setgid/setuid with these numbers.
+struct StepIdentity {
+  std::string name;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary groups, the primary one included
+};
+
+// Looks `name` up in the user database (getpwnam_r, getgrouplist).
+// kNotFound naming the user when there is no such user.
+Result<StepIdentity> resolve_step_identity(const std::string& name);
 
 // Runs each step as `/bin/sh -c <command>` in its own process group, under a
 // supervisor process that leads the group and kills it the moment this
@@ -16,7 +37,10 @@ namespace cascade::adapters {
 // The step sees exactly request.env as its environment (nothing is inherited:
 // the caller supplies PATH), request.work_dir as its cwd (created like
 // `mkdir -p`), /dev/null as stdin, an empty signal mask and default signal
-// dispositions, and no file descriptors beyond 0, 1 and 2.
+// dispositions, and no file descriptors beyond 0, 1 and 2. With a
+// StepIdentity it runs as that user (its groups, then gid, then uid are set
+// after the redirects and before the work dir is entered) and its work dir
+// is made owned by that user.
 //
 // Thread-safe: one call per thread, many threads at once. REQUIRES: SIGCHLD is
 // not ignored and nothing else in the process reaps children it did not start
@@ -27,7 +51,9 @@ class ProcessStepRunner final : public engine::StepRunner {
   // REQUIRES: clock outlives the runner.
   // `run_dir` (created 0700) holds the deployments' lock files; empty: steps
   // are not tracked across restarts (await_stopped returns at once).
-  explicit ProcessStepRunner(const engine::Clock& clock, std::string run_dir = "");
+  // With a `step_user`, steps run as that user (see StepIdentity).
+  explicit ProcessStepRunner(const engine::Clock& clock, std::string run_dir = "",
+                             std::optional<StepIdentity> step_user = std::nullopt);
   ~ProcessStepRunner() override;
   ProcessStepRunner(const ProcessStepRunner&) = delete;
   ProcessStepRunner& operator=(const ProcessStepRunner&) = delete;
@@ -59,7 +85,7 @@ class ProcessStepRunner final : public engine::StepRunner {
   // is then read to EOF, for at most a short grace period (a process that left
   // the group, e.g. via setsid, is not waited for). error is non-empty, and
   // exit_code -1, when the step could not be started: the work dir could not
-  // be created or entered, /bin/sh could not be executed, a string holds a NUL
+  // be created or entered, the step user could not be become, /bin/sh could not be executed, a string holds a NUL
   // byte, an env name is empty or holds '=', or a system call failed; it is
   // also set if on_line throws (the step is then killed).
   engine::StepOutcome run(const engine::StepRequest& request) override;
@@ -71,6 +97,7 @@ class ProcessStepRunner final : public engine::StepRunner {
   // write end closes only when this process ends.
   int lifeline_read_ = -1;
   int lifeline_write_ = -1;
+  std::optional<StepIdentity> step_user_;
 };
 
 }  // namespace cascade::adapters

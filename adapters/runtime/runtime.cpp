@@ -1,6 +1,10 @@
 #include "adapters/runtime/runtime.hpp"
 
+#include <sys/stat.h>
+
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 
 namespace cascade::adapters {
@@ -18,14 +22,58 @@ std::map<std::string, std::string> inherited_environment() {
   return env;
 }
 
+std::string octal(mode_t mode) {
+  char text[8];
+  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
+  return text;
+}
+
+// Creates `path` (one level) with `mode`, or gives an existing dir that mode;
+// a change of an existing dir's mode is added to `changes`. Existing data
+// dirs made before the modes were set are tightened, not refused.
+std::optional<Error> ensure_dir_mode(const std::string& path, mode_t mode, std::vector<std::string>& changes) {
+  if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST) {
+    return make_error(ErrorCode::kInvalidArgument, "cannot create data directory " + path + ": " + std::strerror(errno));
+  }
+  struct stat status {};
+  if (::stat(path.c_str(), &status) != 0) {
+    return make_error(ErrorCode::kInvalidArgument, "cannot inspect " + path + ": " + std::strerror(errno));
+  }
+  if (!S_ISDIR(status.st_mode)) return make_error(ErrorCode::kInvalidArgument, path + " is not a directory");
+  const mode_t current = status.st_mode & 07777;
+  // mkdir's mode passed through the umask; chmod sets it exactly.
+  if (current == mode) return std::nullopt;
+  if (::chmod(path.c_str(), mode) != 0) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "cannot set mode " + octal(mode) + " on " + path + ": " + std::strerror(errno));
+  }
+  changes.push_back(path + ": " + octal(current) + " -> " + octal(mode));
+  return std::nullopt;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Runtime>> Runtime::open(const std::string& data_dir, RuntimeOptions options) {
   std::error_code ec;
-  std::filesystem::create_directories(data_dir, ec);
+  const auto parent = std::filesystem::absolute(data_dir).lexically_normal().parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
   if (ec) return make_error(ErrorCode::kInvalidArgument, "cannot create data directory " + data_dir + ": " + ec.message());
   std::unique_ptr<Runtime> runtime(new Runtime());
   runtime->data_dir_ = std::filesystem::absolute(data_dir).lexically_normal().string();
+  {
+    // The step user may pass through the data dir (0711: not list it) into
+    // work/; log/ and projections/ are the engine's alone.
+    const bool step_user = options.step_user.has_value();
+    auto& changes = runtime->mode_changes_;
+    const std::string& root = runtime->data_dir_;
+    for (const auto& [path, mode] : {std::pair<std::string, mode_t>{root, step_user ? 0711 : 0700},
+                                     {root + "/log", 0700},
+                                     {root + "/run", 0700},
+                                     {root + "/projections", 0700},
+                                     {root + "/work", step_user ? 0711 : 0700}}) {
+      if (auto problem = ensure_dir_mode(path, mode, changes)) return *problem;
+    }
+  }
   runtime->clock_ = options.clock != nullptr ? options.clock : &runtime->system_clock_;
   runtime->store_ = options.store;
   if (runtime->store_ == nullptr) {
@@ -45,7 +93,8 @@ Result<std::unique_ptr<Runtime>> Runtime::open(const std::string& data_dir, Runt
   runtime->projections_ = std::move(projections);
   engine::StepRunner* runner = options.runner;
   if (runner == nullptr) {
-    runtime->process_runner_ = std::make_unique<ProcessStepRunner>(*runtime->clock_, runtime->data_dir_ + "/run");
+    runtime->process_runner_ =
+        std::make_unique<ProcessStepRunner>(*runtime->clock_, runtime->data_dir_ + "/run", std::move(options.step_user));
     runner = runtime->process_runner_.get();
   }
   engine::ExecutorOptions executor;

@@ -6,8 +6,12 @@
 // the engine through here alone.
 //
 // Data directory layout: log/ (events, checkpoints, step logs, secrets and
-// secret.key), projections/, work/<release>/<stage>/<attempt>/ (steps'
-// working directories).
+// secret.key), projections/, run/ (the running deployments' lock files),
+// work/<release>/<stage>/<attempt>/ (steps' working directories). The data
+// dir is mode 0700, or 0711 with a step user (who may traverse it to reach
+// work/ but not list it); log/, projections/ and run/ are 0700, so a step running as the step user cannot read or
+// write the engine's own data. open() sets these modes on a data dir that
+// has others and says so in mode_changes().
 #pragma once
 
 #include "adapters/process/process_step_runner.hpp"
@@ -21,6 +25,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace cascade::adapters {
 
@@ -41,6 +46,9 @@ struct RuntimeOptions {
   RocksStore* store = nullptr;
   // The most output one step may write before it is killed and fails.
   std::uint64_t max_step_output_bytes = engine::ExecutorOptions{}.max_step_output_bytes;
+  // Who the default runner runs steps as; nullopt: the user running the
+  // engine (`cascade serve --step-user`).
+  std::optional<StepIdentity> step_user;
 };
 
 // Thread-safety: open, add_observer, start and stop from one thread; the
@@ -62,6 +70,8 @@ class Runtime {
   LogFollowHub& log_follow() { return *log_follow_; }
   const engine::Clock& clock() const { return *clock_; }
   const std::string& data_dir() const { return data_dir_; }
+  // The directories whose modes open() changed, e.g. "<data>/log: 0755 -> 0700".
+  const std::vector<std::string>& mode_changes() const { return mode_changes_; }
 
   // REQUIRES: before start(); `reactor` outlives the runtime. An observer
   // that prints, an event hub, a Kafka edge.
@@ -80,6 +90,7 @@ class Runtime {
   Runtime() = default;
 
   std::string data_dir_;
+  std::vector<std::string> mode_changes_;
   engine::SystemClock system_clock_;
   const engine::Clock* clock_ = nullptr;  // options' or system_clock_
   std::unique_ptr<RocksStore> owned_store_;

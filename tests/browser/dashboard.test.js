@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -18,6 +18,9 @@ import { chromium } from 'playwright-core';
 const binary = process.env.CASCADE_BINARY;
 if (!binary) throw new Error('set CASCADE_BINARY to the path of the cascade program (ctest does)');
 const work = mkdtempSync(join(tmpdir(), 'cascade-browser-'));
+// As root, steps run as cascade-step, who must pass through to the data
+// dir's work/ and write the sample's sites here; the data dir guards itself.
+if (process.geteuid() === 0) chmodSync(work, 0o1777);
 const outDir = process.env.CASCADE_BROWSER_OUT ?? join(work, 'out');
 const samplePipeline = fileURLToPath(new URL('../../tools/examples/sampleapp.json', import.meta.url));
 
@@ -38,7 +41,9 @@ let releaseId;
 
 // Starts `cascade serve` and resolves once it prints the port it listens on.
 function startServer(dataDir, usersFile, listen = '127.0.0.1:0') {
-  const child = spawn(binary, ['serve', '--data', dataDir, '--listen', listen, '--users', usersFile],
+  // As root, serve refuses to run steps as root: they run as tools/dev's cascade-step.
+  const stepUser = process.geteuid() === 0 ? ['--step-user', 'cascade-step'] : [];
+  const child = spawn(binary, ['serve', '--data', dataDir, '--listen', listen, '--users', usersFile, ...stepUser],
     { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -92,7 +97,9 @@ const stageStatus = (summary, name) => summary.stages.find((stage) => stage.name
 // (<data>/artifacts): the API refuses any other path.
 function newArtifactDir() {
   mkdirSync(join(dataDir, 'artifacts'), { recursive: true });
-  return mkdtempSync(join(dataDir, 'artifacts', 'artifact-'));
+  const artifact = mkdtempSync(join(dataDir, 'artifacts', 'artifact-'));
+  chmodSync(artifact, 0o755);  // mkdtemp's 0700 would keep it from the step user
+  return artifact;
 }
 
 // A release of the sample, run until prod awaits approval; its sites go

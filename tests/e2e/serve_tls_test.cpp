@@ -123,9 +123,11 @@ TEST_F(ServeTlsTest, PlainHttpOnTheHttpsPortIsToldToUseHttps) {
 }
 
 TEST_F(ServeTlsTest, PlainHttpOnANonLoopbackAddressIsRefusedUnlessAskedFor) {
-  CommandRun refused = run("serve --data " + data() + " --listen 0.0.0.0:0");
-  EXPECT_EQ(refused.exit_code, 2) << refused.output;
-  EXPECT_NE(refused.output.find("refusing plain HTTP on 0.0.0.0"), std::string::npos) << refused.output;
+  {
+    ServeProcess refused({"--data", data(), "--listen", "0.0.0.0:0"});
+    EXPECT_EQ(refused.wait_exit(kStopDeadline), std::optional<int>(2)) << refused.output();
+    EXPECT_NE(refused.output().find("refusing plain HTTP on 0.0.0.0"), std::string::npos) << refused.output();
+  }
 
   {
     ServeProcess insecure({"--data", data(), "--listen", "0.0.0.0:0", "--insecure-http"});
@@ -140,10 +142,9 @@ TEST_F(ServeTlsTest, PlainHttpOnANonLoopbackAddressIsRefusedUnlessAskedFor) {
 
 TEST_F(ServeTlsTest, AKeyEveryUserCanReadIsRefusedAtStart) {
   ::chmod(path("server.key").c_str(), 0644);
-  CommandRun refused = run("serve --listen 127.0.0.1:0 --data " + data() + " --tls-cert " + path("server.pem") +
-                           " --tls-key " + path("server.key"));
-  EXPECT_EQ(refused.exit_code, 2) << refused.output;
-  EXPECT_NE(refused.output.find("chmod o-rwx"), std::string::npos) << refused.output;
+  ServeProcess refused({"--data", data(), "--tls-cert", path("server.pem"), "--tls-key", path("server.key")});
+  EXPECT_EQ(refused.wait_exit(kStopDeadline), std::optional<int>(2)) << refused.output();
+  EXPECT_NE(refused.output().find("chmod o-rwx"), std::string::npos) << refused.output();
 }
 
 TEST_F(ServeTlsTest, SighupLoadsARenewedCertificate) {

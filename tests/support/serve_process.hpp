@@ -28,6 +28,8 @@ namespace cascade::testing {
 class ServeProcess {
  public:
   using Clock = std::chrono::steady_clock;
+  // Among the arguments: start serve with no --step-user even as root.
+  static constexpr const char* kNoStepUser = "(no --step-user)";
 
   // Starts `cascade serve --listen 127.0.0.1:0` with `arguments` (e.g.
   // {"--data", dir}; a --listen among them replaces the default) and waits
@@ -45,6 +47,16 @@ class ServeProcess {
       if (std::find(arguments.begin(), arguments.end(), "--listen") == arguments.end()) {
         argv_strings.insert(argv_strings.end(), {"--listen", "127.0.0.1:0"});
       }
+      // As root, serve refuses to run steps as root: they run as the user
+      // tools/dev creates, unless the test names a --step-user (or
+      // kNoStepUser, to see the refusal).
+      const auto given = [&arguments](const char* argument) {
+        return std::find(arguments.begin(), arguments.end(), argument) != arguments.end();
+      };
+      if (!given("--step-user") && !given(kNoStepUser) && ::geteuid() == 0) {
+        argv_strings.insert(argv_strings.end(), {"--step-user", "cascade-step"});
+      }
+      arguments.erase(std::remove(arguments.begin(), arguments.end(), kNoStepUser), arguments.end());
       argv_strings.insert(argv_strings.end(), arguments.begin(), arguments.end());
       std::vector<char*> argv;
       for (auto& a : argv_strings) argv.push_back(a.data());

@@ -1,6 +1,9 @@
 // A directory under /tmp that lives as long as the object.
 #pragma once
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -12,6 +15,10 @@ class TempDir {
   TempDir() {
     std::string pattern = (std::filesystem::temp_directory_path() / "cascade-test-XXXXXX").string();
     path_ = mkdtemp(pattern.data());
+    // As root, `cascade serve` runs steps as an unprivileged user, who must
+    // create files here as steps do in /tmp (the sample's SITES_ROOT) and
+    // pass through to the data dir's work/; the data dir guards itself.
+    if (::geteuid() == 0) ::chmod(path_.c_str(), 01777);
   }
   ~TempDir() {
     std::error_code ignored;

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -361,6 +362,70 @@ TEST_F(ProcessStepRunnerTest, LineOfExactly64KiBStaysWhole) {
 
   ASSERT_TRUE(outcome.succeeded()) << outcome.error;
   EXPECT_EQ(texts("stdout"), (std::vector<std::string>{std::string(64 * 1024, 'y'), "next"}));
+}
+
+// Running as another user needs root: the step user tests skip otherwise
+// (as a developer's build usually runs); CI runs the suite as root.
+class StepUserTest : public ProcessStepRunnerTest {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "switching the step user needs root; this test runs as uid " << ::geteuid();
+    ProcessStepRunnerTest::SetUp();
+    // The step user passes through the test's root into its work dir, as
+    // it passes through the data dir (0711).
+    fs::permissions(root_, static_cast<fs::perms>(0711));
+    auto identity = resolve_step_identity("nobody");  // Debian always has it
+    ASSERT_TRUE(identity) << identity.error().message;
+    nobody_ = identity.value();
+  }
+
+  StepIdentity nobody_;
+};
+
+TEST_F(StepUserTest, StepRunsAsTheStepUserWithItsGroups) {
+  ProcessStepRunner runner(clock_, "", nobody_);
+  const auto outcome = runner.run(request("id -u; id -g; id -G; pwd"));
+
+  ASSERT_TRUE(outcome.succeeded()) << outcome.error;
+  ASSERT_EQ(texts("stdout").size(), 4u);
+  EXPECT_EQ(texts("stdout")[0], std::to_string(nobody_.uid));
+  EXPECT_EQ(texts("stdout")[1], std::to_string(nobody_.gid));
+  EXPECT_EQ(texts("stdout")[2].find(" 0"), std::string::npos) << "root's group kept: " << texts("stdout")[2];
+  EXPECT_EQ(texts("stdout")[3], (root_ / "work").string());
+}
+
+TEST_F(StepUserTest, WorkDirBelongsToTheStepUserAndIsWritable) {
+  ProcessStepRunner runner(clock_, "", nobody_);
+  const auto outcome = runner.run(request("echo built > output.txt && cat output.txt"));
+
+  ASSERT_TRUE(outcome.succeeded()) << outcome.error << " " << (texts("stderr").empty() ? "" : texts("stderr")[0]);
+  EXPECT_EQ(texts("stdout"), std::vector<std::string>{"built"});
+  struct stat status {};
+  ASSERT_EQ(::stat((root_ / "work").c_str(), &status), 0);
+  EXPECT_EQ(status.st_uid, nobody_.uid);
+}
+
+TEST_F(StepUserTest, StepCannotReadARootFileInAPrivateDir) {
+  const fs::path private_dir = root_ / "private";
+  fs::create_directory(private_dir);
+  fs::permissions(private_dir, static_cast<fs::perms>(0700));
+  std::ofstream(private_dir / "secret.key") << "not for steps";
+  fs::permissions(private_dir / "secret.key", static_cast<fs::perms>(0600));
+  ProcessStepRunner runner(clock_, "", nobody_);
+  const auto outcome = runner.run(request("cat " + (private_dir / "secret.key").string()));
+
+  ASSERT_TRUE(outcome.error.empty()) << outcome.error;
+  EXPECT_NE(outcome.exit_code, 0);
+  ASSERT_EQ(texts("stderr").size(), 1u);
+  EXPECT_NE(texts("stderr")[0].find("Permission denied"), std::string::npos) << texts("stderr")[0];
+  EXPECT_TRUE(texts("stdout").empty());
+}
+
+TEST(StepIdentityTest, UnknownUserIsNotFoundAndNamed) {
+  auto identity = resolve_step_identity("no-such-cascade-user");
+  ASSERT_FALSE(identity);
+  EXPECT_EQ(identity.error().code, ErrorCode::kNotFound);
+  EXPECT_NE(identity.error().message.find("'no-such-cascade-user'"), std::string::npos) << identity.error().message;
 }
 
 }  // namespace

@@ -93,6 +93,11 @@ def service_user(name):
     return entry.pw_uid, entry.pw_gid
 
 
+def step_user_args():
+    """As root, serve refuses to run steps as root: they run as tools/dev's cascade-step."""
+    return ["--step-user", "cascade-step"] if os.geteuid() == 0 else []
+
+
 def chown_tree(path, owner):
     if owner is None:
         return
@@ -194,7 +199,7 @@ class Serve:
         with open(self.log_path, "a") as server_log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
                 [self.cascade, "serve", "--data", self.data_dir, "--listen", "127.0.0.1:0", "--users", self.users_file]
-                + self.extra_args,
+                + step_user_args() + self.extra_args,
                 stdout=subprocess.PIPE, stderr=server_log, text=True)
         lines = queue.Queue()
 
