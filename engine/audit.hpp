@@ -157,8 +157,12 @@ using SummaryRenderer = std::function<std::string(const ReleaseState&)>;
 //     definition must equal the release's snapshot;
 //   step logs — each try's digest equals the SHA-256 of its lines'
 //     digest_bytes; the tries of a retried step share one log, split in order;
-//     lines after the last finished try are allowed only while a later try
-//     never finished (canceled, interrupted);
+//     a try cut off by an interruption is checked against what was stored of
+//     the step when the interruption was recorded (StepFailed's
+//     stored_log_digest over its first stored_log_lines lines, earlier tries
+//     included); lines after the last finished try are allowed only while a
+//     later try never finished (canceled, or interrupted before interruptions
+//     recorded a digest);
 //   summary — render(fold(events up to reflects_version)) equals the stored
 //     text byte for byte (the projection may lag the log; it may not be
 //     ahead of it, nor hold no document of a release it has seen).

@@ -60,10 +60,17 @@ class Recorder {
 };
 
 // One try of one step: the event that finished it (if any) and its digest.
+// A try cut off by an interruption that recorded what was stored of the step
+// (StepFailed::stored_log_digest) counts as finished: its digest then covers
+// the step's first `stored_lines` lines, those of its earlier tries included.
+// One cut off before such records existed has no digest and counts as never
+// finished.
 struct StepTry {
   int try_number = 0;
   const events::RecordedEvent* finish = nullptr;
   std::string digest;
+  bool cut_off = false;
+  std::int64_t stored_lines = 0;
 };
 
 struct StepHistory {

@@ -563,6 +563,10 @@ Result<std::vector<Event>> decide_abort_deployment(const ReleaseState& state, co
     failed.step = stage->steps[i].name;
     failed.exit_code = -1;
     failed.reason = c.reason;
+    if (auto stored = c.stored_logs.find(static_cast<int>(i)); stored != c.stored_logs.end()) {
+      failed.stored_log_digest = stored->second.digest;
+      failed.stored_log_lines = stored->second.lines;
+    }
     CASCADE_TRY(decision.propose(failed));
   }
   DeploymentFailed failed;

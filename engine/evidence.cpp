@@ -35,7 +35,16 @@ std::vector<StepHistory> audit_internal::step_histories(const std::string& relea
     } else if (const auto* ok = std::get_if<events::StepSucceeded>(&e.data)) {
       finished(history(ok->stage, ok->attempt, ok->step_index, ok->step), e, ok->log_digest);
     } else if (const auto* failed = std::get_if<events::StepFailed>(&e.data)) {
-      finished(history(failed->stage, failed->attempt, failed->step_index, failed->step), e, failed->log_digest);
+      StepHistory& h = history(failed->stage, failed->attempt, failed->step_index, failed->step);
+      if (!failed->stored_log_digest.empty()) {
+        finished(h, e, failed->stored_log_digest);
+        h.tries.back().cut_off = true;
+        h.tries.back().stored_lines = failed->stored_log_lines;
+      } else if (!failed->log_digest.empty()) {
+        finished(h, e, failed->log_digest);
+      }
+      // else: cut off, and recorded without a digest (before interruptions
+      // recorded one): the try stays unfinished, its lines uncovered.
     }
   }
   return out;

@@ -167,7 +167,7 @@ Status Executor::track(const ReleaseState& release, std::uint64_t position) {
       CASCADE_TRY(runner_.await_stopped(deployment_name(release.id, stage.name, stage.attempt), kOrphanStopWait));
       const Invocation abort{kActor, "executor/" + release.id + "/" + stage.name + "/" + std::to_string(stage.attempt) + "/abort",
                              "position-" + std::to_string(position)};
-      auto done = service_.execute(
+      auto done = abort_deployment(
           release.id, AbortDeployment{stage.name, stage.attempt, "interrupted: the engine stopped during the deployment"},
           abort);
       if (!done && !is_superseded(done.error())) return done.error();
@@ -265,7 +265,7 @@ Status Executor::start_ready(const QueueKey& key) {
   }
   for (const auto& [deployment, why] : unstartable) {
     const Invocation abort{kActor, "executor/" + key_text(deployment) + "/abort", ""};
-    auto aborted = service_.execute(
+    auto aborted = abort_deployment(
         std::get<0>(deployment),
         AbortDeployment{std::get<1>(deployment), std::get<2>(deployment), "executor error: cannot start a thread: " + why},
         abort);
@@ -279,7 +279,7 @@ void Executor::run_deployment(const DeploymentKey& key, std::shared_ptr<std::ato
   if (!done && !cancel->load()) {
     std::cerr << "cascade: deployment " << key_text(key) << " stopped: " << done.error().message << "\n";
     Invocation abort{kActor, "executor/" + key_text(key) + "/abort", ""};
-    auto aborted = service_.execute(std::get<0>(key), AbortDeployment{std::get<1>(key), std::get<2>(key),
+    auto aborted = abort_deployment(std::get<0>(key), AbortDeployment{std::get<1>(key), std::get<2>(key),
                                                                       "executor error: " + done.error().message},
                                     abort);
     if (!aborted && !is_superseded(aborted.error())) {
@@ -305,6 +305,32 @@ void Executor::run_deployment(const DeploymentKey& key, std::shared_ptr<std::ato
     if (!started) std::cerr << "cascade: starting queued deployments: " << started.error().message << "\n";
   }
   if (on_idle_change_) on_idle_change_();
+}
+
+Result<ReleaseState> Executor::abort_deployment(const std::string& release_id, AbortDeployment command,
+                                                const Invocation& invocation) {
+  // A running step is cut off: its StepFailed records what its log holds now
+  // (after a restart, exactly the lines that outlived the stop — they are
+  // synced only at a step's end), so that verification covers them.
+  auto release = service_.load(release_id);
+  const StageRecord* stage = release ? release.value().find_stage(command.stage) : nullptr;
+  if (stage != nullptr && stage->attempt == command.attempt) {
+    for (std::size_t i = 0; i < stage->steps.size(); ++i) {
+      if (stage->steps[i].status != StepStatus::kRunning) continue;
+      const int index = static_cast<int>(i);
+      auto lines = logs_.read(StepLogKey{release_id, command.stage, command.attempt, index});
+      if (!lines) {
+        // Recorded without a digest: its lines stay uncovered by verification.
+        std::cerr << "cascade: the log of step " << index << " of " << release_id << "/" << command.stage << "/"
+                  << command.attempt << " cannot be read: " << lines.error().message << "\n";
+        continue;
+      }
+      events::Sha256 digest;
+      for (const LogLine& line : lines.value()) digest.update(digest_bytes(line));
+      command.stored_logs[index] = StoredStepLog{digest.finish(), static_cast<std::int64_t>(lines.value().size())};
+    }
+  }
+  return service_.execute(release_id, command, invocation);
 }
 
 Result<std::map<std::string, std::string>> Executor::step_environment(const ReleaseState& release,

@@ -86,6 +86,10 @@ class Executor final : public Reactor {
   Status supersede_older(const QueueKey& key);
   Status start_ready(const QueueKey& key);
   void run_deployment(const DeploymentKey& key, std::shared_ptr<std::atomic<bool>> cancel);
+  // Executes `command` with the digest and count of the lines stored so far
+  // of each step the deployment was running (AbortDeployment::stored_logs).
+  Result<ReleaseState> abort_deployment(const std::string& release_id, AbortDeployment command,
+                                        const Invocation& invocation);
   Status run_steps(const DeploymentKey& key, const std::atomic<bool>& cancel);
   void reap_finished();
 

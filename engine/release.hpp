@@ -14,6 +14,7 @@
 #include "events/event.hpp"
 #include "events/result.hpp"
 
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -250,11 +251,21 @@ struct FinishDeployment {
   std::string stage;
   int attempt = 0;
 };
+// What the step log store held for one step when its deployment was aborted.
+struct StoredStepLog {
+  std::string digest;  // hex SHA-256 of the digest_bytes of every stored line, all tries, in order
+  std::int64_t lines = 0;
+};
 // Ends a deployment that cannot go on (e.g. the engine restarted under it).
 struct AbortDeployment {
   std::string stage;
   int attempt = 0;
   std::string reason;
+  // By step index: what was stored of each step that was running, recorded
+  // in its StepFailed (stored_log_digest, stored_log_lines) so that
+  // verification covers the lines of a cut-off step. A running step without
+  // an entry is recorded without them.
+  std::map<int, StoredStepLog> stored_logs = {};
 };
 
 using Command = std::variant<CreateRelease, TriggerStage, DeployStage, RedeployStage, ApproveStage, RejectStage,

@@ -305,9 +305,9 @@ std::optional<Finding> check_step_logs(const Evidence& evidence, std::string* de
     for (std::size_t t = 0; t < history.tries.size(); ++t) {
       const StepTry& step_try = history.tries[t];
       if (step_try.finish == nullptr) {
-        // A try that never finished (canceled, interrupted) recorded no
-        // digest: whatever it logged is not covered, and no later try can be
-        // told apart from it.
+        // A try that never finished (canceled, or interrupted before
+        // interruptions recorded a digest) has none: whatever it logged is
+        // not covered, and no later try can be told apart from it.
         lines_uncovered += lines.size() - from;
         from = lines.size();
         break;
@@ -315,7 +315,21 @@ std::optional<Finding> check_step_logs(const Evidence& evidence, std::string* de
       ++tries;
       const bool last = t + 1 == history.tries.size();
       std::size_t end = lines.size();
-      if (last) {
+      if (step_try.cut_off) {
+        // Its digest covers every line stored for the step when it was cut
+        // off, from the first: no line of it or of an earlier try may have
+        // changed, and (being the last try) none may have been added.
+        const auto stored = static_cast<std::size_t>(std::max<std::int64_t>(step_try.stored_lines, 0));
+        const std::size_t upto = last ? lines.size() : std::min(stored, lines.size());
+        const std::string found = digest_of(lines, 0, upto);
+        if (upto != stored || stored < from || found != step_try.digest) {
+          return failure(step_try, found,
+                         "does not match what was stored of it when it was cut off: expected '" + step_try.digest +
+                             "' over " + counted(stored, "line") + ", found '" + found + "' over " +
+                             counted(upto, "line"));
+        }
+        end = stored;
+      } else if (last) {
         const std::string found = digest_of(lines, from, end);
         if (found != step_try.digest) {
           return failure(step_try, found,

@@ -86,8 +86,32 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(DeploymentStarted, stage, attempt)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(StepStarted, stage, attempt, step_index, step, try_number)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(StepSucceeded, stage, attempt, step_index, step, exit_code, duration_ms,
                                    log_digest)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(StepFailed, stage, attempt, step_index, step, exit_code, duration_ms,
-                                   log_digest, reason, will_retry, continued)
+// StepFailed by hand: the stored_log_* members of an interruption are written
+// only when set, so other failures keep their canonical bytes and hashes.
+void to_json(nlohmann::json& j, const StepFailed& e) {
+  j = {{"stage", e.stage},       {"attempt", e.attempt},         {"step_index", e.step_index},
+       {"step", e.step},         {"exit_code", e.exit_code},     {"duration_ms", e.duration_ms},
+       {"log_digest", e.log_digest}, {"reason", e.reason},       {"will_retry", e.will_retry},
+       {"continued", e.continued}};
+  if (!e.stored_log_digest.empty()) {
+    j["stored_log_digest"] = e.stored_log_digest;
+    j["stored_log_lines"] = e.stored_log_lines;
+  }
+}
+void from_json(const nlohmann::json& j, StepFailed& e) {
+  j.at("stage").get_to(e.stage);
+  j.at("attempt").get_to(e.attempt);
+  j.at("step_index").get_to(e.step_index);
+  j.at("step").get_to(e.step);
+  j.at("exit_code").get_to(e.exit_code);
+  j.at("duration_ms").get_to(e.duration_ms);
+  j.at("log_digest").get_to(e.log_digest);
+  j.at("reason").get_to(e.reason);
+  j.at("will_retry").get_to(e.will_retry);
+  j.at("continued").get_to(e.continued);
+  e.stored_log_digest = j.value("stored_log_digest", std::string());
+  e.stored_log_lines = j.value("stored_log_lines", std::int64_t{0});
+}
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(StepSkipped, stage, attempt, step_index, step, reason)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(DeploymentSucceeded, stage, attempt, partial)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(DeploymentFailed, stage, attempt, reason)
@@ -183,6 +207,21 @@ CASCADE_CANONICAL_FIELDS(ReleaseAbandoned, reason)
 
 #undef CASCADE_CANONICAL_FIELDS
 #undef CASCADE_CANONICAL_FIELD
+
+// Members beyond a type's field list, written only when set: a payload that
+// sets one takes the DOM path (the fast reader, meeting its key, gives up the
+// same way), and the fast reader clears them in a payload it reuses.
+template <class Payload>
+bool within_fields(const Payload&) {
+  return true;
+}
+bool within_fields(const StepFailed& e) { return e.stored_log_digest.empty(); }
+template <class Payload>
+void clear_beyond_fields(Payload&) {}
+void clear_beyond_fields(StepFailed& e) {
+  e.stored_log_digest.clear();
+  e.stored_log_lines = 0;
+}
 
 
 // Whether every byte is printable ASCII other than '"' and '\\' — written and
@@ -437,7 +476,7 @@ void canonical_json_into(const RecordedEvent& e, std::size_t* hash_at, std::stri
   w.field("command_id", e.command_id);
   w.field("correlation_id", e.correlation_id);
   w.key("data");
-  if (fast_types()[e.data.index()]) {
+  if (fast_types()[e.data.index()] && std::visit([](const auto& payload) { return within_fields(payload); }, e.data)) {
     std::visit(
         [&](const auto& payload) {
           if constexpr (HasCanonicalFields<std::decay_t<decltype(payload)>>::value) write_fast_payload(w, payload);
@@ -480,6 +519,7 @@ bool read_fast_payload(std::string_view type, int version, std::string_view byte
       CanonicalReader r(bytes);
       Payload* reused = std::get_if<Payload>(&out);
       Payload& payload = reused != nullptr ? *reused : out.emplace<Payload>();
+      clear_beyond_fields(payload);
       r.expect('{');
       bool first = true;
       canonical_fields(payload, [&](std::string_view name, auto& v) {

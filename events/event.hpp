@@ -185,6 +185,14 @@ struct StepFailed {
   std::string reason;  // "exit code 3", "timed out after 5 s"
   bool will_retry = false;  // another try follows
   bool continued = false;   // continue_on_error: the deployment goes on, partially succeeded
+  // Set only for a step cut off by an interruption (the engine stopped while
+  // it ran), whose log_digest is then empty: the hex SHA-256 of the
+  // digest_bytes of every line stored for the step when the interruption was
+  // recorded — all its tries, in order — and how many lines that was. Left
+  // out of the JSON when stored_log_digest is empty, so every other failure,
+  // and interruptions recorded before these fields existed, keep their bytes.
+  std::string stored_log_digest;
+  std::int64_t stored_log_lines = 0;
 };
 
 // A step not run: its condition did not hold.

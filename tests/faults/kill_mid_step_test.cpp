@@ -132,6 +132,10 @@ TEST_F(KillMidStepTest, TheStepDiesWithTheEngineAndTheRestartRecordsItInterrupte
   })) << summary;
   EXPECT_NE(summary.dump().find("interrupted"), std::string::npos) << summary;
   EXPECT_FALSE(std::filesystem::exists(step_dir + "/marker")) << "the interrupted step was run again";
+  // A cut-off step is not tampering: the release still verifies.
+  ASSERT_EQ(restarted.stop(SIGTERM, kDeadline), std::optional<int>(0)) << restarted.output();
+  const CommandRun verified = testing::run("replay Gate-1 --verify --data " + data());
+  EXPECT_EQ(verified.exit_code, 0) << verified.output;
 }
 
 }  // namespace

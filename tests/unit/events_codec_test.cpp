@@ -66,6 +66,42 @@ TEST(EventsCodecTest, AnApprovalOverrideIsStoredAndAPlainApprovalKeepsItsOldByte
   EXPECT_TRUE(std::get<ApprovalRejected>(rejected_decoded.value().data).override);
 }
 
+// An interruption's StepFailed carries the digest of the lines stored so far;
+// every other StepFailed keeps the bytes (and so the hash) it always had, and
+// a payload reused by the fast reader does not carry the fields over.
+TEST(EventsCodecTest, AnInterruptedStepFailedKeepsItsStoredLogAndOtherFailuresKeepTheirBytes) {
+  StepFailed plain{"dev", 1, 0, "deploy", 3, 120, "d1g35t", "exit code 3", false, false, "", 0};
+  RecordedEvent plain_event = recorded(plain, 1, "");
+  const std::string plain_stored = seal(plain_event);
+  EXPECT_EQ(canonical_bytes(plain_event).find("stored_log"), std::string::npos);
+
+  StepFailed cut = plain;
+  cut.exit_code = -1;
+  cut.log_digest = "";
+  cut.reason = "interrupted: the engine stopped during the deployment";
+  cut.stored_log_digest = std::string(64, 'a');
+  cut.stored_log_lines = 42;
+  RecordedEvent cut_event = recorded(cut, 2, plain_event.hash);
+  const std::string cut_stored = seal(cut_event);
+  EXPECT_NE(canonical_bytes(cut_event).find("\"stored_log_lines\":42"), std::string::npos);
+
+  RecordedEvent out;  // one payload, reused as a reader does
+  ASSERT_TRUE(decode_verified(cut_stored, cut_event.position, plain_event.hash, out));
+  EXPECT_EQ(std::get<StepFailed>(out.data).stored_log_digest, cut.stored_log_digest);
+  EXPECT_EQ(std::get<StepFailed>(out.data).stored_log_lines, 42);
+  ASSERT_TRUE(decode_verified(plain_stored, plain_event.position, "", out));
+  EXPECT_EQ(std::get<StepFailed>(out.data).stored_log_digest, "");
+  EXPECT_EQ(std::get<StepFailed>(out.data).stored_log_lines, 0);
+  EXPECT_EQ(out.hash, plain_event.hash);
+
+  // The stored count is covered by the hash like any other field.
+  std::string altered = cut_stored;
+  altered.replace(altered.find("\"stored_log_lines\":42"), 22, "\"stored_log_lines\":41");
+  const Status refused = decode_verified(altered, cut_event.position, plain_event.hash, out);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::kDataLoss);
+}
+
 TEST(EventsCodecTest, EveryEventTypeRoundTripsThroughItsStoredBytes) {
   const auto samples = testing::one_of_each_event();
   ASSERT_EQ(samples.size(), std::variant_size_v<Event>) << "add the new event type to sample_events.hpp";

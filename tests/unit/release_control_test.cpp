@@ -272,7 +272,7 @@ TEST(ReleaseControlTest, ContinueOnErrorEndsTheStagePartiallySucceeded) {
 TEST(ReleaseControlTest, RetriesTryAgainUntilTheirCountIsUsed) {
   ReleaseHistory release(steps_pipeline(R"([{"name": "deploy", "run": "d", "retries": {"count": 1, "delay_s": 30}}])"));
   release.given(StageTriggered{"dev", "r", 1}, DeploymentStarted{"dev", 1}, StepStarted{"dev", 1, 0, "deploy", 1},
-                StepFailed{"dev", 1, 0, "deploy", 1, 10, "", "exit code 1", /*will_retry=*/true, false});
+                StepFailed{"dev", 1, 0, "deploy", 1, 10, "", "exit code 1", /*will_retry=*/true, false, "", 0});
   auto pending = release.when(FinishDeployment{"dev", 1}, "executor");
   ASSERT_FALSE(pending) << "a retry is pending";
   EXPECT_EQ(pending.error().code, ErrorCode::kFailedPrecondition);
@@ -292,7 +292,7 @@ TEST(ReleaseControlTest, StepConditionsDecideWhatRunsAfterAFailure) {
   ReleaseHistory release(steps_pipeline(R"([{"name": "deploy", "run": "d"}, {"name": "smoke", "run": "s"},
       {"name": "rollback", "run": "r", "condition": "failed"}, {"name": "cleanup", "run": "c", "condition": "always"}])"));
   release.given(StageTriggered{"dev", "r", 1}, DeploymentStarted{"dev", 1}, StepStarted{"dev", 1, 0, "deploy", 1},
-                StepFailed{"dev", 1, 0, "deploy", 1, 10, "", "exit code 1", false, false});
+                StepFailed{"dev", 1, 0, "deploy", 1, 10, "", "exit code 1", false, false, "", 0});
   auto smoke = release.when(RecordStepStarted{"dev", 1, 1}, "executor");
   ASSERT_FALSE(smoke);
   EXPECT_EQ(smoke.error().code, ErrorCode::kFailedPrecondition);

@@ -149,7 +149,7 @@ TEST(ReleaseTest, FailedStepFailsTheDeploymentWithItsReason) {
   release.given(StageTriggered{"dev", "release created", 1}, DeploymentStarted{"dev", 1},
                 StepStarted{"dev", 1, 0, "deploy", 1}, StepSucceeded{"dev", 1, 0, "deploy", 0, 10, ""},
                 StepStarted{"dev", 1, 1, "smoke", 1},
-                StepFailed{"dev", 1, 1, "smoke", 3, 10, "", "exit code 3", false, false});
+                StepFailed{"dev", 1, 1, "smoke", 3, 10, "", "exit code 3", false, false, "", 0});
   auto finished = release.when(FinishDeployment{"dev", 1}, "executor");
   ASSERT_TRUE(finished) << finished.error().message;
   EXPECT_EQ(only<events::DeploymentFailed>(finished.value()).reason, "step 'smoke' failed: exit code 3");
@@ -184,7 +184,7 @@ TEST(ReleaseTest, RedeployOfAFinishedStageStartsTheNextAttempt) {
   release.given(StageTriggered{"dev", "release created", 1}, DeploymentStarted{"dev", 1},
                 StepStarted{"dev", 1, 0, "deploy", 1}, StepSucceeded{"dev", 1, 0, "deploy", 0, 10, ""},
                 StepStarted{"dev", 1, 1, "smoke", 1},
-                StepFailed{"dev", 1, 1, "smoke", 3, 10, "", "exit code 3", false, false},
+                StepFailed{"dev", 1, 1, "smoke", 3, 10, "", "exit code 3", false, false, "", 0},
                 events::DeploymentFailed{"dev", 1, "step 'smoke' failed: exit code 3"});
   auto redeploy = release.when(RedeployStage{"dev", ""}, "alice");
   ASSERT_TRUE(redeploy);
