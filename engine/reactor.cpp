@@ -8,11 +8,15 @@ struct ReactorRunner::Runner {
   Reactor& reactor;
   std::atomic<std::uint64_t> position{0};
   std::atomic<bool> started{false};
+  std::atomic<std::uint64_t> errors{0};
+  std::atomic<bool> failing{false};
+  std::string last_error;  // guarded by the runner's mutex_
   std::thread thread;
   explicit Runner(Reactor& r) : reactor(r) {}
 };
 
-ReactorRunner::ReactorRunner(events::EventLog& log) : log_(log) {}
+ReactorRunner::ReactorRunner(events::EventLog& log, Quarantine* quarantine, const Clock* clock)
+    : log_(log), quarantine_(quarantine), clock_(clock) {}
 
 ReactorRunner::~ReactorRunner() { stop(); }
 
@@ -45,45 +49,109 @@ std::string ReactorRunner::last_error() const {
   return last_error_;
 }
 
+std::vector<ReactorStatus> ReactorRunner::status() const {
+  const std::uint64_t head = log_.head();
+  std::vector<ReactorStatus> out;
+  std::lock_guard lock(mutex_);
+  for (const auto& runner : runners_) {
+    ReactorStatus status;
+    status.name = runner->reactor.name();
+    status.position = runner->position.load();
+    status.lag = head > status.position ? head - status.position : 0;
+    status.errors = runner->errors.load();
+    status.failing = runner->failing.load();
+    status.last_error = runner->last_error;
+    out.push_back(std::move(status));
+  }
+  return out;
+}
+
+void ReactorRunner::record_error(Runner& runner, const std::string& message) {
+  {
+    std::lock_guard lock(mutex_);
+    last_error_ = runner.reactor.name() + ": " + message;
+    runner.last_error = message;
+  }
+  runner.errors.fetch_add(1);
+  runner.failing = true;
+}
+
+std::vector<events::RecordedEvent> ReactorRunner::without_quarantined(
+    const std::vector<events::RecordedEvent>& events) const {
+  std::vector<events::RecordedEvent> kept;
+  kept.reserve(events.size());
+  for (const events::RecordedEvent& event : events) {
+    if (!quarantine_->contains(event.stream)) kept.push_back(event);
+  }
+  return kept;
+}
+
 void ReactorRunner::run(Runner& runner) {
   // Bounds how long stop() waits for a runner blocked on an idle log.
   constexpr std::chrono::milliseconds kIdleWait{100};
   auto resume = runner.reactor.resume_position();
   while (!resume && !stopping_) {
-    {
-      std::lock_guard lock(mutex_);
-      last_error_ = runner.reactor.name() + ": " + resume.error().message;
-    }
+    record_error(runner, resume.error().message);
     log_.wait_for_events(log_.head(), kIdleWait);
     resume = runner.reactor.resume_position();
   }
   if (!resume) return;
   runner.position = resume.value();
   runner.started = true;
+  runner.failing = false;
   notify_progress();
   while (!stopping_) {
     if (const std::optional<std::uint64_t> rewound = runner.reactor.rewind()) {
       runner.position = *rewound;
       notify_progress();
     }
-    auto batch = log_.read_all(runner.position + 1, kBatchSize);
-    Status handled = batch ? (batch.value().empty() ? Status(success()) : runner.reactor.handle(batch.value()))
-                           : Status(batch.error());
-    if (!handled) {
-      {
-        std::lock_guard lock(mutex_);
-        last_error_ = runner.reactor.name() + ": " + handled.error().message;
+    auto page = log_.read_all_readable(runner.position + 1, kBatchSize);
+    if (!page) {
+      record_error(runner, page.error().message);
+      std::cerr << "cascade: reactor " << runner.reactor.name() << ": " << page.error().message << "\n";
+      log_.wait_for_events(log_.head(), kIdleWait);
+      continue;
+    }
+    if (page.value().last_position() == 0) {
+      log_.wait_for_events(runner.position, kIdleWait);
+      continue;
+    }
+    // A record no reader can decode stops its own stream, and only it; with
+    // no quarantine to put it in, the reactor must not read past it.
+    for (const events::UnreadableEvent& bad : page.value().unreadable) {
+      const std::string where = "position " + std::to_string(bad.position);
+      if (quarantine_ == nullptr) {
+        record_error(runner, "unreadable event at " + where + ": " + bad.reason);
+        break;
       }
+      quarantine_->add(bad.stream.empty() ? "unknown stream at " + where : bad.stream,
+                       "unreadable event at " + where + ": " + bad.reason, clock_ != nullptr ? clock_->now() : 0);
+    }
+    if (quarantine_ == nullptr && !page.value().unreadable.empty()) {
+      log_.wait_for_events(log_.head(), kIdleWait);
+      continue;
+    }
+    Status handled = success();
+    for (;;) {
+      const std::uint64_t generation = quarantine_ != nullptr ? quarantine_->generation() : 0;
+      const bool filter = quarantine_ != nullptr && quarantine_->size() != 0;
+      std::vector<events::RecordedEvent> filtered;
+      if (filter) filtered = without_quarantined(page.value().events);
+      const std::vector<events::RecordedEvent>& batch = filter ? filtered : page.value().events;
+      handled = batch.empty() ? Status(success()) : runner.reactor.handle(batch);
+      // Handling found (and quarantined) a stream it cannot trust: the batch
+      // goes again at once without it, rather than the whole log waiting.
+      if (handled || quarantine_ == nullptr || quarantine_->generation() == generation) break;
+    }
+    if (!handled) {
+      record_error(runner, handled.error().message);
       std::cerr << "cascade: reactor " << runner.reactor.name() << ": " << handled.error().message << "\n";
       // Retry the same batch when the log next moves (or shortly).
       log_.wait_for_events(log_.head(), kIdleWait);
       continue;
     }
-    if (batch.value().empty()) {
-      log_.wait_for_events(runner.position, kIdleWait);
-      continue;
-    }
-    runner.position = batch.value().back().position;
+    runner.failing = false;
+    runner.position = page.value().last_position();
     notify_progress();
   }
 }

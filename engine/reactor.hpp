@@ -3,6 +3,8 @@
 // thread and can tell when everything has settled.
 #pragma once
 
+#include "engine/ports.hpp"
+#include "engine/quarantine.hpp"
 #include "events/event_log.hpp"
 
 #include <atomic>
@@ -44,13 +46,30 @@ class Reactor {
   virtual void on_stop() {}
 };
 
+// What an operator sees of one reactor (GET /metrics, /readyz).
+struct ReactorStatus {
+  std::string name;
+  std::uint64_t position = 0;  // the last event it has handled
+  std::uint64_t lag = 0;       // events between it and the log's head
+  std::uint64_t errors = 0;    // failed batches since start
+  bool failing = false;        // its last batch failed and waits for a retry
+  std::string last_error;      // empty when none since start
+};
+
 // Runs reactors, each on its own thread, and reports when they are quiescent:
 // every reactor has handled every durable event and none has work in flight.
+//
+// With a quarantine, one bad stream stops only itself: an event that cannot
+// be decoded quarantines its stream and is read past, events of quarantined
+// streams are not handed to reactors, and a batch that failed because a
+// reactor found a stream's history altered (the service quarantined it) is
+// handed over again at once without that stream's events.
 class ReactorRunner {
  public:
   static constexpr std::size_t kBatchSize = 256;
 
-  explicit ReactorRunner(events::EventLog& log);
+  // REQUIRES: `log`, and `quarantine` and `clock` when given, outlive the runner.
+  explicit ReactorRunner(events::EventLog& log, Quarantine* quarantine = nullptr, const Clock* clock = nullptr);
   ~ReactorRunner();  // stops
   ReactorRunner(const ReactorRunner&) = delete;
   ReactorRunner& operator=(const ReactorRunner&) = delete;
@@ -69,13 +88,19 @@ class ReactorRunner {
 
   // The last error a reactor met (empty when none), for operators.
   std::string last_error() const;
+  std::vector<ReactorStatus> status() const;
 
  private:
   struct Runner;
   void run(Runner& runner);
   bool quiescent() const;
+  void record_error(Runner& runner, const std::string& message);
+  // `events` without those of quarantined streams.
+  std::vector<events::RecordedEvent> without_quarantined(const std::vector<events::RecordedEvent>& events) const;
 
   events::EventLog& log_;
+  Quarantine* quarantine_;
+  const Clock* clock_;
   std::vector<std::unique_ptr<Runner>> runners_;
   std::atomic<bool> stopping_{false};
   mutable std::mutex mutex_;

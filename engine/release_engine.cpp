@@ -4,7 +4,7 @@ namespace cascade::engine {
 
 ReleaseEngine::ReleaseEngine(EnginePorts ports, ExecutorOptions options)
     : service_(ports.log, ports.secrets, ports.clock),
-      reactors_(ports.log),
+      reactors_(ports.log, &service_.quarantine(), &ports.clock),
       orchestrator_(service_, ports.checkpoints),
       executor_(service_, ports.runner, ports.step_logs, ports.secrets, ports.checkpoints, ports.clock,
                 std::move(options), [this] { reactors_.notify_progress(); }),

@@ -43,6 +43,8 @@ class ReleaseEngine {
   // `timeout`; returns whether it settled.
   bool settle(std::chrono::milliseconds timeout) { return reactors_.wait_until_quiescent(timeout); }
   std::string last_error() const { return reactors_.last_error(); }
+  std::vector<ReactorStatus> reactor_status() const { return reactors_.status(); }
+  const Quarantine& quarantine() const { return service_.quarantine(); }
 
  private:
   ReleaseService service_;

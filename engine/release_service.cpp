@@ -344,6 +344,11 @@ void ReleaseService::remember(const std::string& release_id, StatePtr state) {
 
 Result<ReleaseService::StatePtr> ReleaseService::catch_up(const std::string& release_id) {
   const std::string stream = release_stream(release_id);
+  if (quarantine_.size() != 0) {
+    if (auto quarantined = quarantine_.find(stream)) {
+      return make_error(ErrorCode::kDataLoss, "release " + release_id + " is quarantined: " + quarantined->reason);
+    }
+  }
   StatePtr state = cached(release_id);
   if (state != nullptr) {
     // The log knows its streams' versions without reading them: when nothing
@@ -357,11 +362,16 @@ Result<ReleaseService::StatePtr> ReleaseService::catch_up(const std::string& rel
   // after it was written (an approval edited in the store, an event removed):
   // such a release answers kDataLoss instead of acting on it.
   const std::string linked_to = state == nullptr ? std::string() : state->last_hash;
-  CASCADE_TRY(log_.read_each_verified(stream, from, linked_to, [&](const events::RecordedEvent& event) -> Status {
+  Status read = log_.read_each_verified(stream, from, linked_to, [&](const events::RecordedEvent& event) -> Status {
     if (next == nullptr) next = state != nullptr ? std::make_shared<ReleaseState>(*state) : std::make_shared<ReleaseState>();
     evolve(*next, event);
     return success();
-  }));
+  });
+  if (!read) {
+    // Not retried: the history will not heal. The release stops; the rest go on.
+    if (read.error().code == ErrorCode::kDataLoss) quarantine_.add(stream, read.error().message, clock_.now());
+    return read.error();
+  }
   if (next == nullptr) return state != nullptr ? state : std::make_shared<const ReleaseState>();
   StatePtr folded = std::move(next);
   remember(release_id, folded);

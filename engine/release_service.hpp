@@ -5,6 +5,7 @@
 
 #include "engine/pipeline.hpp"
 #include "engine/ports.hpp"
+#include "engine/quarantine.hpp"
 #include "engine/release.hpp"
 #include "events/event_log.hpp"
 
@@ -83,6 +84,11 @@ class ReleaseService {
   // The release as of the log's current end. kNotFound for an unknown release.
   Result<ReleaseState> load(const std::string& release_id);
 
+  // The releases whose history failed verification or decoding: load and
+  // execute answer kDataLoss for them at once, with the reason first found.
+  Quarantine& quarantine() { return quarantine_; }
+  const Quarantine& quarantine() const { return quarantine_; }
+
  private:
   using StatePtr = std::shared_ptr<const ReleaseState>;
   // The release folded up to the stream's current version (an empty state,
@@ -113,6 +119,7 @@ class ReleaseService {
   events::EventLog& log_;
   SecretStore& secrets_;
   const Clock& clock_;
+  Quarantine quarantine_;
   const std::size_t cache_capacity_;
   std::mutex mutex_;  // guards the cache
   struct CacheEntry {

@@ -21,6 +21,28 @@ struct AppendResult {
   bool duplicate = false;            // every event id was already stored: nothing written
 };
 
+// An event read_all_readable() could not decode: where it is, the stream it
+// belongs to when the log's index says (empty when it cannot tell), and why.
+struct UnreadableEvent {
+  std::uint64_t position = 0;
+  std::string stream;
+  std::string reason;
+};
+
+// What read_all_readable() found: the events it decoded and those it could
+// not, both in position order.
+struct ReadablePage {
+  std::vector<RecordedEvent> events;
+  std::vector<UnreadableEvent> unreadable;
+  // The highest position covered (0 when nothing was), decoded or not.
+  std::uint64_t last_position() const {
+    std::uint64_t last = 0;
+    if (!events.empty()) last = events.back().position;
+    if (!unreadable.empty() && unreadable.back().position > last) last = unreadable.back().position;
+    return last;
+  }
+};
+
 // Thread-safe: any number of threads may call any method at once.
 class EventLog {
  public:
@@ -67,6 +89,13 @@ class EventLog {
 
   // Durable events with position >= from_position, in position order, at most `limit`.
   virtual Result<std::vector<RecordedEvent>> read_all(std::uint64_t from_position, std::size_t limit) = 0;
+
+  // read_all() for readers that must get past one bad record (the reactors):
+  // an event that cannot be decoded (bit rot, a type a newer version wrote)
+  // is reported in `unreadable` and read past instead of failing the read.
+  // At most `limit` records, decoded or not. Errors only when the log itself
+  // cannot be read.
+  virtual Result<ReadablePage> read_all_readable(std::uint64_t from_position, std::size_t limit) = 0;
 
   // The stream's current version; 0 for a stream that does not exist.
   virtual Result<std::int64_t> stream_version(const std::string& stream) = 0;

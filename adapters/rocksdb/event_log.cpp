@@ -550,6 +550,70 @@ Result<std::vector<events::RecordedEvent>> RocksEventLog::read_all(std::uint64_t
   return out;
 }
 
+namespace {
+
+// Whether the `streams` index maps some version of `stream` to `position`.
+bool indexes(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* streams, const std::string& stream,
+             std::uint64_t position) {
+  const std::string prefix = stream + '\0';
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), streams));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (it->value().size() == 8 && decode_u64(it->value().ToStringView()) == position) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+// The stream an undecodable event belongs to. Its bytes usually still name
+// it (one flipped byte rarely hits the name), which the index confirms; else
+// the whole index is searched — slow, but only ever for a damaged record.
+std::string RocksEventLog::stream_of_unreadable(std::uint64_t position, std::string_view bytes) {
+  static constexpr std::string_view kField = "\"stream\":\"";
+  if (const auto at = bytes.find(kField); at != std::string_view::npos) {
+    const auto begin = at + kField.size();
+    const auto end = bytes.find('"', begin);
+    if (end != std::string_view::npos) {
+      std::string named(bytes.substr(begin, end - begin));
+      if (indexes(db_, streams_, named, position)) return named;
+    }
+  }
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), streams_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (it->value().size() != 8 || decode_u64(it->value().ToStringView()) != position) continue;
+    const std::string_view key = it->key().ToStringView();
+    const auto separator = key.find('\0');
+    if (separator != std::string_view::npos) return std::string(key.substr(0, separator));
+  }
+  return std::string();
+}
+
+Result<events::ReadablePage> RocksEventLog::read_all_readable(std::uint64_t from_position, std::size_t limit) {
+  events::ReadablePage page;
+  const std::uint64_t visible = head_.load();
+  from_position = std::max<std::uint64_t>(from_position, 1);
+  if (limit == 0 || from_position > visible) return page;
+  const std::string upper = encode_u64(visible + 1);
+  const rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions options;
+  options.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, events_));
+  for (it->Seek(encode_u64(from_position)); it->Valid() && page.events.size() + page.unreadable.size() < limit;
+       it->Next()) {
+    if (it->key().size() != 8) return make_error(ErrorCode::kDataLoss, "rocksdb: malformed event key");
+    const std::uint64_t position = decode_u64(it->key().ToStringView());
+    auto decoded = events::decode(it->value().ToStringView(), position);
+    if (decoded) {
+      page.events.push_back(std::move(decoded).value());
+    } else {
+      page.unreadable.push_back(
+          {position, stream_of_unreadable(position, it->value().ToStringView()), decoded.error().message});
+    }
+  }
+  if (!it->status().ok()) return from_rocks(it->status(), "reading the log");
+  return page;
+}
+
 Result<std::int64_t> RocksEventLog::stream_version(const std::string& stream) {
   {
     std::lock_guard<std::mutex> guard(mu_);

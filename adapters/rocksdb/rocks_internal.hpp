@@ -56,6 +56,7 @@ class RocksEventLog final : public events::EventLog {
   Result<std::vector<events::RecordedEvent>> read(const std::string& stream, std::int64_t from_version,
                                                   std::size_t limit) override;
   Result<std::vector<events::RecordedEvent>> read_all(std::uint64_t from_position, std::size_t limit) override;
+  Result<events::ReadablePage> read_all_readable(std::uint64_t from_position, std::size_t limit) override;
   // One forward walk, decoding every event into the same RecordedEvent.
   Status read_each(const std::string& stream, std::int64_t from_version,
                    const std::function<Status(const events::RecordedEvent&)>& visit) override;
@@ -78,6 +79,7 @@ class RocksEventLog final : public events::EventLog {
     bool busy = false;         // an append to the stream is between its checks and its write's return
   };
 
+  std::string stream_of_unreadable(std::uint64_t position, std::string_view bytes);
   RocksEventLog(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* events, rocksdb::ColumnFamilyHandle* streams,
                 rocksdb::ColumnFamilyHandle* event_ids, std::uint64_t last_position);
 

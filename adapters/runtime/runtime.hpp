@@ -83,6 +83,7 @@ class Runtime {
   // settle() for at most `timeout`; whether it settled.
   bool settle(std::chrono::milliseconds timeout) { return engine_->settle(timeout); }
   std::string last_error() const { return engine_->last_error(); }
+  const engine::ReleaseEngine& engine() const { return *engine_; }
   // Stops the reactors and the deployments they run; the stores stay open.
   void stop();
 

@@ -7,12 +7,14 @@
 #include "adapters/metrics/metrics.hpp"
 #include "adapters/runtime/log_follow.hpp"
 #include "engine/ports.hpp"
+#include "engine/reactor.hpp"
 #include "engine/release_service.hpp"
 #include "events/event_log.hpp"
 #include "projections/projection_set.hpp"
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 namespace cascade::adapters {
@@ -43,6 +45,9 @@ struct ApiContext {
   // Whether the engine runs (readiness).
   const std::atomic<bool>& started;
   ApiOptions options = {};
+  // Each reactor's position, lag and last error (GET /metrics, /readyz); empty
+  // when the context has no engine.
+  std::function<std::vector<engine::ReactorStatus>()> reactor_status = {};
 
   // The ports of a runtime; `events` must be one of its observers.
   static ApiContext of(Runtime& runtime, EventHub& events, std::shared_ptr<metrics::MetricsRegistry> metrics,

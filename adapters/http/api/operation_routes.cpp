@@ -30,6 +30,22 @@ Status add_operation_routes(Router& router, const RouteContextPtr& api) {
       }
     }
     body["projection_lag"] = std::move(lags);
+    // Neither a quarantined release nor a failing reactor makes the node
+    // unready: every node reads the same log, so taking this one out of a
+    // load balancer would mend nothing. They are reported here for people and
+    // in /metrics for alerts.
+    json quarantined = json::array();
+    for (const engine::QuarantinedStream& entry : api->service.quarantine().list()) {
+      quarantined.push_back({{"stream", entry.stream}, {"reason", entry.reason}, {"since", entry.since}});
+    }
+    body["quarantined"] = std::move(quarantined);
+    if (api->reactor_status) {
+      json reactors = json::object();
+      for (const engine::ReactorStatus& reactor : api->reactor_status()) {
+        reactors[reactor.name] = {{"lag", reactor.lag}, {"failing", reactor.failing}, {"last_error", reactor.last_error}};
+      }
+      body["reactors"] = std::move(reactors);
+    }
     body["status"] = ready ? "ready" : "not ready";
     return Response::json(body, ready ? 200 : 503);
   };
@@ -54,6 +70,29 @@ Status add_operation_routes(Router& router, const RouteContextPtr& api) {
           << "# TYPE cascade_projection_lag gauge\n";
       for (const auto& projection : status.value()) {
         out << "cascade_projection_lag{projection=\"" << projection.name << "\"} " << projection.lag << "\n";
+      }
+    }
+    out << "# HELP cascade_quarantined_streams Streams (releases) whose stored history failed verification or "
+           "decoding: they answer data_loss until repaired offline (see /readyz for which and why).\n"
+        << "# TYPE cascade_quarantined_streams gauge\n"
+        << "cascade_quarantined_streams " << api->service.quarantine().size() << "\n";
+    if (api->reactor_status) {
+      const std::vector<engine::ReactorStatus> reactors = api->reactor_status();
+      out << "# HELP cascade_reactor_lag Events between a reactor and the log's head.\n"
+          << "# TYPE cascade_reactor_lag gauge\n";
+      for (const auto& reactor : reactors) {
+        out << "cascade_reactor_lag{reactor=\"" << reactor.name << "\"} " << reactor.lag << "\n";
+      }
+      out << "# HELP cascade_reactor_errors_total Batches a reactor failed to handle (retried); the last error is in "
+             "/readyz.\n"
+          << "# TYPE cascade_reactor_errors_total counter\n";
+      for (const auto& reactor : reactors) {
+        out << "cascade_reactor_errors_total{reactor=\"" << reactor.name << "\"} " << reactor.errors << "\n";
+      }
+      out << "# HELP cascade_reactor_failing 1 while a reactor's last batch failed and waits for a retry.\n"
+          << "# TYPE cascade_reactor_failing gauge\n";
+      for (const auto& reactor : reactors) {
+        out << "cascade_reactor_failing{reactor=\"" << reactor.name << "\"} " << (reactor.failing ? 1 : 0) << "\n";
       }
     }
     return Response::text(out.str(), metrics::kMetricsContentType);

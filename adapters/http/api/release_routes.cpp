@@ -26,6 +26,15 @@ constexpr std::chrono::milliseconds kReadYourWritesTimeout{1000};
 constexpr std::size_t kDefaultLogPage = 1000;
 constexpr std::size_t kMaxLogPage = 10000;
 
+// data_loss for a release in quarantine: its stored summary was folded from
+// a history that can no longer be trusted.
+std::optional<Error> quarantined_release(const ApiContext& api, const std::string& release_id) {
+  if (api.service.quarantine().size() == 0) return std::nullopt;
+  auto entry = api.service.quarantine().find(engine::release_stream(release_id));
+  if (!entry) return std::nullopt;
+  return make_error(ErrorCode::kDataLoss, "release " + release_id + " is quarantined: " + entry->reason);
+}
+
 // The stored summary document, as JSON text.
 Result<std::string> summary_of(const ApiContext& api, const std::string& release_id) {
   auto text = api.projections.summaries().summary(release_id);
@@ -125,11 +134,13 @@ Status add_release_routes(Router& router, const RouteContextPtr& api) {
   CASCADE_TRY(router.add_with_quick_path(
       "GET", kApiBase + "/releases/{id}", Role::kViewer,
       [api](const Request& request) -> std::optional<Result<Response>> {
+        if (auto quarantined = quarantined_release(*api, request.param("id"))) return Result<Response>(*quarantined);
         auto text = api->projections.summaries().summary(request.param("id"));
         if (!text) return std::nullopt;
         return Result<Response>(Response::text(std::move(text).value(), kJsonContentType));
       },
       [api](const Request& request) -> Result<Response> {
+        if (auto quarantined = quarantined_release(*api, request.param("id"))) return *quarantined;
         CASCADE_TRY(summary, summary_of(*api, request.param("id")));
         return Response::text(std::move(summary), kJsonContentType);
       }));

@@ -11,7 +11,8 @@ ApiContext ApiContext::of(Runtime& runtime, EventHub& events, std::shared_ptr<me
   if (options.artifacts_root.empty()) options.artifacts_root = runtime.data_dir() + "/artifacts";
   return ApiContext{runtime.service(), runtime.log(),        runtime.projections(), runtime.step_logs(),
                     runtime.log_follow(), events,           std::move(metrics),    started,
-                    options};
+                    options,
+                    [&runtime] { return runtime.engine().reactor_status(); }};
 }
 
 Result<Router> make_api_router(ApiContext context) {
