@@ -31,6 +31,11 @@ void add_kafka_serve_options(CLI::App& serve) {
   serve.add_option("--cloudevents-mode", o.cloudevents_mode, "binary or structured CloudEvents on the events topic")
       ->check(CLI::IsMember({"binary", "structured"}))
       ->capture_default_str();
+  serve.add_option("--kafka-max-attempts", o.max_attempts,
+                   "tries of a build record the engine fails on transiently before it goes to the dead-letter topic "
+                   "(reason engine_error), so its partition moves on")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
   serve.add_option("--kafka-config", o.config_file,
                    "librdkafka properties for every Kafka client, one key=value a line (e.g. security.protocol, "
                    "sasl.*, ssl.*); values are never printed");
@@ -98,6 +103,7 @@ Result<std::unique_ptr<KafkaEdges>> KafkaEdges::attach(const KafkaServeOptions& 
   ingress.producer_config = properties;
   ingress.topic = options.builds_topic;
   ingress.group = options.group;
+  ingress.max_attempts = options.max_attempts;
   ingress.metrics = &metrics;
   ingress.log = log;
   CASCADE_TRY(consumer, kafka::BuildIngress::create(std::move(ingress), runtime.service(), runtime.log(),

@@ -26,6 +26,9 @@ struct KafkaServeOptions {
   std::string group = "cascade";
   std::string events_topic = "cascade.cdevents";  // empty: no egress
   std::string cloudevents_mode = "binary";        // of the egress: binary | structured
+  // Tries of a build record the engine fails on before it is dead-lettered
+  // (reason engine_error): --kafka-max-attempts.
+  int max_attempts = adapters::kafka::IngressOptions{}.max_attempts;
   // librdkafka properties for every client (SASL/SSL, timeouts…):
   // --kafka-config FILE (key=value lines), then --kafka-property key=value,
   // which wins over the file.
@@ -39,8 +42,9 @@ Result<adapters::kafka::KafkaProperties> kafka_properties(const KafkaServeOption
 
 // The options `serve` was given (filled when the command line is parsed).
 KafkaServeOptions& kafka_serve_options();
-// Adds --kafka, --builds-topic, --group, --events-topic and
-// --cloudevents-mode to the serve subcommand, bound to kafka_serve_options().
+// Adds --kafka, --builds-topic, --group, --events-topic, --cloudevents-mode,
+// --kafka-max-attempts, --kafka-config and --kafka-property to the serve
+// subcommand, bound to kafka_serve_options().
 void add_kafka_serve_options(CLI::App& serve);
 
 // The running edges of one server. Without brokers every method does nothing.

@@ -2,6 +2,7 @@
 
 #include "adapters/kafka/cloudevents.hpp"
 #include "adapters/kafka/properties.hpp"
+#include "adapters/kafka/retry_backoff.hpp"
 #include "adapters/metrics/metrics.hpp"
 #include "engine/release.hpp"
 
@@ -150,6 +151,10 @@ Result<std::unique_ptr<BuildIngress>> BuildIngress::create(IngressOptions option
   if (options.brokers.empty()) return make_error(ErrorCode::kInvalidArgument, "kafka ingress: no brokers given");
   if (options.topic.empty()) return make_error(ErrorCode::kInvalidArgument, "kafka ingress: no builds topic given");
   if (options.group.empty()) return make_error(ErrorCode::kInvalidArgument, "kafka ingress: no consumer group given");
+  if (options.max_attempts < 1) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "kafka ingress: max attempts must be at least 1, not " + std::to_string(options.max_attempts));
+  }
   if (options.dlq_topic.empty()) options.dlq_topic = options.topic + ".dlq";
   if (!options.log) options.log = [](const std::string& text) { std::cerr << "cascade: " << text << "\n"; };
   std::unique_ptr<BuildIngress> ingress(new BuildIngress(std::move(options), service, log, catalog));
@@ -254,7 +259,12 @@ void BuildIngress::start() {
 }
 
 void BuildIngress::stop() {
-  stopping_ = true;
+  {
+    // Under the mutex, so a backoff between its check and its wait cannot miss it.
+    std::lock_guard lock(wake_mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
   if (thread_.joinable()) thread_.join();
   if (kafka_->consumer == nullptr) return;
   // The last commits synchronously: a commit lost here only means a
@@ -281,10 +291,6 @@ BuildIngress::Stats BuildIngress::stats() const {
 void BuildIngress::say(const std::string& text) const { options_.log(text); }
 
 void BuildIngress::run() {
-  constexpr std::chrono::milliseconds kFirstBackoff{50};
-  constexpr std::chrono::milliseconds kMaxBackoff{2000};
-  std::mutex wait_mutex;
-  std::condition_variable never_notified;
   while (!stopping_) {
     rd_kafka_message_t* message = rd_kafka_consumer_poll(kafka_->consumer, 100);
     if (message == nullptr) continue;
@@ -295,19 +301,47 @@ void BuildIngress::run() {
       rd_kafka_message_destroy(message);
       continue;
     }
-    std::chrono::milliseconds backoff = kFirstBackoff;
-    while (!process(*message) && !stopping_) {
-      {
-        std::lock_guard lock(stats_mutex_);
-        ++stats_.retries;
-      }
-      if (retries_metric_) retries_metric_->with({}).inc();
-      // Backoff before trying the same record again; stop() cuts it short.
-      std::unique_lock lock(wait_mutex);
-      never_notified.wait_for(lock, backoff, [&] { return stopping_.load(); });
-      backoff = std::min(backoff * 2, kMaxBackoff);
-    }
+    handle(*message);
     rd_kafka_message_destroy(message);
+  }
+}
+
+void BuildIngress::handle(const rd_kafka_message_t& message) {
+  constexpr std::chrono::milliseconds kFirstBackoff{50};
+  constexpr std::chrono::milliseconds kMaxBackoff{2000};
+  // Seeded per record from the system's entropy: servers (and records) that
+  // failed at the same moment draw different waits.
+  RetryBackoff backoff(kFirstBackoff, kMaxBackoff, std::random_device{}());
+  int engine_failures = 0;
+  std::string engine_error;  // the last one, once the record is given up
+  for (int retry = 0; !stopping_; ++retry) {
+    Outcome outcome;
+    if (engine_error.empty()) {
+      outcome = process(message);
+      if (outcome.kind == Outcome::Kind::kEngineFailed && ++engine_failures >= options_.max_attempts) {
+        // Given up: from now on only its dead letter is tried again.
+        engine_error = std::to_string(engine_failures) + " attempts failed; the last: " + outcome.error;
+        say("kafka ingress: giving up on " + std::string(rd_kafka_topic_name(message.rkt)) + "/" +
+            std::to_string(message.partition) + "@" + std::to_string(message.offset) + " after " + engine_error +
+            "; dead-lettering it (engine_error)");
+        {
+          std::lock_guard lock(stats_mutex_);
+          ++stats_.gave_up;
+        }
+      }
+    }
+    if (!engine_error.empty()) outcome = dead_letter(message, "engine_error", engine_error);
+    if (outcome.kind == Outcome::Kind::kFinished) return;
+    {
+      std::lock_guard lock(stats_mutex_);
+      ++stats_.retries;
+    }
+    if (retries_metric_) retries_metric_->with({}).inc();
+    // On the steady clock, so a step of the wall clock neither stretches
+    // nor skips it; stop() cuts it short.
+    const auto until = std::chrono::steady_clock::now() + backoff.wait_before(retry);
+    std::unique_lock lock(wake_mutex_);
+    wake_.wait_until(lock, until, [&] { return stopping_.load(); });
   }
 }
 
@@ -331,7 +365,7 @@ Record record_of(const rd_kafka_message_t& message) {
 
 }  // namespace
 
-bool BuildIngress::process(const rd_kafka_message_t& message) {
+BuildIngress::Outcome BuildIngress::process(const rd_kafka_message_t& message) {
   const Record record = record_of(message);
   auto decoded = decode_cdevent(record);
   if (!decoded) return dead_letter(message, "malformed", decoded.error().message);
@@ -343,7 +377,7 @@ bool BuildIngress::process(const rd_kafka_message_t& message) {
       ++stats_.skipped[reason];
     }
     if (skipped_metric_) skipped_metric_->with({reason}).inc();
-    return true;
+    return Outcome{};
   };
   if (reading.kind == Reading::Kind::kInvalid) return dead_letter(message, reading.reason, reading.detail);
   if (reading.kind == Reading::Kind::kSkipped) return skip(reading.reason);
@@ -354,7 +388,7 @@ bool BuildIngress::process(const rd_kafka_message_t& message) {
   auto pipelines = catalog_.pipelines_as_of(head, options_.catalog_timeout);
   if (!pipelines) {
     say("kafka ingress: " + pipelines.error().message);
-    return false;
+    return Outcome{Outcome::Kind::kEngineFailed, pipelines.error().message};
   }
   std::vector<std::string> wanted;
   bool any_source = false;
@@ -373,9 +407,10 @@ bool BuildIngress::process(const rd_kafka_message_t& message) {
     auto release = service_.create_release(release_request(announcement, pipeline), invocation);
     if (!release) {
       if (is_transient(release.error().code)) {
-        say("kafka ingress: creating a release of " + pipeline + " for CDEvent " + announcement.cdevent.id +
-            " failed, will retry: " + release.error().message);
-        return false;
+        const std::string error = "creating a release of " + pipeline + " for CDEvent " + announcement.cdevent.id +
+                                  " failed: " + release.error().message;
+        say("kafka ingress: " + error);
+        return Outcome{Outcome::Kind::kEngineFailed, error};
       }
       failures += (failures.empty() ? "" : "; ") + ("pipeline " + pipeline + ": " + release.error().message);
       continue;
@@ -397,10 +432,10 @@ bool BuildIngress::process(const rd_kafka_message_t& message) {
   if (redelivered_metric_ && redelivered) redelivered_metric_->with({}).inc(static_cast<double>(redelivered));
   if (!failures.empty()) return dead_letter(message, "create_failed", failures);
   commit(message);
-  return true;
+  return Outcome{};
 }
 
-bool BuildIngress::dead_letter(const rd_kafka_message_t& message, const std::string& reason,
+BuildIngress::Outcome BuildIngress::dead_letter(const rd_kafka_message_t& message, const std::string& reason,
                                const std::string& detail) {
   rd_kafka_headers_t* headers = nullptr;
   rd_kafka_headers_t* original = nullptr;
@@ -431,19 +466,21 @@ bool BuildIngress::dead_letter(const rd_kafka_message_t& message, const std::str
       RD_KAFKA_V_END);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     rd_kafka_headers_destroy(headers);
-    say("kafka ingress: dead-letter produce to " + options_.dlq_topic + ": " + rd_kafka_err2str(err));
-    return false;
+    const std::string error = "dead-letter produce to " + options_.dlq_topic + ": " + rd_kafka_err2str(err);
+    say("kafka ingress: " + error);
+    return Outcome{Outcome::Kind::kDeadLetterUnacknowledged, error};
   }
   // Acknowledged before the commit: flush until its delivery report arrives.
   while (!delivery.done) rd_kafka_flush(kafka_->producer, 100);
   if (delivery.error != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    say("kafka ingress: dead-letter record for " + topic + "/" + partition + "@" + offset + " not acknowledged: " +
-        rd_kafka_err2str(delivery.error));
+    const std::string error = "dead-letter record for " + topic + "/" + partition + "@" + offset +
+                              " not acknowledged, the record is held: " + rd_kafka_err2str(delivery.error);
+    say("kafka ingress: " + error);
     char fatal[256];
     if (rd_kafka_fatal_error(kafka_->producer, fatal, sizeof fatal) != RD_KAFKA_RESP_ERR_NO_ERROR) {
       say(std::string("kafka ingress: the DLQ producer failed fatally: ") + fatal);
     }
-    return false;
+    return Outcome{Outcome::Kind::kDeadLetterUnacknowledged, error};
   }
   commit(message);
   {
@@ -451,7 +488,7 @@ bool BuildIngress::dead_letter(const rd_kafka_message_t& message, const std::str
     ++stats_.dead_lettered;
   }
   if (dead_lettered_metric_) dead_lettered_metric_->with({reason}).inc();
-  return true;
+  return Outcome{};
 }
 
 void BuildIngress::commit(const rd_kafka_message_t& message) {

@@ -92,6 +92,9 @@ struct IngressOptions {
   std::chrono::milliseconds dlq_timeout{10'000};
   // How long to wait for the pipeline catalog to reach the log's head.
   std::chrono::milliseconds catalog_timeout{10'000};
+  // How many times a record whose engine side fails transiently is tried
+  // before it is dead-lettered with reason engine_error (>= 1; README).
+  int max_attempts = 8;
   // When set, counts cascade_ingress_* there (see README). Must outlive the ingress.
   metrics::MetricsRegistry* metrics = nullptr;
   // Operator messages (broker errors, retries); default: stderr.
@@ -122,6 +125,7 @@ class BuildIngress {
     std::uint64_t dead_lettered = 0;
     std::map<std::string, std::uint64_t> skipped;  // by reason
     std::uint64_t retries = 0;        // transient failures that made a record be tried again
+    std::uint64_t gave_up = 0;        // records given up after max_attempts tries (then dead-lettered: engine_error)
   };
   // Thread-safe.
   Stats stats() const;
@@ -130,10 +134,22 @@ class BuildIngress {
   struct Kafka;
   BuildIngress(IngressOptions options, engine::ReleaseService& service, events::EventLog& log,
                const PipelineCatalog& catalog);
+  // What one try of a record came to.
+  struct Outcome {
+    enum class Kind {
+      kFinished,                  // handled, skipped or dead-lettered, and committed
+      kEngineFailed,              // a transient engine error: counts towards max_attempts
+      kDeadLetterUnacknowledged,  // the broker did not take the dead letter: tried again without bound
+    };
+    Kind kind = Kind::kFinished;
+    std::string error;  // what failed, unless finished
+  };
   void run();
-  // Handles one record to the end; false when it must be tried again.
-  bool process(const rd_kafka_message_s& message);
-  bool dead_letter(const rd_kafka_message_s& message, const std::string& reason, const std::string& detail);
+  // Tries `message` until it is finished (or the ingress stops), backing off
+  // between tries and dead-lettering it after max_attempts engine failures.
+  void handle(const rd_kafka_message_s& message);
+  Outcome process(const rd_kafka_message_s& message);
+  Outcome dead_letter(const rd_kafka_message_s& message, const std::string& reason, const std::string& detail);
   void commit(const rd_kafka_message_s& message);
   void say(const std::string& text) const;
 
@@ -144,6 +160,8 @@ class BuildIngress {
   std::unique_ptr<Kafka> kafka_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
+  std::mutex wake_mutex_;
+  std::condition_variable wake_;  // notified by stop(), ending a backoff early
   mutable std::mutex stats_mutex_;
   Stats stats_;  // guarded by stats_mutex_
   metrics::CounterFamily* consumed_metric_ = nullptr;

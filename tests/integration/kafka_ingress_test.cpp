@@ -62,6 +62,16 @@ bool eventually(Condition condition, std::chrono::milliseconds deadline = kDeadl
   return true;
 }
 
+// What the ingress is given other than the defaults: the release service
+// and log it creates through (default: the engine's), its retry bound and
+// how long it waits for a dead letter's acknowledgement.
+struct IngressWiring {
+  engine::ReleaseService* service = nullptr;
+  events::EventLog* log = nullptr;
+  int max_attempts = kafka::IngressOptions{}.max_attempts;
+  std::chrono::milliseconds dlq_timeout = kafka::IngressOptions{}.dlq_timeout;
+};
+
 class KafkaIngressTest : public EngineHarness {
  protected:
   void SetUp() override {
@@ -83,7 +93,8 @@ class KafkaIngressTest : public EngineHarness {
 
   // A fresh engine (empty caches) with a fresh catalog, and an ingress in
   // `group`; steps run on `runner` (default: scripted, no processes).
-  void start_ingress(const std::string& group = "cascade", engine::StepRunner* runner = nullptr) {
+  void start_ingress(const std::string& group = "cascade", engine::StepRunner* runner = nullptr,
+                     const IngressWiring& wiring = {}) {
     ingress_.reset();
     stop();
     catalog_ = std::make_unique<kafka::PipelineCatalog>();
@@ -95,11 +106,14 @@ class KafkaIngressTest : public EngineHarness {
     options.topic = kBuilds;
     options.group = group;
     options.metrics = &metrics_;
+    options.max_attempts = wiring.max_attempts;
+    options.dlq_timeout = wiring.dlq_timeout;
     // The ingress's operator messages, when a failure needs them.
     options.log = [](const std::string& message) {
       if (std::getenv("CASCADE_TEST_VERBOSE")) std::cerr << "ingress: " << message << "\n";
     };
-    auto ingress = kafka::BuildIngress::create(options, service(), store_->log(), *catalog_);
+    auto ingress = kafka::BuildIngress::create(options, wiring.service ? *wiring.service : service(),
+                                               wiring.log ? *wiring.log : store_->log(), *catalog_);
     ASSERT_TRUE(ingress) << ingress.error().message;
     ingress_ = std::move(ingress).value();
     ingress_->start();
@@ -116,12 +130,18 @@ class KafkaIngressTest : public EngineHarness {
         << "consumed " << consumed() << " of " << n << " records";
   }
 
-  // Every release of `pipeline` in number order.
+  // Every release of `pipeline` in number order. A create the log refused
+  // leaves its reserved number unused, so a few missing numbers are passed over.
   std::vector<engine::ReleaseState> releases_of(const std::string& pipeline) {
+    constexpr int kMaxGap = 16;
     std::vector<engine::ReleaseState> out;
-    for (int n = 1;; ++n) {
+    for (int n = 1, missing = 0; missing < kMaxGap; ++n) {
       auto release = service().load(pipeline + "-" + std::to_string(n));
-      if (!release) break;
+      if (!release) {
+        ++missing;
+        continue;
+      }
+      missing = 0;
       out.push_back(release.value());
     }
     return out;
@@ -436,6 +456,137 @@ TEST_F(KafkaIngressTest, APurlVersionThatIsShellSyntaxIsDeadLetteredAndRunsNothi
   ASSERT_EQ(dead.size(), hostile.size());
   for (const auto& read : dead) EXPECT_EQ(headers_of(read.record)["cascade_dlq_reason"], "artifact_id");
   EXPECT_FALSE(std::filesystem::exists(marker)) << "a CI event's version ran as code on the server";
+}
+
+// The engine's log, refusing every append of one command (the CDEvent id is
+// the create command's idempotency key) with kUnavailable, as a log that
+// cannot write answers, and counting the refusals; everything else goes
+// through to the real log, where the engine's reactors see it.
+class LogRefusingOneCommand final : public events::EventLog {
+ public:
+  LogRefusingOneCommand(events::EventLog& log, std::string command_id)
+      : log_(log), command_id_(std::move(command_id)) {}
+
+  Result<events::AppendResult> append(const std::string& stream, std::int64_t expected_version,
+                                      std::vector<events::NewEvent> events) override {
+    if (!events.empty() && events.front().command_id == command_id_) {
+      ++refused_;
+      return make_error(ErrorCode::kUnavailable, "injected: the log cannot write");
+    }
+    return log_.append(stream, expected_version, std::move(events));
+  }
+  Result<std::vector<events::RecordedEvent>> read(const std::string& stream, std::int64_t from_version,
+                                                  std::size_t limit) override {
+    return log_.read(stream, from_version, limit);
+  }
+  Status read_each(const std::string& stream, std::int64_t from_version,
+                   const std::function<Status(const events::RecordedEvent&)>& visit) override {
+    return log_.read_each(stream, from_version, visit);
+  }
+  Status read_each_verified(const std::string& stream, std::int64_t from_version, std::string expected_prev_hash,
+                            const std::function<Status(const events::RecordedEvent&)>& visit) override {
+    return log_.read_each_verified(stream, from_version, std::move(expected_prev_hash), visit);
+  }
+  Result<std::vector<events::RecordedEvent>> read_all(std::uint64_t from_position, std::size_t limit) override {
+    return log_.read_all(from_position, limit);
+  }
+  Result<std::int64_t> stream_version(const std::string& stream) override { return log_.stream_version(stream); }
+  std::uint64_t head() const override { return log_.head(); }
+  std::uint64_t wait_for_events(std::uint64_t after, std::chrono::milliseconds timeout) override {
+    return log_.wait_for_events(after, timeout);
+  }
+
+  int refused() const { return refused_; }
+
+ private:
+  events::EventLog& log_;
+  const std::string command_id_;
+  std::atomic<int> refused_{0};
+};
+
+// One record the engine keeps failing on does not hold its partition: after
+// exactly max_attempts tries it is dead-lettered (engine_error, the last
+// error as detail) and committed, and the next record of the same partition
+// becomes a release.
+TEST_F(KafkaIngressTest, ARecordTheEngineKeepsFailingIsDeadLetteredAfterMaxAttemptsAndThePartitionMovesOn) {
+  apply(kShopPipeline);
+  LogRefusingOneCommand log(store_->log(), "ci-poison");
+  engine::ReleaseService service_over_it(log, store_->secrets(), clock_);
+  constexpr int kMaxAttempts = 3;
+  start_ingress("cascade", nullptr, {&service_over_it, &log, kMaxAttempts});
+  publish(announcement("ci-poison", "8.0.0"));
+  publish(announcement("ci-after", "8.0.1"));
+  wait_consumed(2);
+
+  // Both records have the same key, so the same partition, the poisoned one first.
+  const auto published = read_topic(cluster_->bootstrap_servers(), kBuilds, 2, kDeadline);
+  ASSERT_EQ(published.size(), 2u);
+  EXPECT_EQ(published[0].partition, published[1].partition);
+  EXPECT_LT(published[0].offset, published[1].offset);
+
+  EXPECT_EQ(log.refused(), kMaxAttempts);
+  const auto stats = ingress_->stats();
+  EXPECT_EQ(stats.gave_up, 1u);
+  EXPECT_EQ(stats.dead_lettered, 1u);
+  EXPECT_EQ(stats.created, 1u);
+  EXPECT_EQ(stats.retries, static_cast<std::uint64_t>(kMaxAttempts - 1));
+  settle();
+  const auto releases = releases_of("Shop");
+  ASSERT_EQ(releases.size(), 1u);
+  EXPECT_EQ(releases[0].artifact.version, "8.0.1");
+  EXPECT_EQ(state_of(releases[0].id, "dev"), engine::StageState::kSucceeded);
+
+  const auto dead = read_topic(cluster_->bootstrap_servers(), kDeadLetters, 1, kDeadline);
+  ASSERT_EQ(dead.size(), 1u);
+  auto headers = headers_of(dead[0].record);
+  EXPECT_EQ(headers["cascade_dlq_reason"], "engine_error");
+  EXPECT_EQ(headers["ce_id"], "ci-poison");
+  EXPECT_EQ(headers["cascade_original_partition"], std::to_string(published[0].partition));
+  EXPECT_EQ(headers["cascade_original_offset"], std::to_string(published[0].offset));
+  const std::string& detail = headers["cascade_dlq_detail"];
+  EXPECT_NE(detail.find("3 attempts failed"), std::string::npos) << detail;
+  EXPECT_NE(detail.find("injected: the log cannot write"), std::string::npos) << detail;
+
+  const std::string exposition = metrics_.render();
+  EXPECT_NE(exposition.find("cascade_ingress_dead_lettered_total{reason=\"engine_error\"} 1"), std::string::npos)
+      << exposition;
+  EXPECT_NE(exposition.find("cascade_ingress_retries_total 2"), std::string::npos) << exposition;
+  EXPECT_NE(exposition.find("cascade_ingress_records_total 2"), std::string::npos) << exposition;
+}
+
+// The one case where a partition waits: a record given up whose dead letter
+// the broker does not acknowledge is neither committed nor tried on the
+// engine again; its dead letter is retried until the broker takes it.
+TEST_F(KafkaIngressTest, AGivenUpRecordWhoseDeadLetterIsNotAcknowledgedIsHeldUntilItIs) {
+  apply(kShopPipeline);
+  LogRefusingOneCommand log(store_->log(), "ci-poison");
+  engine::ReleaseService service_over_it(log, store_->secrets(), clock_);
+  publish(announcement("ci-poison", "9.0.0"));
+  publish(announcement("ci-after", "9.0.1"));
+  // Every produce fails from now on (the records above are in already), so
+  // no dead letter is acknowledged within its timeout.
+  cluster_->push_request_errors(kafka::KafkaApi::kProduce, std::vector<int>(10'000, 7));  // REQUEST_TIMED_OUT
+  constexpr int kMaxAttempts = 2;
+  start_ingress("cascade", nullptr, {&service_over_it, &log, kMaxAttempts, std::chrono::milliseconds(200)});
+
+  constexpr std::uint64_t kHeldRetries = kMaxAttempts + 3;
+  ASSERT_TRUE(eventually([&] { return ingress_->stats().retries >= kHeldRetries; }))
+      << "retries " << ingress_->stats().retries;
+  EXPECT_EQ(consumed(), 0u);
+  EXPECT_EQ(ingress_->stats().dead_lettered, 0u);
+  EXPECT_EQ(log.refused(), kMaxAttempts);  // given up once: only the dead letter is tried again
+  EXPECT_TRUE(releases_of("Shop").empty());
+
+  cluster_->clear_request_errors(kafka::KafkaApi::kProduce);
+  wait_consumed(2);
+  EXPECT_EQ(log.refused(), kMaxAttempts);
+  EXPECT_EQ(ingress_->stats().gave_up, 1u);
+  EXPECT_EQ(ingress_->stats().dead_lettered, 1u);
+  ASSERT_EQ(releases_of("Shop").size(), 1u);
+  EXPECT_EQ(releases_of("Shop")[0].artifact.version, "9.0.1");
+  const auto dead = read_topic(cluster_->bootstrap_servers(), kDeadLetters, 1, kDeadline);
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(headers_of(dead[0].record)["cascade_dlq_reason"], "engine_error");
 }
 
 }  // namespace
