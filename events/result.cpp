@@ -12,6 +12,7 @@ std::string_view to_string(ErrorCode code) {
     case ErrorCode::kAborted: return "aborted";
     case ErrorCode::kUnavailable: return "unavailable";
     case ErrorCode::kDataLoss: return "data_loss";
+    case ErrorCode::kStoreCorrupt: return "store_corrupt";
     case ErrorCode::kInternal: return "internal";
   }
   return "internal";

@@ -3,7 +3,9 @@
 // A closed set of codes tells the caller what to do, after Abseil's Status:
 // kInvalidArgument — the input is wrong; kNotFound; kFailedPrecondition — the
 // state does not allow it, do not retry; kAborted — lost a race, reload and
-// retry; kUnavailable — transient; kDataLoss — stored data cannot be trusted.
+// retry; kUnavailable — transient; kDataLoss — stored data cannot be trusted;
+// kStoreCorrupt — the store's own files are damaged, so it cannot be opened at
+// all (not transient: check it with `cascade doctor`, restore from a backup).
 #pragma once
 
 #include <boost/outcome/result.hpp>
@@ -25,6 +27,7 @@ enum class ErrorCode {
   kAborted,
   kUnavailable,
   kDataLoss,
+  kStoreCorrupt,
   kInternal,
 };
 

@@ -118,6 +118,10 @@ Result<std::shared_ptr<ProjectionStore>> ProjectionStore::open(const std::string
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
   rocksdb::Status status = rocksdb::DB::Open(options, dir, descriptors, &handles, &db);
+  if (status.IsCorruption()) {
+    // Damaged files are not transient: the caller must not retry in a loop.
+    return make_error(ErrorCode::kStoreCorrupt, "projection store: " + dir + " is corrupt: " + status.ToString());
+  }
   if (!status.ok()) return storage_error(status, "open " + dir);
   std::shared_ptr<ProjectionStore> store(new ProjectionStore());
   store->db_.reset(db);

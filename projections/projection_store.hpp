@@ -64,7 +64,8 @@ class ProjectionStore {
 
   // Opens (creating if needed) the database in `dir` with the meta family,
   // `families`, and every family already in it (those of read models this
-  // build does not open are left as they are).
+  // build does not open are left as they are). kStoreCorrupt when the
+  // database's files are damaged; kUnavailable for other failures.
   static Result<std::shared_ptr<ProjectionStore>> open(const std::string& dir,
                                                        const std::vector<std::string>& families);
   ~ProjectionStore();

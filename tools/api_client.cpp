@@ -128,7 +128,8 @@ class Connection {
 std::optional<ErrorCode> error_code_named(std::string_view name) {
   for (ErrorCode code : {ErrorCode::kInvalidArgument, ErrorCode::kNotFound, ErrorCode::kAlreadyExists,
                          ErrorCode::kFailedPrecondition, ErrorCode::kPermissionDenied, ErrorCode::kAborted,
-                         ErrorCode::kUnavailable, ErrorCode::kDataLoss, ErrorCode::kInternal}) {
+                         ErrorCode::kUnavailable, ErrorCode::kDataLoss, ErrorCode::kStoreCorrupt,
+                         ErrorCode::kInternal}) {
     if (to_string(code) == name) return code;
   }
   return std::nullopt;

@@ -717,6 +717,7 @@ int main(int argc, char** argv) {
 
   add_projection_commands(app, common, result);
   add_audit_commands(app, common, result);
+  add_doctor_command(app, common, result);
   add_serve_command(app, common, result);
   add_users_commands(app, common, result);
   add_kafka_commands(app, common, result);

@@ -27,6 +27,7 @@ int exit_code_for(ErrorCode code) {
     case ErrorCode::kPermissionDenied: return 5;
     case ErrorCode::kAborted: return 6;
     case ErrorCode::kDataLoss: return 7;
+    case ErrorCode::kStoreCorrupt: return 8;
     default: return 1;
   }
 }

@@ -56,7 +56,8 @@ Result<Mode> choose_mode(const Common& common, bool actor_required = false);
 Result<ApiClient> api_client(const Common& common);
 
 // 2 invalid input, 3 not found, 4 the state does not allow it, 5 not
-// permitted, 6 lost races, 7 stored data failed verification, 1 otherwise.
+// permitted, 6 lost races, 7 stored data failed verification, 8 the data
+// directory is corrupt (its store cannot be opened), 1 otherwise.
 int exit_code_for(ErrorCode code);
 // Prints the error (JSON on stdout with --json, else on stderr) and returns its exit code.
 int report(const Error& error, bool json);
@@ -93,6 +94,7 @@ Result<nlohmann::json> summary_at_least(ApiClient& client, const std::string& re
 // Each group of subcommands registers itself; its callbacks set `exit_code`.
 void add_projection_commands(CLI::App& app, Common& common, int& exit_code);  // projection_commands.cpp
 void add_audit_commands(CLI::App& app, Common& common, int& exit_code);       // audit_commands.cpp
+void add_doctor_command(CLI::App& app, Common& common, int& exit_code);       // doctor_command.cpp
 void add_serve_command(CLI::App& app, Common& common, int& exit_code);        // serve_command.cpp
 void add_users_commands(CLI::App& app, Common& common, int& exit_code);       // serve_command.cpp
 

@@ -20,6 +20,8 @@ int http_status(ErrorCode code, InvalidArgumentAs invalid_argument_as) {
       return 503;
     case ErrorCode::kDataLoss:
       return 500;
+    case ErrorCode::kStoreCorrupt:
+      return 500;
     case ErrorCode::kInternal:
       return 500;
   }

@@ -75,11 +75,11 @@ Error from_rocks(const rocksdb::Status& status, std::string_view doing) {
   return make_error(code, "rocksdb: " + std::string(doing) + ": " + status.ToString());
 }
 
-namespace {
-
 std::string stream_key(const std::string& stream, std::int64_t version) {
   return stream + '\0' + encode_u64(static_cast<std::uint64_t>(version));
 }
+
+namespace {
 
 bool starts_with(const rocksdb::Slice& key, const std::string& prefix) {
   return key.size() >= prefix.size() && std::string_view(key.data(), prefix.size()) == prefix;

@@ -2,6 +2,7 @@
 // key encodings they share. The layout is described in event_log.cpp.
 #pragma once
 
+#include "adapters/rocksdb/store.hpp"
 #include "engine/ports.hpp"
 #include "events/event_log.hpp"
 #include "events/result.hpp"
@@ -37,6 +38,12 @@ std::string encode_u64(std::uint64_t value);
 std::string encode_u32(std::uint32_t value);
 // REQUIRES: bytes.size() == 8.
 std::uint64_t decode_u64(std::string_view bytes);
+// The `streams` index's key of a stream's version: stream '\0' BE64(version).
+std::string stream_key(const std::string& stream, std::int64_t version);
+
+// RocksStore::check_indexes() over the three column families of the log.
+Result<IndexCheck> check_log_indexes(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* events,
+                                     rocksdb::ColumnFamilyHandle* streams, rocksdb::ColumnFamilyHandle* event_ids);
 
 // A failed RocksDB call as a Result error: kDataLoss for corruption, otherwise
 // kUnavailable (the disk or the database is not usable right now).

@@ -53,6 +53,16 @@ rocksdb::Options store_db_options() {
   // and write groups; histograms and timers would cost on every write.
   options.statistics = rocksdb::CreateDBStatistics();
   options.statistics->set_stats_level(rocksdb::StatsLevel::kExceptHistogramOrTimers);
+  // Recovery of the write-ahead log at open (RocksDB's default is
+  // kPointInTimeRecovery). Every append is synced before it is acknowledged,
+  // so only the record being written when the process or the machine died —
+  // never acknowledged — can be incomplete: this mode drops such a torn
+  // record at the end of a log and refuses to open on any other damage (a
+  // checksum mismatch earlier in the log). Point-in-time recovery would stop
+  // replaying at that damage and open without every acknowledged event after
+  // it; kAbsoluteConsistency would refuse even the torn tail that kill -9 can
+  // leave. See README.md, "Recovery of the write-ahead log".
+  options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   return options;
 }
 
@@ -80,6 +90,24 @@ rocksdb::ColumnFamilyOptions store_family_options(const std::string& family) {
   return options;
 }
 
+namespace {
+
+// Why DB::Open failed, as the caller must act on it. Damaged files — a
+// garbled CURRENT, a truncated MANIFEST or table, a WAL record that fails its
+// checksum, or a file the MANIFEST names that is gone — are kStoreCorrupt:
+// retrying cannot help. Anything else (the lock held by another process, no
+// permission, a full disk) is kUnavailable.
+Error open_error(const std::string& dir, const rocksdb::Status& status) {
+  const bool existed = std::filesystem::exists(std::filesystem::path(dir) / "CURRENT");
+  const bool corrupt = status.IsCorruption() || (existed && status.IsPathNotFound());
+  if (corrupt) {
+    return make_error(ErrorCode::kStoreCorrupt, "the store in " + dir + " is corrupt: " + status.ToString());
+  }
+  return make_error(ErrorCode::kUnavailable, "cannot open the store in " + dir + ": " + status.ToString());
+}
+
+}  // namespace
+
 Result<std::unique_ptr<RocksStore>> RocksStore::open(const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
@@ -106,7 +134,7 @@ Result<std::unique_ptr<RocksStore>> RocksStore::open(const std::string& dir) {
   auto impl = std::make_unique<Impl>();
   rocksdb::DB* db = nullptr;
   const rocksdb::Status s = rocksdb::DB::Open(options, dir, families, &impl->handles_, &db);
-  if (!s.ok()) return make_error(ErrorCode::kUnavailable, "cannot open the store in " + dir + ": " + s.ToString());
+  if (!s.ok()) return open_error(dir, s);
   impl->db_.reset(db);
   impl->statistics_ = options.statistics;
   // Handles come back in the order of `families`.
@@ -129,6 +157,10 @@ events::EventLog& RocksStore::log() { return *impl_->log_; }
 engine::CheckpointStore& RocksStore::checkpoints() { return *impl_->checkpoints_; }
 engine::StepLogStore& RocksStore::step_logs() { return *impl_->step_logs_; }
 engine::SecretStore& RocksStore::secrets() { return *impl_->secrets_; }
+
+Result<IndexCheck> RocksStore::check_indexes() {
+  return rocks::check_log_indexes(impl_->db_.get(), impl_->handles_[1], impl_->handles_[2], impl_->handles_[3]);
+}
 
 StoreStatistics RocksStore::statistics() const {
   StoreStatistics out;

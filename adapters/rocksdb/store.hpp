@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace cascade::adapters {
 
@@ -24,6 +25,22 @@ struct StoreStatistics {
   std::uint64_t events_appended = 0;  // events written by the log's appends
 };
 
+// One disagreement between the log's indexes and its events.
+struct IndexProblem {
+  std::string stream;         // the stream concerned; empty when not known
+  std::int64_t version = 0;   // its version, when known
+  std::uint64_t position = 0; // the log position concerned, when known
+  std::string message;        // one sentence naming all of it
+};
+
+// What check_indexes() looked at and found.
+struct IndexCheck {
+  std::vector<std::string> streams;  // every stream the `streams` index names, in key order
+  std::uint64_t events = 0;          // events stored
+  std::uint64_t index_entries = 0;   // entries of the `streams` and `event_ids` indexes
+  std::vector<IndexProblem> problems;
+};
+
 // Owns the database; the stores it hands out live as long as it does.
 // Thread-safe: the stores may be used from any number of threads at once.
 class RocksStore {
@@ -31,6 +48,10 @@ class RocksStore {
   // Opens (creating `dir` and the database when missing) the store under `dir`.
   // kUnavailable, with RocksDB's message, when the database cannot be opened,
   // e.g. because another process (or another RocksStore) holds its lock.
+  // kStoreCorrupt, with RocksDB's message (which names the damaged file where
+  // it knows it), when the database's files are damaged: a garbled CURRENT, a
+  // truncated MANIFEST or table file, a write-ahead log record that fails its
+  // checksum before the log's end, a file the MANIFEST names that is missing.
   // kDataLoss when the stored log cannot be read back.
   //
   // The secrets' key lives outside the database, in `<dir>/secret.key` (32
@@ -53,6 +74,15 @@ class RocksStore {
   // kInvalidArgument for a malformed digest and kDataLoss for an entry that
   // fails authentication. No error message ever holds a secret value.
   engine::SecretStore& secrets();
+
+  // Checks the log's indexes against its events, as of one snapshot: every
+  // `streams` entry (stream, version → position) and every `event_ids` entry
+  // must point at a stored event of that stream and version (of that id), and
+  // every stored event must be in both. Bytes that do not decode as an event
+  // are left to the verification of the stream that indexes them; only when
+  // no stream does are they a problem here. Reads every event: for `cascade
+  // doctor`, offline. Errors are RocksDB's (kUnavailable, kDataLoss).
+  Result<IndexCheck> check_indexes();
 
   // Counters since open; every store write counts (checkpoints, step logs,
   // secrets too), not only appends. Thread-safe, cheap (atomic loads).

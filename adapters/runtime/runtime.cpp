@@ -84,13 +84,28 @@ Result<std::unique_ptr<Runtime>> Runtime::open(const std::string& data_dir, Runt
       return make_error(ErrorCode::kUnavailable, data_dir + " is held by a running server (or another cascade "
                                                             "command); use --server to talk to it");
     }
+    if (!store && store.error().code == ErrorCode::kStoreCorrupt) {
+      return make_error(ErrorCode::kStoreCorrupt,
+                        "the data directory " + data_dir + " is corrupt: " + store.error().message +
+                            ". Retrying will not help. Keep a copy of " + data_dir + " as it is, run `cascade doctor "
+                            "--data " + data_dir + "` for a report, and restore the data directory from a backup "
+                            "(README.md, \"Exit codes\" and \"cascade doctor\")");
+    }
     if (!store) return store.error();
     runtime->owned_store_ = std::move(store).value();
     runtime->store_ = runtime->owned_store_.get();
   }
   RocksStore& s = *runtime->store_;
-  CASCADE_TRY(projections, projections::ProjectionSet::open(runtime->data_dir_ + "/projections", s.log()));
-  runtime->projections_ = std::move(projections);
+  auto projections = projections::ProjectionSet::open(runtime->data_dir_ + "/projections", s.log());
+  if (!projections && projections.error().code == ErrorCode::kStoreCorrupt) {
+    // The read models are derived from the log: without them nothing is lost.
+    return make_error(ErrorCode::kStoreCorrupt,
+                      "the data directory " + data_dir + " is corrupt: " + projections.error().message +
+                          ". The projections are rebuilt from the log: move " + runtime->data_dir_ +
+                          "/projections aside (no server running) and start again");
+  }
+  if (!projections) return projections.error();
+  runtime->projections_ = std::move(projections).value();
   engine::StepRunner* runner = options.runner;
   if (runner == nullptr) {
     runtime->process_runner_ =

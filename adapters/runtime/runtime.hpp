@@ -56,8 +56,10 @@ struct RuntimeOptions {
 class Runtime {
  public:
   // Opens (creating) `data_dir`. kUnavailable when another process holds it
-  // (a running server); the storage's errors otherwise. The engine is built
-  // but runs only after start().
+  // (a running server); kStoreCorrupt, naming the directory, RocksDB's reason
+  // and what to do, when the log's or the projections' database files are
+  // damaged; the storage's errors otherwise. The engine is built but runs
+  // only after start().
   static Result<std::unique_ptr<Runtime>> open(const std::string& data_dir, RuntimeOptions options = {});
   ~Runtime();  // stops
 
