@@ -490,6 +490,9 @@ class LogRefusingOneCommand final : public events::EventLog {
   Result<std::vector<events::RecordedEvent>> read_all(std::uint64_t from_position, std::size_t limit) override {
     return log_.read_all(from_position, limit);
   }
+  Result<events::ReadablePage> read_all_readable(std::uint64_t from_position, std::size_t limit) override {
+    return log_.read_all_readable(from_position, limit);
+  }
   Result<std::int64_t> stream_version(const std::string& stream) override { return log_.stream_version(stream); }
   std::uint64_t head() const override { return log_.head(); }
   std::uint64_t wait_for_events(std::uint64_t after, std::chrono::milliseconds timeout) override {
