@@ -100,6 +100,11 @@ class EventLog {
   // The stream's current version; 0 for a stream that does not exist.
   virtual Result<std::int64_t> stream_version(const std::string& stream) = 0;
 
+  // Whether appends can be made: kUnavailable, with the reason, once a write
+  // has failed (a full or failing disk). Such a log refuses appends until the
+  // process restarts and recovers from what the disk holds; reads go on.
+  virtual Status writable() const { return success(); }
+
   // Position of the last durable event; 0 for an empty log.
   virtual std::uint64_t head() const = 0;
 

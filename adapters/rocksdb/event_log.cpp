@@ -42,6 +42,7 @@
 #include "events/codec.hpp"
 
 #include <algorithm>
+#include <iostream>
 #include <limits>
 
 namespace cascade::adapters::rocks {
@@ -249,15 +250,21 @@ Result<events::AppendResult> RocksEventLog::append(const std::string& stream, st
   if (written.ok()) events_appended_.fetch_add(sealed.size(), std::memory_order_relaxed);
 
   lock.lock();
-  if (!written.ok()) {
-    // A synced write that fails means the disk (or the database) is gone; the
-    // caches may now be ahead of what is stored, so rather than untangle them
-    // the log refuses further appends. A restart recovers from what RocksDB has.
-    fail(written.ToString());
-    release(*state, ids);
-    return from_rocks(written, "appending to stream " + stream);
-  }
   in_flight_.erase(first_position);
+  if (!written.ok()) {
+    // A synced write that fails means the disk (or the database) is full or
+    // gone. Whether any of it reached the disk is unknown until a restart
+    // reads the write-ahead log back, so the log refuses every further append
+    // rather than guess at versions; RocksDB itself stops writing after a
+    // failed log write, so no reactor's checkpoint can pass this batch
+    // either. The head still moves past it: the appends acknowledged around
+    // it stay visible to every reader.
+    fail(written.ToString());
+    advance_head();
+    release(*state, ids);
+    return make_error(ErrorCode::kUnavailable, "the event log cannot write (appending to stream " + stream +
+                                                   "): " + written.ToString());
+  }
   advance_head();
   // Durable, though maybe not yet visible: a write below ours may still be
   // running. read() waits for it rather than every appender here, which keeps
@@ -276,6 +283,12 @@ void RocksEventLog::advance_head() {
 }
 
 void RocksEventLog::fail(const std::string& why) {
+  // Said once, where the operator looks: every later append gets the same
+  // answer without repeating it.
+  if (!failed_) {
+    std::cerr << "cascade: the event log cannot write: " << why
+              << "; appends are refused until cascade serve restarts (free space or mend the disk first)\n";
+  }
   failed_ = true;
   failure_ = why;
   changed_.notify_all();
@@ -298,7 +311,8 @@ std::uint64_t RocksEventLog::wait_visible(std::uint64_t position) {
 }
 
 Error RocksEventLog::failed_error() const {
-  return make_error(ErrorCode::kUnavailable, "the event log failed and refuses appends until restarted: " + failure_);
+  return make_error(ErrorCode::kUnavailable,
+                    "the event log cannot write and refuses appends until cascade serve restarts: " + failure_);
 }
 
 Result<RocksEventLog::StreamState> RocksEventLog::load_stream(const std::string& stream) {
@@ -622,11 +636,20 @@ Result<std::int64_t> RocksEventLog::stream_version(const std::string& stream) {
   }
   if (stream.find('\0') != std::string::npos) return std::int64_t{0};
   CASCADE_TRY(loaded, load_stream(stream));
+  // A stream that does not exist is not remembered: every name ever asked
+  // for (a mistyped pipeline in a create) would otherwise stay in memory.
+  if (loaded.version == 0) return std::int64_t{0};
   std::lock_guard<std::mutex> guard(mu_);
   return stream_states_.try_emplace(stream, std::move(loaded)).first->second.version;
 }
 
 std::uint64_t RocksEventLog::head() const { return head_.load(); }
+
+Status RocksEventLog::writable() const {
+  std::lock_guard<std::mutex> guard(mu_);
+  if (failed_) return failed_error();
+  return success();
+}
 
 std::uint64_t RocksEventLog::wait_for_events(std::uint64_t after, std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mu_);

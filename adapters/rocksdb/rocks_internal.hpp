@@ -3,6 +3,7 @@
 #pragma once
 
 #include "adapters/rocksdb/store.hpp"
+#include "adapters/rocksdb/write_faults.hpp"
 #include "engine/ports.hpp"
 #include "events/event_log.hpp"
 #include "events/result.hpp"
@@ -49,6 +50,10 @@ Result<IndexCheck> check_log_indexes(rocksdb::DB* db, rocksdb::ColumnFamilyHandl
 // kUnavailable (the disk or the database is not usable right now).
 Error from_rocks(const rocksdb::Status& status, std::string_view doing);
 
+// RocksDB's default Env with its files written through WriteFaults
+// (write_faults.cpp).
+std::unique_ptr<rocksdb::Env> faulty_env(std::shared_ptr<WriteFaults> faults);
+
 // The event log. The column family handles are owned by the caller and must
 // outlive it. Thread-safe.
 class RocksEventLog final : public events::EventLog {
@@ -73,10 +78,15 @@ class RocksEventLog final : public events::EventLog {
                             const std::function<Status(const events::RecordedEvent&)>& visit) override;
   Result<std::int64_t> stream_version(const std::string& stream) override;
   std::uint64_t head() const override;
+  Status writable() const override;
   std::uint64_t wait_for_events(std::uint64_t after, std::chrono::milliseconds timeout) override;
 
   // Events written by appends since open (duplicates not counted).
   std::uint64_t events_appended() const { return events_appended_.load(std::memory_order_relaxed); }
+  std::uint64_t streams_known() const {
+    std::lock_guard<std::mutex> guard(mu_);
+    return stream_states_.size();
+  }
 
  private:
   // What the log knows of one stream, kept for every stream it has touched.

@@ -22,6 +22,7 @@ class RocksStore::Impl {
     if (db_ != nullptr) db_->Close().PermitUncheckedError();
   }
 
+  std::unique_ptr<rocksdb::Env> env_;  // declared first: the database uses it until it is closed
   std::unique_ptr<rocksdb::DB> db_;
   std::shared_ptr<rocksdb::Statistics> statistics_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
@@ -108,12 +109,17 @@ Error open_error(const std::string& dir, const rocksdb::Status& status) {
 
 }  // namespace
 
-Result<std::unique_ptr<RocksStore>> RocksStore::open(const std::string& dir) {
+Result<std::unique_ptr<RocksStore>> RocksStore::open(const std::string& dir, StoreOptions store_options) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return make_error(ErrorCode::kUnavailable, "cannot create " + dir + ": " + ec.message());
 
-  const rocksdb::Options options = store_db_options();
+  auto impl = std::make_unique<Impl>();
+  rocksdb::Options options = store_db_options();
+  if (store_options.write_faults) {
+    impl->env_ = rocks::faulty_env(store_options.write_faults);
+    options.env = impl->env_.get();
+  }
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
   for (const char* name : {rocksdb::kDefaultColumnFamilyName.c_str(), rocks::kEventsFamily, rocks::kStreamsFamily,
                            rocks::kEventIdsFamily, rocks::kCheckpointsFamily, rocks::kStepLogsFamily,
@@ -131,7 +137,6 @@ Result<std::unique_ptr<RocksStore>> RocksStore::open(const std::string& dir) {
     }
   }
 
-  auto impl = std::make_unique<Impl>();
   rocksdb::DB* db = nullptr;
   const rocksdb::Status s = rocksdb::DB::Open(options, dir, families, &impl->handles_, &db);
   if (!s.ok()) return open_error(dir, s);
@@ -170,6 +175,7 @@ StoreStatistics RocksStore::statistics() const {
   out.writes_joined = s.getTickerCount(rocksdb::WRITE_DONE_BY_OTHER);
   out.wal_bytes = s.getTickerCount(rocksdb::WAL_FILE_BYTES);
   out.events_appended = impl_->log_->events_appended();
+  out.streams_known = impl_->log_->streams_known();
   return out;
 }
 

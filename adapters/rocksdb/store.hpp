@@ -3,6 +3,7 @@
 // The storage layout is described at the top of adapters/rocksdb/event_log.cpp.
 #pragma once
 
+#include "adapters/rocksdb/write_faults.hpp"
 #include "engine/ports.hpp"
 #include "events/event_log.hpp"
 #include "events/result.hpp"
@@ -23,6 +24,14 @@ struct StoreStatistics {
   std::uint64_t writes_joined = 0;    // writes carried out by another writer's group (done by other)
   std::uint64_t wal_bytes = 0;        // bytes written to the write-ahead log
   std::uint64_t events_appended = 0;  // events written by the log's appends
+  std::uint64_t streams_known = 0;    // streams the log keeps a version and hash of (those that exist)
+};
+
+// How a store is opened; the defaults are production's.
+struct StoreOptions {
+  // For fault tests: the database writes its files through this, which can
+  // make every write fail as a full disk does. Null: the real filesystem only.
+  std::shared_ptr<WriteFaults> write_faults;
 };
 
 // One disagreement between the log's indexes and its events.
@@ -59,7 +68,7 @@ class RocksStore {
   // the data: without it the stored secrets can never be decrypted again.
   // kDataLoss, naming the file, when it is not exactly 32 bytes, or is missing
   // while secrets are stored; kUnavailable when it cannot be read or created.
-  static Result<std::unique_ptr<RocksStore>> open(const std::string& dir);
+  static Result<std::unique_ptr<RocksStore>> open(const std::string& dir, StoreOptions options = {});
 
   // Closes the database. REQUIRES: no call into its stores is in progress.
   ~RocksStore();

@@ -301,6 +301,43 @@ TEST_F(ApiTest, ProbesArePublic) {
   EXPECT_EQ(call("GET", "/readyz").status, 200);
 }
 
+// A quarantined release answers data_loss; the public probe counts it without
+// saying which or why, the authenticated health view says both.
+TEST_F(ApiTest, AQuarantinedReleaseAnswersDataLossAndOnlyAnOperatorSeesWhy) {
+  ASSERT_EQ(call("PUT", "/api/v1/pipelines/Q", "admin", json{
+      {"name", "Q"},
+      {"stages", {{{"name", "dev"}, {"trigger", {{"after_release", true}}},
+                   {"steps", {{{"name", "s"}, {"run", "true"}}}}}}}}.dump()).status, 200);
+  auto created = call("POST", "/api/v1/releases", "releaser",
+                      json{{"pipeline", "Q"}, {"artifact", {{"version", "1"}, {"path", make_artifact("q")}}}}.dump());
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string id = created.json_body()["id"];
+  runtime_->settle();
+  ASSERT_EQ(call("GET", "/api/v1/releases/" + id, "viewer").status, 200);
+
+  runtime_->service().quarantine().add(engine::release_stream(id), "stream release-" + id + " version 3: content altered", 7);
+  auto summary = call("GET", "/api/v1/releases/" + id, "viewer");
+  EXPECT_EQ(summary.status, 500) << summary.body;
+  EXPECT_EQ(summary.json_body()["error"]["code"], "data_loss") << summary.body;
+  EXPECT_NE(summary.body.find("content altered"), std::string::npos) << summary.body;
+
+  auto ready = call("GET", "/readyz");
+  EXPECT_EQ(ready.status, 200) << "one bad release does not take the node out: " << ready.body;
+  EXPECT_EQ(ready.json_body()["quarantined"], 1) << ready.body;
+  EXPECT_EQ(ready.body.find(id), std::string::npos) << "the public probe names no release: " << ready.body;
+
+  EXPECT_EQ(call("GET", "/api/v1/health").status, 401);
+  auto health = call("GET", "/api/v1/health", "viewer");
+  ASSERT_EQ(health.status, 200) << health.body;
+  ASSERT_EQ(health.json_body()["quarantined"].size(), 1u) << health.body;
+  EXPECT_EQ(health.json_body()["quarantined"][0]["stream"], engine::release_stream(id));
+  EXPECT_EQ(health.json_body()["reactors"]["orchestrator"]["lag"], 0) << health.body;
+
+  auto metrics = call("GET", "/metrics", "viewer");
+  EXPECT_NE(metrics.body.find("cascade_quarantined_streams 1"), std::string::npos);
+  EXPECT_NE(metrics.body.find("cascade_reactor_lag{reactor=\"orchestrator\"}"), std::string::npos);
+}
+
 // An Idempotency-Key names one user's one command: another user's key, or
 // one shaped like the engine's own, never suppresses a command.
 TEST_F(ApiTest, IdempotencyKeysAreScopedToTheCallerAndTheCommand) {

@@ -39,10 +39,15 @@ inline const events::RecordedEvent* find_event(const std::vector<events::Recorde
 class EngineHarness : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto store = adapters::RocksStore::open(dir_ / "log");
+    open_store();
+    start(scripted_, /*run=*/false);
+  }
+  // (Re)opens the store with store_options_; the runtime must be stopped.
+  void open_store() {
+    store_.reset();
+    auto store = adapters::RocksStore::open(dir_ / "log", store_options_);
     ASSERT_TRUE(store) << store.error().message;
     store_ = std::move(store).value();
-    start(scripted_, /*run=*/false);
   }
   void TearDown() override { stop(); }
 
@@ -133,6 +138,7 @@ class EngineHarness : public ::testing::Test {
   TempDir dir_;
   engine::ManualClock clock_;
   ScriptedStepRunner scripted_;
+  adapters::StoreOptions store_options_;         // set before SetUp, e.g. write faults
   std::unique_ptr<adapters::RocksStore> store_;  // kept open across restarts
   std::unique_ptr<adapters::Runtime> runtime_;
   projections::ProjectionSet* projections_ = nullptr;           // of runtime_

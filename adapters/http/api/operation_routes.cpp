@@ -30,22 +30,27 @@ Status add_operation_routes(Router& router, const RouteContextPtr& api) {
       }
     }
     body["projection_lag"] = std::move(lags);
+    // A log that cannot write makes the node unready: its commands would all
+    // answer 503, and a load balancer should send them elsewhere.
+    const Status writable = api->log.writable();
+    body["log_writable"] = static_cast<bool>(writable);
+    if (!writable) {
+      ready = false;
+      body["log_error"] = writable.error().message;
+    }
     // Neither a quarantined release nor a failing reactor makes the node
     // unready: every node reads the same log, so taking this one out of a
-    // load balancer would mend nothing. They are reported here for people and
-    // in /metrics for alerts.
-    json quarantined = json::array();
-    for (const engine::QuarantinedStream& entry : api->service.quarantine().list()) {
-      quarantined.push_back({{"stream", entry.stream}, {"reason", entry.reason}, {"since", entry.since}});
-    }
-    body["quarantined"] = std::move(quarantined);
+    // load balancer would mend nothing. Counted here, where anyone may look;
+    // which and why (release names, errors) only in the authenticated
+    // GET /api/v1/health.
+    body["quarantined"] = api->service.quarantine().size();
+    json failing = json::array();
     if (api->reactor_status) {
-      json reactors = json::object();
       for (const engine::ReactorStatus& reactor : api->reactor_status()) {
-        reactors[reactor.name] = {{"lag", reactor.lag}, {"failing", reactor.failing}, {"last_error", reactor.last_error}};
+        if (reactor.failing) failing.push_back(reactor.name);
       }
-      body["reactors"] = std::move(reactors);
     }
+    body["reactors_failing"] = std::move(failing);
     body["status"] = ready ? "ready" : "not ready";
     return Response::json(body, ready ? 200 : 503);
   };
@@ -53,6 +58,26 @@ Status add_operation_routes(Router& router, const RouteContextPtr& api) {
     CASCADE_TRY(router.add_public("GET", base + "/healthz", healthz));
     CASCADE_TRY(router.add_public("GET", base + "/readyz", readyz));
   }
+
+  // ---- what an operator needs when a probe or an alert says something is wrong
+  CASCADE_TRY(router.add("GET", kApiBase + "/health", Role::kViewer, [api](const Request&) -> Result<Response> {
+    json quarantined = json::array();
+    for (const engine::QuarantinedStream& entry : api->service.quarantine().list()) {
+      quarantined.push_back({{"stream", entry.stream}, {"reason", entry.reason}, {"since", entry.since}});
+    }
+    json reactors = json::object();
+    if (api->reactor_status) {
+      for (const engine::ReactorStatus& reactor : api->reactor_status()) {
+        reactors[reactor.name] = {{"position", reactor.position}, {"lag", reactor.lag}, {"errors", reactor.errors},
+                                  {"failing", reactor.failing}, {"last_error", reactor.last_error}};
+      }
+    }
+    const Status writable = api->log.writable();
+    json body{{"head", api->log.head()}, {"log_writable", static_cast<bool>(writable)},
+              {"quarantined", std::move(quarantined)}, {"reactors", std::move(reactors)}};
+    if (!writable) body["log_error"] = writable.error().message;
+    return Response::json(body);
+  }));
 
   // ---- Prometheus
   auto prometheus = [api](const Request&) -> Result<Response> {
@@ -72,8 +97,12 @@ Status add_operation_routes(Router& router, const RouteContextPtr& api) {
         out << "cascade_projection_lag{projection=\"" << projection.name << "\"} " << projection.lag << "\n";
       }
     }
+    out << "# HELP cascade_log_writable 1 while the event log accepts appends; 0 once a write failed (a full or "
+           "failing disk): commands answer 503 until serve restarts.\n"
+        << "# TYPE cascade_log_writable gauge\n"
+        << "cascade_log_writable " << (api->log.writable() ? 1 : 0) << "\n";
     out << "# HELP cascade_quarantined_streams Streams (releases) whose stored history failed verification or "
-           "decoding: they answer data_loss until repaired offline (see /readyz for which and why).\n"
+           "decoding: they answer data_loss until repaired offline (GET /api/v1/health says which and why).\n"
         << "# TYPE cascade_quarantined_streams gauge\n"
         << "cascade_quarantined_streams " << api->service.quarantine().size() << "\n";
     if (api->reactor_status) {
@@ -84,7 +113,7 @@ Status add_operation_routes(Router& router, const RouteContextPtr& api) {
         out << "cascade_reactor_lag{reactor=\"" << reactor.name << "\"} " << reactor.lag << "\n";
       }
       out << "# HELP cascade_reactor_errors_total Batches a reactor failed to handle (retried); the last error is in "
-             "/readyz.\n"
+             "GET /api/v1/health.\n"
           << "# TYPE cascade_reactor_errors_total counter\n";
       for (const auto& reactor : reactors) {
         out << "cascade_reactor_errors_total{reactor=\"" << reactor.name << "\"} " << reactor.errors << "\n";
