@@ -1,6 +1,7 @@
-// The Kafka ingress's wait before trying a record again: exponential, capped,
-// and fully jittered, so servers that failed together spread out.
-#include "adapters/kafka/retry_backoff.hpp"
+// The wait before trying again (events/retry_backoff.hpp): exponential,
+// capped, and fully jittered, so parties that failed together spread out. The
+// Kafka ingress waits 50 ms · 2^n up to 2 s before retrying a record.
+#include "events/retry_backoff.hpp"
 
 #include <gtest/gtest.h>
 
@@ -10,39 +11,40 @@
 namespace cascade::testing {
 namespace {
 
-using adapters::kafka::RetryBackoff;
+using events::RetryBackoff;
+using std::chrono::microseconds;
 using std::chrono::milliseconds;
 
-TEST(KafkaRetryBackoff, TheCeilingDoublesFromTheFirstWaitUpToTheCap) {
+TEST(RetryBackoff, TheCeilingDoublesFromTheFirstWaitUpToTheCap) {
   const RetryBackoff backoff(milliseconds(50), milliseconds(2000), 1);
   const std::vector<long> expected = {50, 100, 200, 400, 800, 1600, 2000, 2000};
   for (std::size_t retry = 0; retry < expected.size(); ++retry) {
-    EXPECT_EQ(backoff.ceiling(static_cast<int>(retry)).count(), expected[retry]) << "retry " << retry;
+    EXPECT_EQ(backoff.ceiling(static_cast<int>(retry)), milliseconds(expected[retry])) << "retry " << retry;
   }
   // However long a record has been retried, the ceiling stays the cap (no overflow).
-  EXPECT_EQ(backoff.ceiling(1'000'000).count(), 2000);
+  EXPECT_EQ(backoff.ceiling(1'000'000), milliseconds(2000));
 }
 
-TEST(KafkaRetryBackoff, EveryWaitIsWithinZeroAndItsCeiling) {
+TEST(RetryBackoff, EveryWaitIsWithinZeroAndItsCeiling) {
   RetryBackoff backoff(milliseconds(50), milliseconds(2000), 42);
   for (int round = 0; round < 200; ++round) {
     for (int retry = 0; retry < 12; ++retry) {
-      const milliseconds wait = backoff.wait_before(retry);
+      const microseconds wait = backoff.wait_before(retry);
       EXPECT_GE(wait.count(), 0);
       EXPECT_LE(wait, backoff.ceiling(retry)) << "retry " << retry;
     }
   }
 }
 
-TEST(KafkaRetryBackoff, WaitsAreJitteredAcrossTheWholeRange) {
+TEST(RetryBackoff, WaitsAreJitteredAcrossTheWholeRange) {
   RetryBackoff backoff(milliseconds(50), milliseconds(2000), 7);
   constexpr int kDraws = 1000;
   std::set<long> seen;
   long below_half = 0;
   for (int i = 0; i < kDraws; ++i) {
-    const long wait = backoff.wait_before(10).count();  // ceiling 2000
-    seen.insert(wait);
-    below_half += wait < 1000 ? 1 : 0;
+    const microseconds wait = backoff.wait_before(10);  // ceiling 2 s
+    seen.insert(static_cast<long>(wait.count()));
+    below_half += wait < milliseconds(1000) ? 1 : 0;
   }
   // Full jitter: many distinct values, about half of them in the lower half.
   EXPECT_GT(seen.size(), 300u);
@@ -50,8 +52,8 @@ TEST(KafkaRetryBackoff, WaitsAreJitteredAcrossTheWholeRange) {
   EXPECT_LT(below_half, kDraws * 6 / 10);
 }
 
-TEST(KafkaRetryBackoff, TwoServersFailingTogetherDoNotRetryInLockstep) {
-  // Two servers seeded differently (the ingress seeds from std::random_device).
+TEST(RetryBackoff, TwoServersFailingTogetherDoNotRetryInLockstep) {
+  // Seeded differently (callers seed from std::random_device).
   RetryBackoff first(milliseconds(50), milliseconds(2000), 1001);
   RetryBackoff second(milliseconds(50), milliseconds(2000), 2002);
   int equal = 0;
@@ -59,7 +61,7 @@ TEST(KafkaRetryBackoff, TwoServersFailingTogetherDoNotRetryInLockstep) {
   EXPECT_LT(equal, 3);
 }
 
-TEST(KafkaRetryBackoff, TheSameSeedDrawsTheSameSchedule) {
+TEST(RetryBackoff, TheSameSeedDrawsTheSameSchedule) {
   RetryBackoff first(milliseconds(50), milliseconds(2000), 99);
   RetryBackoff second(milliseconds(50), milliseconds(2000), 99);
   for (int retry = 0; retry < 20; ++retry) EXPECT_EQ(first.wait_before(retry), second.wait_before(retry));
