@@ -2,7 +2,8 @@
 // exponential with full jitter (uniform in [0, min(cap, first·2^retry)]), so
 // that parties that failed together — servers after the same broker outage,
 // writers that lost the same race for a stream — do not come back in
-// lockstep. Used by the Kafka ingress (a record the engine refused).
+// lockstep. Used by the Kafka ingress (a record the engine refused) and by
+// ReleaseService (an append that lost an optimistic-concurrency race).
 // Header-only; not thread-safe (one per thread).
 #pragma once
 

@@ -1,7 +1,10 @@
 // The wait before trying again (events/retry_backoff.hpp): exponential,
 // capped, and fully jittered, so parties that failed together spread out. The
-// Kafka ingress waits 50 ms · 2^n up to 2 s before retrying a record.
+// Kafka ingress waits 50 ms · 2^n up to 2 s before retrying a record; the
+// command service 0.2 ms · 2^n up to 10 ms after losing a race for a stream.
 #include "events/retry_backoff.hpp"
+
+#include "engine/release_service.hpp"
 
 #include <gtest/gtest.h>
 
@@ -23,6 +26,15 @@ TEST(RetryBackoff, TheCeilingDoublesFromTheFirstWaitUpToTheCap) {
   }
   // However long a record has been retried, the ceiling stays the cap (no overflow).
   EXPECT_EQ(backoff.ceiling(1'000'000), milliseconds(2000));
+}
+
+TEST(RetryBackoff, TheCommandServicesWaitsStaySmall) {
+  const RetryBackoff backoff(engine::ReleaseService::kFirstConflictBackoff,
+                             engine::ReleaseService::kMaxConflictBackoff, 1);
+  const std::vector<long> expected = {200, 400, 800, 1600, 3200, 6400, 10'000, 10'000};
+  for (std::size_t retry = 0; retry < expected.size(); ++retry) {
+    EXPECT_EQ(backoff.ceiling(static_cast<int>(retry)), microseconds(expected[retry])) << "retry " << retry;
+  }
 }
 
 TEST(RetryBackoff, EveryWaitIsWithinZeroAndItsCeiling) {
