@@ -202,6 +202,16 @@ Result<Command> when_command(const std::string& command, Members& m, const Pipel
   if (command == "RedeployStage") {
     return read_command<RedeployStage>(m, [](Members& m, RedeployStage& c) -> Status {
       CASCADE_TRY(m.required("stage", c.stage));
+      CASCADE_TRY(m.optional("reason", c.reason));
+      return m.optional("rollback_of", c.rollback_of);
+    });
+  }
+  if (command == "ChooseRollback") {
+    return read_command<ChooseRollback>(m, [](Members& m, ChooseRollback& c) -> Status {
+      c.attempt = 1;
+      CASCADE_TRY(m.required("stage", c.stage));
+      CASCADE_TRY(m.optional("attempt", c.attempt));
+      CASCADE_TRY(m.optional("rollback_to", c.rollback_to));
       return m.optional("reason", c.reason);
     });
   }
