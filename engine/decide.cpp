@@ -1,6 +1,8 @@
 // decide: a command against the folded state of a release → the events that
 // record it, or the error that refuses it. One function per command; each
-// asks copies of the stage machines whether its events are legal.
+// asks copies of the stage machines whether its events are legal. Over 600
+// lines because it holds every command's rules, one short function each;
+// splitting them would scatter the one place a command's rules are read.
 #include "engine/release.hpp"
 #include "engine/release_internal.hpp"
 
@@ -135,14 +137,17 @@ ApprovalRequested approval_request(const StageRecord& stage, ApprovalPhase phase
   return requested;
 }
 
+// `rollback_of`: the release whose failure this attempt undoes (redeploy_last_good), or empty.
 Result<std::vector<Event>> trigger(const ReleaseState& state, const StageRecord& stage, std::string reason,
-                                   const std::string& verb, const CommandContext& context) {
+                                   const std::string& verb, const CommandContext& context,
+                                   std::string rollback_of = {}) {
   CASCADE_TRY(check_open(state));
   StageDecision decision(state, stage, verb);
   StageTriggered triggered;
   triggered.stage = stage.name;
   triggered.reason = std::move(reason);
   triggered.attempt = stage.attempt + 1;
+  triggered.rollback_of = std::move(rollback_of);
   CASCADE_TRY(decision.propose(triggered));
   const StageDefinition* definition = state.definition.find_stage(stage.name);
   if (definition != nullptr && definition->pre_approval) {
@@ -381,7 +386,29 @@ Result<std::vector<Event>> decide_redeploy(const ReleaseState& state, const Rede
                                                           " was never deployed; use deploy");
   }
   return trigger(state, *stage, c.reason.empty() ? "redeploy by " + context.actor : c.reason, "redeploy",
-                 context);
+                 context, c.rollback_of);
+}
+
+// Not refused for an abandoned release: the rollback mends the environment
+// the failed deployment left, whatever becomes of the release.
+Result<std::vector<Event>> decide_choose_rollback(const ReleaseState& state, const ChooseRollback& c,
+                                                  const CommandContext& /*context*/) {
+  CASCADE_TRY(stage, find_stage(state, c.stage));
+  CASCADE_TRY(check_attempt(state, *stage, c.attempt));
+  if (stage->rollback) {
+    return make_error(ErrorCode::kAlreadyExists,
+                      "the rollback after attempt " + std::to_string(stage->attempt) + " of stage '" + stage->name +
+                          "' of release " + state.id + " was chosen already: " +
+                          (stage->rollback->rollback_to.empty() ? "none" : stage->rollback->rollback_to));
+  }
+  StageDecision decision(state, *stage, "choose a rollback for");
+  RollbackChosen chosen;
+  chosen.stage = stage->name;
+  chosen.attempt = stage->attempt;
+  chosen.rollback_to = c.rollback_to;
+  chosen.reason = c.reason;
+  CASCADE_TRY(decision.propose(chosen));
+  return decision.take();
 }
 
 Result<std::vector<Event>> decide_expire_approval(const ReleaseState& state, const ExpireApproval& c,
@@ -592,6 +619,7 @@ Result<std::vector<Event>> decide(const ReleaseState& state, const Command& comm
           [&](const TriggerStage& c) { return decide_trigger(state, c, context); },
           [&](const DeployStage& c) { return decide_deploy(state, c, context); },
           [&](const RedeployStage& c) { return decide_redeploy(state, c, context); },
+          [&](const ChooseRollback& c) { return decide_choose_rollback(state, c, context); },
           [&](const ApproveStage& c) { return decide_approve(state, c, context); },
           [&](const RejectStage& c) { return decide_reject(state, c, context); },
           [&](const ExpireApproval& c) { return decide_expire_approval(state, c, context); },

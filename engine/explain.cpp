@@ -228,8 +228,13 @@ std::string explain_stage(const ReleaseState& release, const std::string& stage_
     case StageState::kPartiallySucceeded: return finished(s);
     case StageState::kFailed: {
       std::string out = s.name + " failed" + at_time(s.finished_at) + " (" + attempt_text(s) + "): ";
-      if (const StepRecord* step = failed_step(s)) return out + "step " + step->name + " failed: " + step->reason;
-      return out + s.failure_reason;
+      const StepRecord* step = failed_step(s);
+      out += step != nullptr ? "step " + step->name + " failed: " + step->reason : s.failure_reason;
+      if (s.rollback) {
+        out += s.rollback->rollback_to.empty() ? "; not rolled back: " + s.rollback->reason
+                                               : "; rolled back to " + s.rollback->rollback_to;
+      }
+      return out;
     }
     case StageState::kRejected: {
       const ApprovalRecord* decision = last_decision(s, {ApprovalDecision::kRejected, ApprovalDecision::kTimedOut});

@@ -51,7 +51,13 @@ Status Orchestrator::handle(const std::vector<events::RecordedEvent>& batch) {
   return checkpoints_.save(name(), batch.back().position);
 }
 
-Status Orchestrator::redeploy_last_good(const ReleaseState& failed, const StageRecord& stage, std::uint64_t position) {
+Result<ChooseRollback> Orchestrator::choose_rollback(const ReleaseState& failed, const StageRecord& stage) {
+  ChooseRollback choice{stage.name, stage.attempt, "", ""};
+  if (!stage.rollback_of.empty()) {
+    choice.reason = "attempt " + std::to_string(stage.attempt) + " was itself the rollback of " + stage.rollback_of +
+                    "'s failure at " + stage.name + ": not rolled back again";
+    return choice;
+  }
   // Release numbers are dense, so the older releases are found by number.
   for (std::int64_t n = failed.number - 1; n >= 1 && n >= failed.number - kLastGoodSearchDepth; --n) {
     const std::string candidate = failed.pipeline + "-" + std::to_string(n);
@@ -62,15 +68,43 @@ Status Orchestrator::redeploy_last_good(const ReleaseState& failed, const StageR
     }
     const StageRecord* there = older.value().find_stage(stage.name);
     if (there == nullptr || older.value().abandoned || there->state() != StageState::kSucceeded) continue;
-    Invocation invocation{kActor,
-                          "orchestrator/redeploy-last-good/" + failed.id + "/" + stage.name + "/" +
-                              std::to_string(stage.attempt),
-                          "position-" + std::to_string(position)};
-    auto done = service_.execute(
-        candidate, RedeployStage{stage.name, "auto-redeploy: " + failed.id + " failed at " + stage.name}, invocation);
-    if (!done && !is_superseded(done.error())) return done.error();
-    return success();
+    choice.rollback_to = candidate;
+    choice.reason = "the last release before " + failed.id + " that succeeded at " + stage.name;
+    return choice;
   }
+  choice.reason = "no release before " + failed.id + " succeeded at " + stage.name +
+                  (failed.number - 1 > kLastGoodSearchDepth
+                       ? " among the last " + std::to_string(kLastGoodSearchDepth)
+                       : std::string());
+  return choice;
+}
+
+Status Orchestrator::redeploy_last_good(const ReleaseState& failed, const StageRecord& stage, std::uint64_t position) {
+  const std::string causation = "position-" + std::to_string(position);
+  const std::string failed_attempt = failed.id + "/" + stage.name + "/" + std::to_string(stage.attempt);
+  std::optional<RollbackChoice> chosen = stage.rollback;
+  if (!chosen) {
+    // Recorded before anything is redeployed: whatever happens after (a
+    // crash, an older release finishing meanwhile), this is the choice.
+    CASCADE_TRY(choice, choose_rollback(failed, stage));
+    auto after = service_.execute(failed.id, choice,
+                                  Invocation{kActor, "orchestrator/rollback-choice/" + failed_attempt, causation});
+    if (!after && after.error().code == ErrorCode::kAlreadyExists) after = service_.load(failed.id);
+    if (!after) {
+      if (is_superseded(after.error())) return success();  // e.g. redeployed meanwhile: a new attempt
+      return after.error();
+    }
+    const StageRecord* now = after.value().find_stage(stage.name);
+    if (now == nullptr || now->attempt != stage.attempt || !now->rollback) return success();  // moved on
+    chosen = now->rollback;
+  }
+  if (chosen->rollback_to.empty()) return success();
+  // The same key however often this runs: the chosen release is redeployed once.
+  auto done = service_.execute(chosen->rollback_to,
+                               RedeployStage{stage.name, "auto-redeploy: " + failed.id + " failed at " + stage.name,
+                                             failed.id},
+                               Invocation{kActor, "orchestrator/redeploy-last-good/" + failed_attempt, causation});
+  if (!done && !is_superseded(done.error())) return done.error();
   return success();
 }
 

@@ -3,6 +3,14 @@
 // succeeded — and, for a stage with on_failure redeploy_last_good, redeploys
 // the last release that succeeded there when a newer one fails. Manual
 // stages wait for a person.
+//
+// redeploy_last_good decides once per failed attempt: the choice (a release,
+// or none) is recorded on the failed release (RollbackChosen) before anything
+// is redeployed, and every later handling of that release — after a restart,
+// or for any later event of it — redeploys exactly the recorded release,
+// under the same idempotency key, so a failure is rolled back at most once.
+// An attempt that was itself a rollback (StageTriggered.rollback_of) is not
+// rolled back when it fails; the choice records why.
 #pragma once
 
 #include "engine/reactor.hpp"
@@ -23,6 +31,10 @@ class Orchestrator final : public Reactor {
 
  private:
   Status redeploy_last_good(const ReleaseState& failed, const StageRecord& stage, std::uint64_t position);
+  // What to record for the failed attempt of `stage`: the last older release
+  // (dense numbers, at most kLastGoodSearchDepth back) not abandoned whose
+  // stage succeeded there, or none with the reason.
+  Result<ChooseRollback> choose_rollback(const ReleaseState& failed, const StageRecord& stage);
 
   ReleaseService& service_;
   CheckpointStore& checkpoints_;

@@ -35,6 +35,8 @@ StepRecord* step_at(StageRecord& stage, int index) {
 void start_attempt(const ReleaseState& release, StageRecord& stage, const StageTriggered& triggered, Timestamp at) {
   stage.attempt = triggered.attempt;
   stage.trigger_reason = triggered.reason;
+  stage.rollback_of = triggered.rollback_of;
+  stage.rollback.reset();
   stage.triggered_at = at;
   stage.started_at = 0;
   stage.finished_at = 0;
@@ -347,6 +349,7 @@ void evolve(ReleaseState& state, const RecordedEvent& event) {
                    stage->failure_reason = e.reason;
                    end_steps(*stage, StepStatus::kCanceled);
                  },
+                 [&](const RollbackChosen& e) { stage->rollback = RollbackChoice{e.rollback_to, e.reason}; },
                  [&](const StageCanceled& e) {
                    // An approval still short of its count is closed, not left dangling.
                    const bool approval_pending =

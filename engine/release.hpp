@@ -77,11 +77,20 @@ struct StepRecord {
   Timestamp finished_at = 0;
 };
 
+// on_failure redeploy_last_good: what was chosen when the current attempt
+// failed (RollbackChosen).
+struct RollbackChoice {
+  std::string rollback_to;  // the older release redeployed; empty: none
+  std::string reason;
+};
+
 struct StageRecord {
   std::string name;
   StageMachine machine;
   int attempt = 0;  // 0 until first triggered
   std::string trigger_reason;
+  std::string rollback_of;               // the current attempt is the rollback of this release's failure; empty: not a rollback
+  std::optional<RollbackChoice> rollback;  // chosen after the current attempt failed; nullopt: not (yet)
   PendingApproval approval;
   std::vector<ApprovalRecord> approvals;  // every decision, all attempts
   Timestamp defer_until = 0;              // of the current attempt's pre-approval
@@ -184,6 +193,18 @@ struct DeployStage {
 struct RedeployStage {
   std::string stage;
   std::string reason;  // empty: "redeploy by <actor>"
+  // The orchestrator's: the release whose failure this redeploy undoes
+  // (recorded in StageTriggered.rollback_of). Empty for a person's redeploy.
+  std::string rollback_of = {};
+};
+// The orchestrator's, for on_failure redeploy_last_good: records which older
+// release (or none, rollback_to empty) undoes the failure of attempt
+// `attempt`, once per failed attempt, before anything is redeployed.
+struct ChooseRollback {
+  std::string stage;
+  int attempt = 0;
+  std::string rollback_to;
+  std::string reason;
 };
 // `override`: an administrator decides in place of the approvers (the
 // caller checks the role; the engine records it). The approval completes at
@@ -268,8 +289,8 @@ struct AbortDeployment {
   std::map<int, StoredStepLog> stored_logs = {};
 };
 
-using Command = std::variant<CreateRelease, TriggerStage, DeployStage, RedeployStage, ApproveStage, RejectStage,
-                             ExpireApproval, EndDeferral, CancelStage, SupersedeStage, AbandonRelease,
+using Command = std::variant<CreateRelease, TriggerStage, DeployStage, RedeployStage, ChooseRollback, ApproveStage,
+                             RejectStage, ExpireApproval, EndDeferral, CancelStage, SupersedeStage, AbandonRelease,
                              StartDeployment, RecordStepStarted, RecordStepFinished, RecordStepSkipped,
                              FinishDeployment, AbortDeployment>;
 

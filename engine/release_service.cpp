@@ -3,11 +3,14 @@
 #include "engine/artifact_version.hpp"
 #include "engine/variable_names.hpp"
 #include "events/codec.hpp"
+#include "events/retry_backoff.hpp"
 #include "events/time.hpp"
 
 #include <algorithm>
 #include <cstdio>
+#include <random>
 #include <set>
+#include <thread>
 
 namespace cascade::engine {
 
@@ -62,6 +65,16 @@ Status check_release_inputs(const PipelineDefinition& definition, const NewRelea
   std::string message = problems.front().path + ": " + problems.front().message;
   if (problems.size() > 1) message += " (and " + std::to_string(problems.size() - 1) + " more)";
   return make_error(ErrorCode::kInvalidArgument, std::move(message), std::move(problems));
+}
+
+// Before try `attempt` (0 for the first) after lost races: nothing before
+// the second, then a jittered wait (see ReleaseService::kMaxConflictRetries).
+// A contention backoff, not a correctness wait: the steady clock, not Clock.
+void back_off_before(int attempt) {
+  if (attempt < 2) return;
+  thread_local events::RetryBackoff backoff(ReleaseService::kFirstConflictBackoff,
+                                            ReleaseService::kMaxConflictBackoff, std::random_device{}());
+  std::this_thread::sleep_for(backoff.wait_before(attempt - 2));
 }
 
 }  // namespace
@@ -179,6 +192,7 @@ Result<std::int64_t> ReleaseService::apply_pipeline(const PipelineDefinition& su
   const std::string stream = pipeline_stream(definition.name);
   const nlohmann::json canonical = to_json(definition);
   for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
+    back_off_before(attempt);
     std::int64_t current = 0;
     if (auto stored = load_pipeline(definition.name)) {
       if (to_json(stored.value().definition) == canonical) return stored.value().version;
@@ -240,6 +254,7 @@ Result<std::string> ReleaseService::create_release(const NewRelease& request, co
     secret_digests[name] = digest;
   }
   for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
+    back_off_before(attempt);
     CASCADE_TRY(number, reserve_release_number(request.pipeline));
     const std::string release_id = request.pipeline + "-" + std::to_string(number);
     CreateRelease command;
@@ -389,6 +404,7 @@ Result<ReleaseState> ReleaseService::execute(const std::string& release_id, cons
   const CommandContext context = context_for(invocation, clock_.now());
   const std::string stream = release_stream(release_id);
   for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
+    back_off_before(attempt);
     CASCADE_TRY(state, catch_up(release_id));
     if (!state->exists()) return make_error(ErrorCode::kNotFound, "no release '" + release_id + "'");
     CASCADE_TRY(events, decide(*state, command, context));

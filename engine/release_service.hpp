@@ -9,6 +9,7 @@
 #include "engine/release.hpp"
 #include "events/event_log.hpp"
 
+#include <chrono>
 #include <cstddef>
 #include <list>
 #include <map>
@@ -60,7 +61,18 @@ struct Invocation {
 // an evicted release is folded again from the log.
 class ReleaseService {
  public:
+  // An append that loses an optimistic-concurrency race (kAborted: the
+  // stream moved) is decided again on the reloaded state, at most
+  // kMaxConflictRetries times in all. The second try follows at once (one
+  // lost race is the common case and the reload is what it needs); before
+  // try n > 2 the thread sleeps a wait drawn uniformly from
+  // [0, min(kMaxConflictBackoff, kFirstConflictBackoff·2^(n-3))] on the steady
+  // clock (events::RetryBackoff, one generator per thread seeded from
+  // std::random_device), so writers racing for one stream spread out instead
+  // of colliding again in lockstep. At most ~93 ms of waiting in all.
   static constexpr int kMaxConflictRetries = 16;
+  static constexpr std::chrono::microseconds kFirstConflictBackoff{200};
+  static constexpr std::chrono::microseconds kMaxConflictBackoff{10'000};
   static constexpr std::size_t kDefaultCacheCapacity = 4096;
 
   ReleaseService(events::EventLog& log, SecretStore& secrets, const Clock& clock,

@@ -83,6 +83,11 @@ struct GrantCompletesPartial {
   template <class Fsm, class S, class T>
   bool operator()(const ApprovalGranted& e, Fsm& fsm, S&, T&) const { return completes(e, fsm) && fsm.partial; }
 };
+// No rollback has been chosen for the failed attempt yet: one choice per attempt.
+struct NoChoiceYet {
+  template <class Fsm, class S, class T>
+  bool operator()(const RollbackChosen&, Fsm& fsm, S&, T&) const { return !fsm.rollback_chosen; }
+};
 struct WholeSuccess {
   template <class Fsm, class S, class T>
   bool operator()(const DeploymentSucceeded& e, Fsm&, S&, T&) const { return !e.partial; }
@@ -99,6 +104,7 @@ struct StartAttempt {
     fsm.required = 0;
     fsm.deferred = false;
     fsm.partial = false;
+    fsm.rollback_chosen = false;
   }
 };
 struct OpenApproval {
@@ -120,6 +126,10 @@ struct RecordOutcome {
   template <class Fsm, class S, class T>
   void operator()(const DeploymentSucceeded& e, Fsm& fsm, S&, T&) const { fsm.partial = e.partial; }
 };
+struct RecordChoice {
+  template <class Fsm, class S, class T>
+  void operator()(const RollbackChosen&, Fsm& fsm, S&, T&) const { fsm.rollback_chosen = true; }
+};
 
 struct StageMachineDefinition : msm::front::state_machine_def<StageMachineDefinition> {
   using initial_state = NotStarted;
@@ -131,6 +141,7 @@ struct StageMachineDefinition : msm::front::state_machine_def<StageMachineDefini
   int required = 0;
   bool deferred = false;
   bool partial = false;
+  bool rollback_chosen = false;  // on_failure: the failed attempt's rollback is decided
 
   // clang-format off
   struct transition_table : mpl::vector<
@@ -168,6 +179,8 @@ struct StageMachineDefinition : msm::front::state_machine_def<StageMachineDefini
     Row< Deploying           , DeploymentSucceeded , PartiallySucceeded  , RecordOutcome , PartialSuccess         >,
     Row< Deploying           , DeploymentFailed    , Failed              , none          , none                   >,
     Row< Deploying           , DeploymentCanceled  , Canceled            , none          , none                   >,
+    //   A failed attempt: on_failure redeploy_last_good records its choice once.
+    Row< Failed              , RollbackChosen      , none                , RecordChoice  , NoChoiceYet            >,
     //   After the deployment: the post-deployment approval decides the outcome.
     Row< Succeeded           , ApprovalRequested   , AwaitingPostApproval, OpenApproval  , IsPost                 >,
     Row< PartiallySucceeded  , ApprovalRequested   , AwaitingPostApproval, OpenApproval  , IsPost                 >,

@@ -48,7 +48,18 @@ void from_json(const nlohmann::json& j, ReleaseCreated& e) {
   j.at("requested_by").get_to(e.requested_by);
   if (auto it = j.find("trigger_cdevent"); it != j.end()) e.trigger_cdevent = it->get<CdEventTrigger>();
 }
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(StageTriggered, stage, reason, attempt)
+// StageTriggered by hand: rollback_of is written only when set, so triggers
+// that are not rollbacks keep their canonical bytes and hashes.
+void to_json(nlohmann::json& j, const StageTriggered& e) {
+  j = {{"stage", e.stage}, {"reason", e.reason}, {"attempt", e.attempt}};
+  if (!e.rollback_of.empty()) j["rollback_of"] = e.rollback_of;
+}
+void from_json(const nlohmann::json& j, StageTriggered& e) {
+  j.at("stage").get_to(e.stage);
+  j.at("reason").get_to(e.reason);
+  j.at("attempt").get_to(e.attempt);
+  e.rollback_of = j.value("rollback_of", std::string());
+}
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ApprovalRequested, stage, phase, approvers, required, order, deadline)
 // The approvals by hand: `override` is written only when true, so approvals
 // recorded before overrides existed keep their canonical bytes and hashes.
@@ -116,6 +127,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(StepSkipped, stage, attempt, step_index, step
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(DeploymentSucceeded, stage, attempt, partial)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(DeploymentFailed, stage, attempt, reason)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(DeploymentCanceled, stage, attempt, reason)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(RollbackChosen, stage, attempt, rollback_to, reason)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(StageCanceled, stage, attempt, reason)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ReleaseAbandoned, reason)
 
@@ -202,6 +214,7 @@ CASCADE_CANONICAL_FIELDS(StepSkipped, attempt, reason, stage, step, step_index)
 CASCADE_CANONICAL_FIELDS(DeploymentSucceeded, attempt, partial, stage)
 CASCADE_CANONICAL_FIELDS(DeploymentFailed, attempt, reason, stage)
 CASCADE_CANONICAL_FIELDS(DeploymentCanceled, attempt, reason, stage)
+CASCADE_CANONICAL_FIELDS(RollbackChosen, attempt, reason, rollback_to, stage)
 CASCADE_CANONICAL_FIELDS(StageCanceled, attempt, reason, stage)
 CASCADE_CANONICAL_FIELDS(ReleaseAbandoned, reason)
 
@@ -216,12 +229,14 @@ bool within_fields(const Payload&) {
   return true;
 }
 bool within_fields(const StepFailed& e) { return e.stored_log_digest.empty(); }
+bool within_fields(const StageTriggered& e) { return e.rollback_of.empty(); }
 template <class Payload>
 void clear_beyond_fields(Payload&) {}
 void clear_beyond_fields(StepFailed& e) {
   e.stored_log_digest.clear();
   e.stored_log_lines = 0;
 }
+void clear_beyond_fields(StageTriggered& e) { e.rollback_of.clear(); }
 
 
 // Whether every byte is printable ASCII other than '"' and '\\' — written and

@@ -79,6 +79,11 @@ struct StageTriggered {
   std::string stage;
   std::string reason;  // "release created", "after test, qa", "manual deploy by alice"
   int attempt = 1;
+  // Set when this attempt is an on_failure rollback (redeploy_last_good): the
+  // release whose failure it undoes. A rollback that fails is not rolled back
+  // again. Left out of the JSON when empty, so every other trigger, and
+  // rollbacks recorded before this field existed, keep their bytes.
+  std::string rollback_of = {};
 };
 
 struct ApprovalRequested {
@@ -232,6 +237,20 @@ struct DeploymentCanceled {
   std::string reason;
 };
 
+// on_failure redeploy_last_good: the orchestrator's choice of the release to
+// redeploy after attempt `attempt` of the stage failed, made once and recorded
+// on the failed release before anything is redeployed, so that handling the
+// failure again (a restart, a later event of the release) redeploys the same
+// release or none — never a second one.
+struct RollbackChosen {
+  static constexpr std::string_view kType = "RollbackChosen";
+  static constexpr int kSchemaVersion = 1;
+  std::string stage;
+  int attempt = 1;
+  std::string rollback_to;  // the older release redeployed; empty: none
+  std::string reason;       // why that one, or why none
+};
+
 // A stage that was waiting (to deploy, for an approval, for a deferral) and
 // will not go on: canceled, superseded by a newer release, or abandoned.
 struct StageCanceled {
@@ -252,7 +271,7 @@ using Event = std::variant<PipelineDefined, ReleaseCreated, StageTriggered, Appr
                            ApprovalGranted, ApprovalRejected, ApprovalTimedOut, ApprovalSkipped,
                            DeferralElapsed, DeploymentStarted, StepStarted, StepSucceeded, StepFailed,
                            StepSkipped, DeploymentSucceeded, DeploymentFailed, DeploymentCanceled,
-                           StageCanceled, ReleaseAbandoned>;
+                           RollbackChosen, StageCanceled, ReleaseAbandoned>;
 
 // Payloads that belong to one stage (they have a `stage` member).
 template <class Payload>

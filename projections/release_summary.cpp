@@ -45,6 +45,12 @@ nlohmann::json summarize(const ReleaseState& release) {
                       {"triggered_at", stage.triggered_at},
                       {"started_at", stage.started_at},
                       {"finished_at", stage.finished_at}});
+    // on_failure redeploy_last_good, only when there is something to say:
+    // summaries of every other stage stay byte-equal.
+    if (!stage.rollback_of.empty()) stages.back()["rollback_of"] = stage.rollback_of;
+    if (stage.rollback) {
+      stages.back()["rollback"] = {{"rollback_to", stage.rollback->rollback_to}, {"reason", stage.rollback->reason}};
+    }
   }
   // Secret variables appear by name only: their values never leave the secret store.
   nlohmann::json secret_names = nlohmann::json::array();

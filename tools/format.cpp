@@ -85,6 +85,10 @@ std::string describe(const RecordedEvent& event) {
           [](const DeploymentSucceeded& e) { return e.stage + (e.partial ? " partially deployed" : " deployed"); },
           [](const DeploymentFailed& e) { return e.stage + " failed: " + e.reason; },
           [](const DeploymentCanceled& e) { return e.stage + " deployment canceled: " + e.reason; },
+          [](const RollbackChosen& e) {
+            return e.rollback_to.empty() ? e.stage + " not rolled back: " + e.reason
+                                         : e.stage + " rolls back to " + e.rollback_to + " (" + e.reason + ")";
+          },
           [](const StageCanceled& e) { return e.stage + " canceled: " + e.reason; },
           [](const ReleaseAbandoned& e) { return "release abandoned: " + e.reason; },
       },

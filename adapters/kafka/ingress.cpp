@@ -2,9 +2,9 @@
 
 #include "adapters/kafka/cloudevents.hpp"
 #include "adapters/kafka/properties.hpp"
-#include "adapters/kafka/retry_backoff.hpp"
 #include "adapters/metrics/metrics.hpp"
 #include "engine/release.hpp"
+#include "events/retry_backoff.hpp"
 
 #include <librdkafka/rdkafka.h>
 
@@ -311,7 +311,7 @@ void BuildIngress::handle(const rd_kafka_message_t& message) {
   constexpr std::chrono::milliseconds kMaxBackoff{2000};
   // Seeded per record from the system's entropy: servers (and records) that
   // failed at the same moment draw different waits.
-  RetryBackoff backoff(kFirstBackoff, kMaxBackoff, std::random_device{}());
+  events::RetryBackoff backoff(kFirstBackoff, kMaxBackoff, std::random_device{}());
   int engine_failures = 0;
   std::string engine_error;  // the last one, once the record is given up
   for (int retry = 0; !stopping_; ++retry) {

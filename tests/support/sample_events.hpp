@@ -99,11 +99,16 @@ inline std::vector<events::Event> one_of_each_event() {
   stage_canceled.reason = "superseded by SampleApp-9";
   ReleaseAbandoned abandoned;
   abandoned.reason = "bad build";
+  RollbackChosen rollback;
+  rollback.stage = "qa";
+  rollback.attempt = 4;
+  rollback.rollback_to = "SampleApp-6";
+  rollback.reason = "the last release before SampleApp-7 that succeeded at qa";
   step_failed.will_retry = true;
   deployed.partial = true;
   return {pipeline, created, triggered, requested, granted, rejected, timed_out, skipped, elapsed, started,
           step_started, step_succeeded, step_failed, step_skipped, deployed, failed, deployment_canceled,
-          stage_canceled, abandoned};
+          stage_canceled, abandoned, rollback};
 }
 
 }  // namespace cascade::testing

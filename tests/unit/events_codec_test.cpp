@@ -102,6 +102,30 @@ TEST(EventsCodecTest, AnInterruptedStepFailedKeepsItsStoredLogAndOtherFailuresKe
   EXPECT_EQ(refused.error().code, ErrorCode::kDataLoss);
 }
 
+// A rollback's StageTriggered names the release whose failure it undoes;
+// every other trigger keeps the bytes (and so the hash) it always had, and a
+// payload reused by the fast reader does not carry the field over.
+TEST(EventsCodecTest, ARollbackTriggerNamesTheFailedReleaseAndOtherTriggersKeepTheirBytes) {
+  StageTriggered plain{"prod", "release created", 1};
+  RecordedEvent plain_event = recorded(plain, 1, "");
+  const std::string plain_stored = seal(plain_event);
+  EXPECT_EQ(canonical_bytes(plain_event).find("rollback_of"), std::string::npos);
+  EXPECT_NE(canonical_bytes(plain_event).find(R"("data":{"attempt":1,"reason":"release created","stage":"prod"})"),
+            std::string::npos);
+
+  StageTriggered rollback{"prod", "auto-redeploy: Shop-3 failed at prod", 2, "Shop-3"};
+  RecordedEvent rollback_event = recorded(rollback, 2, plain_event.hash);
+  const std::string rollback_stored = seal(rollback_event);
+  EXPECT_NE(canonical_bytes(rollback_event).find(R"("rollback_of":"Shop-3")"), std::string::npos);
+
+  RecordedEvent out;  // one payload, reused as a reader does
+  ASSERT_TRUE(decode_verified(rollback_stored, rollback_event.position, plain_event.hash, out));
+  EXPECT_EQ(std::get<StageTriggered>(out.data).rollback_of, "Shop-3");
+  ASSERT_TRUE(decode_verified(plain_stored, plain_event.position, "", out));
+  EXPECT_EQ(std::get<StageTriggered>(out.data).rollback_of, "");
+  EXPECT_EQ(out.hash, plain_event.hash);
+}
+
 TEST(EventsCodecTest, EveryEventTypeRoundTripsThroughItsStoredBytes) {
   const auto samples = testing::one_of_each_event();
   ASSERT_EQ(samples.size(), std::variant_size_v<Event>) << "add the new event type to sample_events.hpp";

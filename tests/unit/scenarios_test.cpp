@@ -123,6 +123,14 @@ int schema_version_of(std::string_view type) {
   }
 }
 
+// Payload members written only when set (events/README.md): a default
+// payload's JSON lacks them, yet a scenario may name them.
+bool optional_member(const std::string& type, const std::string& key) {
+  return (key == "override" && (type == events::ApprovalGranted::kType || type == events::ApprovalRejected::kType)) ||
+         (key == "trigger_cdevent" && type == events::ReleaseCreated::kType) ||
+         (key == "rollback_of" && type == events::StageTriggered::kType);
+}
+
 // One given event: {"type": …, payload members…, optional "at", "actor", "command_id"}.
 Result<events::RecordedEvent> given_event(const json& item, const std::string& path, const PipelineDefinition& definition,
                                           std::int64_t version, events::Timestamp default_at) {
@@ -146,7 +154,7 @@ Result<events::RecordedEvent> given_event(const json& item, const std::string& p
         event.actor = value.get<std::string>();
       } else if (key == "command_id") {
         event.command_id = value.get<std::string>();
-      } else if (!payload->contains(key) && !(key == "override" && value == true) && key != "trigger_cdevent") {
+      } else if (!payload->contains(key) && !optional_member(type, key)) {
         return problem(path + "." + key, "unknown member of " + type);
       } else {
         (*payload)[key] = value;
@@ -202,6 +210,16 @@ Result<Command> when_command(const std::string& command, Members& m, const Pipel
   if (command == "RedeployStage") {
     return read_command<RedeployStage>(m, [](Members& m, RedeployStage& c) -> Status {
       CASCADE_TRY(m.required("stage", c.stage));
+      CASCADE_TRY(m.optional("reason", c.reason));
+      return m.optional("rollback_of", c.rollback_of);
+    });
+  }
+  if (command == "ChooseRollback") {
+    return read_command<ChooseRollback>(m, [](Members& m, ChooseRollback& c) -> Status {
+      c.attempt = 1;
+      CASCADE_TRY(m.required("stage", c.stage));
+      CASCADE_TRY(m.optional("attempt", c.attempt));
+      CASCADE_TRY(m.optional("rollback_to", c.rollback_to));
       return m.optional("reason", c.reason);
     });
   }
@@ -390,7 +408,7 @@ Result<Scenario> parse_scenario(const std::string& text) {
       auto payload = default_payload(expected.type);
       if (!payload) return problem(path + ".type", "unknown event type '" + expected.type + "'");
       for (const auto& [key, value] : expected.fields.items()) {
-        if (!payload->contains(key) && key != "override" && key != "trigger_cdevent") {
+        if (!payload->contains(key) && !optional_member(expected.type, key)) {
           return problem(path + "." + key, "unknown member of " + expected.type);
         }
       }

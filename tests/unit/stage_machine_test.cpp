@@ -55,7 +55,7 @@ const std::map<StageState, std::map<std::string, StageState>>& legal_moves() {
         {"StageCanceled", S::kCanceled}}},
       {S::kSucceeded, {{"StageTriggered", S::kTriggered}}},  // the sample request is "pre": no post approval
       {S::kPartiallySucceeded, {{"StageTriggered", S::kTriggered}}},
-      {S::kFailed, {{"StageTriggered", S::kTriggered}}},
+      {S::kFailed, {{"StageTriggered", S::kTriggered}, {"RollbackChosen", S::kFailed}}},
       {S::kRejected, {{"StageTriggered", S::kTriggered}}},
       {S::kCanceled, {{"StageTriggered", S::kTriggered}}},
   };
@@ -133,8 +133,19 @@ TEST(StageMachineTest, EveryStateAndEventPairIsLegalExactlyAsSpecified) {
       }
     }
   }
-  EXPECT_EQ(legal, 29);
-  EXPECT_EQ(legal + refused, 12 * 19);
+  EXPECT_EQ(legal, 30);
+  EXPECT_EQ(legal + refused, 12 * 20);
+}
+
+TEST(StageMachineTest, AFailedAttemptTakesOneRollbackChoiceAndTheNextAttemptAnother) {
+  StageMachine machine = machine_in(StageState::kFailed);
+  ASSERT_TRUE(machine.accept(of_type("RollbackChosen")));
+  EXPECT_EQ(machine.state(), StageState::kFailed);
+  EXPECT_FALSE(machine.would_accept(of_type("RollbackChosen"))) << "one choice per failed attempt";
+  ASSERT_TRUE(machine.accept(of_type("StageTriggered")));
+  ASSERT_TRUE(machine.accept(of_type("DeploymentStarted")));
+  ASSERT_TRUE(machine.accept(of_type("DeploymentFailed")));
+  EXPECT_TRUE(machine.accept(of_type("RollbackChosen"))) << "the next failed attempt chooses again";
 }
 
 TEST(StageMachineTest, ApprovalCompletesOnlyWithTheRequiredNumberOfGrants) {
