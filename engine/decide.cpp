@@ -481,6 +481,9 @@ Result<std::vector<Event>> decide_start_deployment(const ReleaseState& state, co
                                                    const CommandContext& /*context*/) {
   CASCADE_TRY(stage, find_stage(state, c.stage));
   CASCADE_TRY(check_open(state));
+  if (c.attempt != 0) {
+    CASCADE_TRY(check_attempt(state, *stage, c.attempt));
+  }
   StageDecision decision(state, *stage, "start deploying");
   DeploymentStarted started;
   started.stage = stage->name;

@@ -242,7 +242,7 @@ Status Executor::start_ready(const QueueKey& key) {
   for (const auto& [number, waiting] : chosen) {
     const DeploymentKey deployment{waiting.release_id, key.second, waiting.attempt};
     const Invocation start{kActor, "executor/" + key_text(deployment) + "/start", ""};
-    auto started = status ? service_.execute(waiting.release_id, StartDeployment{key.second}, start)
+    auto started = status ? service_.execute(waiting.release_id, StartDeployment{key.second, waiting.attempt}, start)
                           : Result<ReleaseState>(status.error());
     std::lock_guard lock(mutex_);
     if (!started) {

@@ -240,9 +240,14 @@ struct SupersedeStage {
 struct AbandonRelease {
   std::string reason;
 };
-// The executor's, as it runs a deployment.
+// The executor's, as it runs a deployment. `attempt` is the attempt the
+// executor queued: a start decided on a queue entry older than the stage (a
+// newer attempt was triggered meanwhile) is refused rather than starting the
+// newer attempt under the older one's key, where no thread would run it.
+// 0 (tests, scenarios): the stage's current attempt.
 struct StartDeployment {
   std::string stage;
+  int attempt = 0;
 };
 struct RecordStepStarted {
   std::string stage;

@@ -195,6 +195,24 @@ TEST(ReleaseTest, RedeployOfAFinishedStageStartsTheNextAttempt) {
   EXPECT_EQ(release.stage("dev"), StageState::kSucceeded);
 }
 
+// The executor queued attempt 1; before it started, attempt 1 was canceled
+// and attempt 2 triggered. Starting "the stage" would start attempt 2 under
+// attempt 1's command key, with no thread to run it, and a running engine
+// would later fail it as interrupted: the start of attempt 1 is refused.
+TEST(ReleaseTest, AStartOfAnAttemptTheStageHasLeftIsRefused) {
+  ReleaseHistory release;
+  release.given(StageTriggered{"dev", "release created", 1}, events::StageCanceled{"dev", 1, "canceled by alice"},
+                StageTriggered{"dev", "redeploy by alice", 2});
+  auto stale = release.when(StartDeployment{"dev", 1}, "executor");
+  ASSERT_FALSE(stale);
+  EXPECT_EQ(stale.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(stale.error().message, "stage 'dev' of release SampleApp-1 is at attempt 2, not 1");
+  EXPECT_EQ(release.stage("dev"), StageState::kTriggered);
+  auto current = release.when(StartDeployment{"dev", 2}, "executor");
+  ASSERT_TRUE(current);
+  EXPECT_EQ(only<DeploymentStarted>(current.value()).attempt, 2);
+}
+
 TEST(ReleaseTest, AbortFailsTheRunningStepAndTheDeployment) {
   ReleaseHistory release;
   release.given(StageTriggered{"dev", "r", 1}, DeploymentStarted{"dev", 1}, StepStarted{"dev", 1, 0, "deploy", 1});

@@ -260,7 +260,10 @@ Result<Command> when_command(const std::string& command, Members& m, const Pipel
     return read_command<AbandonRelease>(m, [](Members& m, AbandonRelease& c) { return m.optional("reason", c.reason); });
   }
   if (command == "StartDeployment") {
-    return read_command<StartDeployment>(m, [](Members& m, StartDeployment& c) { return m.required("stage", c.stage); });
+    return read_command<StartDeployment>(m, [](Members& m, StartDeployment& c) -> Status {
+      CASCADE_TRY(m.required("stage", c.stage));
+      return m.optional("attempt", c.attempt);
+    });
   }
   if (command == "RecordStepStarted") {
     return read_command<RecordStepStarted>(m, [](Members& m, RecordStepStarted& c) -> Status {
