@@ -5,6 +5,7 @@
 #include "events/codec.hpp"
 #include "events/utf8.hpp"
 
+#include <algorithm>
 #include <iostream>
 #include <system_error>
 
@@ -67,7 +68,24 @@ void Executor::on_stop() {
   }
 }
 
-Result<std::uint64_t> Executor::resume_position() { return checkpoints_.load(name()); }
+Result<std::uint64_t> Executor::resume_position() {
+  // The queues are rebuilt from the releases that had a stage queued or
+  // deploying at the checkpoint (a deployment found Deploying is one the
+  // engine stopped under: track fails it); events after the checkpoint are
+  // handed over as usual.
+  CASCADE_TRY(open, checkpoints_.load_open(name()));
+  open_saved_.clear();
+  for (const auto& [release_id, position] : open) open_saved_.insert(release_id);
+  OpenReleaseChanges changes;
+  CASCADE_TRY(react(std::vector<std::pair<std::string, std::uint64_t>>(open.begin(), open.end()), changes,
+                    /*resuming=*/true));
+  CASCADE_TRY(checkpoint, checkpoints_.load(name()));
+  if (!changes.empty()) {
+    CASCADE_TRY(checkpoints_.save(name(), checkpoint, changes));
+  }
+  note_saved(changes);
+  return checkpoint;
+}
 
 bool Executor::idle() const {
   std::lock_guard lock(mutex_);
@@ -85,13 +103,32 @@ void Executor::reap_finished() {
   }
 }
 
-Status Executor::handle(const std::vector<events::RecordedEvent>& batch) {
-  reap_finished();
+bool Executor::holds(const ReleaseState& release) {
+  // From the release's state, not from running_: a deployment whose last
+  // event was handled while its thread was still ending is not open, and
+  // one found Deploying is, whoever runs it.
+  return std::any_of(release.stages.begin(), release.stages.end(), [](const StageRecord& stage) {
+    return is_waiting(stage.state()) || stage.state() == StageState::kDeploying;
+  });
+}
+
+Status Executor::react(const std::vector<std::pair<std::string, std::uint64_t>>& releases,
+                       OpenReleaseChanges& changes, bool resuming) {
   std::set<QueueKey> touched_queues;
-  for (const auto& [release_id, position] : releases_touched(batch)) {
-    CASCADE_TRY(release, service_.load(release_id));
-    CASCADE_TRY(track(release, position));
-    for (const StageRecord& stage : release.stages) touched_queues.insert({release.pipeline, stage.name});
+  for (const auto& [release_id, position] : releases) {
+    auto release = service_.load(release_id);
+    if (!release && resuming && release.error().code == ErrorCode::kDataLoss) {
+      // Quarantined: kept open, so a repaired release is picked up again.
+      std::cerr << "cascade: executor: " << release_id << ": " << release.error().message << "\n";
+      continue;
+    }
+    if (!release) return release.error();
+    CASCADE_TRY(track(release.value(), position));
+    for (const StageRecord& stage : release.value().stages) touched_queues.insert({release.value().pipeline, stage.name});
+    const bool open = holds(release.value());
+    const bool saved = open_saved_.count(release_id) != 0;
+    if (open && !saved) changes.opened[release_id] = position;
+    if (!open && saved) changes.closed.push_back(release_id);
   }
   {
     // A finished deployment frees capacity in its queue too.
@@ -104,18 +141,24 @@ Status Executor::handle(const std::vector<events::RecordedEvent>& batch) {
     CASCADE_TRY(supersede_older(key));
     CASCADE_TRY(start_ready(key));
   }
-  // The checkpoint stays before the first event of any stage still waiting
-  // or deploying, so after a crash the queue is rebuilt and an interrupted
-  // deployment is seen again and failed.
-  std::uint64_t checkpoint = batch.back().position;
-  {
-    std::lock_guard lock(mutex_);
-    for (const auto& [key, running] : running_) checkpoint = std::min(checkpoint, running.cause_position - 1);
-    for (const auto& [key, queue] : queues_) {
-      for (const auto& [number, waiting] : queue.waiting) checkpoint = std::min(checkpoint, waiting.cause_position - 1);
-    }
-  }
-  return checkpoints_.save(name(), checkpoint);
+  return success();
+}
+
+void Executor::note_saved(const OpenReleaseChanges& changes) {
+  for (const auto& [release_id, position] : changes.opened) open_saved_.insert(release_id);
+  for (const std::string& release_id : changes.closed) open_saved_.erase(release_id);
+}
+
+Status Executor::handle(const std::vector<events::RecordedEvent>& batch) {
+  reap_finished();
+  OpenReleaseChanges changes;
+  CASCADE_TRY(react(releases_touched(batch), changes, /*resuming=*/false));
+  // The checkpoint moves past every handled event: what is still queued or
+  // deploying is saved with it as open releases, so after a crash the queue
+  // is rebuilt and an interrupted deployment is seen again and failed.
+  CASCADE_TRY(checkpoints_.save(name(), batch.back().position, changes));
+  note_saved(changes);
+  return success();
 }
 
 Status Executor::track(const ReleaseState& release, std::uint64_t position) {
@@ -147,7 +190,6 @@ Status Executor::track(const ReleaseState& release, std::uint64_t position) {
         // Already started from a newer state: never queued a second time.
       } else if (is_waiting(stage.state())) {
         Waiting& waiting = queue.waiting[release.number];
-        if (waiting.attempt != stage.attempt) waiting.cause_position = position;
         waiting.release_id = release.id;
         waiting.attempt = stage.attempt;
         events::DeploymentStarted probe;
@@ -229,7 +271,6 @@ Status Executor::start_ready(const QueueKey& key) {
         continue;
       }
       Running& reserved = running_[candidate];
-      reserved.cause_position = it->second.cause_position;
       reserved.number = it->first;
       reserved.queue = key;
       chosen.emplace_back(it->first, it->second);
@@ -466,8 +507,10 @@ Status Executor::run_steps(const DeploymentKey& key, const std::atomic<bool>& ca
       auto recorded = service_.execute(release_id, finished, command_key(i, "finish/" + std::to_string(try_number)));
       if (!recorded) return is_superseded(recorded.error()) ? Status(success()) : Status(recorded.error());
       if (!finished.will_retry) break;
-      const Timestamp retry_at = clock_.now() + step.retry_delay_s * 1000LL;
-      while (!cancel && clock_.now() < retry_at) clock_.wait_until(retry_at, std::chrono::milliseconds(100));
+      const std::int64_t retry_at = clock_.monotonic_ms() + step.retry_delay_s * 1000LL;
+      while (!cancel && clock_.monotonic_ms() < retry_at) {
+        clock_.wait_until_monotonic(retry_at, std::chrono::milliseconds(100));
+      }
     }
   }
   auto finished = service_.execute(release_id, FinishDeployment{stage_name, attempt},

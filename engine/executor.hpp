@@ -64,7 +64,6 @@ class Executor final : public Reactor {
   using DeploymentKey = std::tuple<std::string, std::string, int>;  // release, stage, attempt
   using QueueKey = std::pair<std::string, std::string>;             // pipeline, stage
   struct Running {
-    std::uint64_t cause_position = 0;  // the checkpoint may not pass it while the deployment runs
     std::int64_t number = 0;
     QueueKey queue;
     std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
@@ -74,7 +73,6 @@ class Executor final : public Reactor {
     std::string release_id;
     int attempt = 0;
     bool ready = false;  // may start now (not awaiting an approval or a deferral)
-    std::uint64_t cause_position = 0;
   };
   struct Queue {
     int max_parallel = 0;
@@ -82,7 +80,16 @@ class Executor final : public Reactor {
     std::map<std::int64_t, Waiting> waiting;  // by release number
   };
 
+  // Tracks each release (load, track), starts what may start, and notes in
+  // `changes` which releases opened or closed. While `resuming`, a
+  // quarantined release is skipped and stays open.
+  Status react(const std::vector<std::pair<std::string, std::uint64_t>>& releases, OpenReleaseChanges& changes,
+               bool resuming);
   Status track(const ReleaseState& release, std::uint64_t position);
+  // Whether a stage of the release waits to deploy or deploys: the releases
+  // saved as open with the checkpoint.
+  static bool holds(const ReleaseState& release);
+  void note_saved(const OpenReleaseChanges& changes);
   Status supersede_older(const QueueKey& key);
   Status start_ready(const QueueKey& key);
   void run_deployment(const DeploymentKey& key, std::shared_ptr<std::atomic<bool>> cancel);
@@ -106,6 +113,7 @@ class Executor final : public Reactor {
   std::map<DeploymentKey, Running> running_;
   std::map<QueueKey, Queue> queues_;
   std::vector<std::thread> finished_threads_;
+  std::set<std::string> open_saved_;            // only the reactor's thread touches it
 };
 
 }  // namespace cascade::engine

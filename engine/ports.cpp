@@ -17,9 +17,26 @@ void SystemClock::wait_until(Timestamp due, std::chrono::milliseconds max_wait) 
   std::this_thread::sleep_for(std::min(max_wait, std::chrono::milliseconds(left)));
 }
 
+std::int64_t SystemClock::monotonic_ms() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+void SystemClock::wait_until_monotonic(std::int64_t due, std::chrono::milliseconds max_wait) const {
+  const std::int64_t left = due - monotonic_ms();
+  if (left <= 0) return;
+  std::this_thread::sleep_for(std::min(max_wait, std::chrono::milliseconds(left)));
+}
+
 void ManualClock::wait_until(Timestamp due, std::chrono::milliseconds max_wait) const {
   std::unique_lock lock(mutex_);
   moved_.wait_for(lock, max_wait, [&] { return now_.load() >= due; });
+}
+
+void ManualClock::wait_until_monotonic(std::int64_t due, std::chrono::milliseconds max_wait) const {
+  std::unique_lock lock(mutex_);
+  moved_.wait_for(lock, max_wait, [&] { return monotonic_.load() >= due; });
 }
 
 void ManualClock::set(Timestamp t) {
@@ -34,6 +51,7 @@ void ManualClock::advance(std::chrono::milliseconds by) {
   {
     std::lock_guard lock(mutex_);
     now_.fetch_add(by.count());
+    monotonic_.fetch_add(by.count());
   }
   moved_.notify_all();
 }

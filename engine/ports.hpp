@@ -21,33 +21,48 @@ namespace cascade::engine {
 using events::Timestamp;
 
 // Engine code reads time only through a Clock. Thread-safe.
+//
+// Two times: the wall clock (now), which deadlines recorded in events are
+// stated in and which an operator or NTP may step, and a monotonic one,
+// which never steps and measures delays (a retry's wait must not grow by an
+// hour because the wall clock went back an hour).
 class Clock {
  public:
   virtual ~Clock() = default;
   virtual Timestamp now() const = 0;
+  // Milliseconds since an arbitrary start; never goes back, never jumps.
+  virtual std::int64_t monotonic_ms() const = 0;
   // Blocks until now() >= due, or until `max_wait` of real time has passed,
   // whichever comes first — so a waiter can also notice that it should stop.
   virtual void wait_until(Timestamp due, std::chrono::milliseconds max_wait) const = 0;
+  // The same for monotonic_ms() >= due.
+  virtual void wait_until_monotonic(std::int64_t due, std::chrono::milliseconds max_wait) const = 0;
 };
 
 class SystemClock final : public Clock {
  public:
   Timestamp now() const override;
+  std::int64_t monotonic_ms() const override;
   void wait_until(Timestamp due, std::chrono::milliseconds max_wait) const override;
+  void wait_until_monotonic(std::int64_t due, std::chrono::milliseconds max_wait) const override;
 };
 
 // A clock that moves only when told to: for tests and replays. Waiters wake
-// as soon as it is moved past their time.
+// as soon as it is moved past their time. advance() moves both times, as
+// time passing does; set() moves only the wall clock, as a clock step does.
 class ManualClock final : public Clock {
  public:
   explicit ManualClock(Timestamp start = 1'800'000'000'000) : now_(start) {}
   Timestamp now() const override { return now_.load(); }
+  std::int64_t monotonic_ms() const override { return monotonic_.load(); }
   void wait_until(Timestamp due, std::chrono::milliseconds max_wait) const override;
+  void wait_until_monotonic(std::int64_t due, std::chrono::milliseconds max_wait) const override;
   void set(Timestamp t);
   void advance(std::chrono::milliseconds by);
 
  private:
   std::atomic<Timestamp> now_;
+  std::atomic<std::int64_t> monotonic_{0};
   mutable std::mutex mutex_;
   mutable std::condition_variable moved_;
 };
@@ -160,13 +175,34 @@ class SecretStore {
   virtual Result<std::string> get(const std::string& digest) = 0;
 };
 
-// A reactor's durable position in the log. Thread-safe.
+// The releases a reactor still has business with (a stage queued or
+// deploying, a timer pending), each with the position of the event it last
+// handled of it.
+using OpenReleases = std::map<std::string, std::uint64_t>;
+
+// What changed in a reactor's open releases since its last save.
+struct OpenReleaseChanges {
+  OpenReleases opened;              // added, or their position updated
+  std::vector<std::string> closed;  // removed
+  bool empty() const { return opened.empty() && closed.empty(); }
+};
+
+// A reactor's durable position in the log, and the releases it still has
+// business with there. Keeping those beside the checkpoint lets a reactor
+// resume after its last handled event and rebuild its work by loading those
+// releases, instead of keeping its checkpoint before the oldest of them and
+// re-reading every event since (30 days of them behind a pending approval).
+// Thread-safe.
 class CheckpointStore {
  public:
   virtual ~CheckpointStore() = default;
   // 0 when the reactor has never saved one.
   virtual Result<std::uint64_t> load(const std::string& reactor) = 0;
   virtual Status save(const std::string& reactor, std::uint64_t position) = 0;
+  // The checkpoint and the changes to the open releases, in one write.
+  virtual Status save(const std::string& reactor, std::uint64_t position, const OpenReleaseChanges& changes) = 0;
+  // Empty when the reactor has never saved any.
+  virtual Result<OpenReleases> load_open(const std::string& reactor) = 0;
 };
 
 }  // namespace cascade::engine

@@ -45,6 +45,8 @@ class ReleaseEngine {
   std::string last_error() const { return reactors_.last_error(); }
   std::vector<ReactorStatus> reactor_status() const { return reactors_.status(); }
   const Quarantine& quarantine() const { return service_.quarantine(); }
+  // Steps of the wall clock the scheduler has seen (and logged) since start.
+  std::uint64_t clock_steps() const { return scheduler_.clock_steps(); }
 
  private:
   ReleaseService service_;

@@ -8,6 +8,7 @@
 //   event_ids    event id                                → BE64(position)   (bloom-filtered: most
 //                                                          lookups are for new ids)
 //   checkpoints  reactor name                            → BE64(position)
+//                reactor \0 "open" \0 release            → BE64(position)  (OpenReleases)
 //   step_logs    release_id '\0' stage '\0' BE32(attempt) '\0' BE32(step_index) '\0' BE64(line)
 //                                                        → BE64(at) u8(len) stream text
 //   secrets      HMAC-SHA256 digest (hex)                → nonce || AES-256-GCM ciphertext || tag

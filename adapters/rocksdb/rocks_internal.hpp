@@ -163,6 +163,8 @@ class RocksCheckpointStore final : public engine::CheckpointStore {
   RocksCheckpointStore(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family) : db_(db), family_(family) {}
   Result<std::uint64_t> load(const std::string& reactor) override;
   Status save(const std::string& reactor, std::uint64_t position) override;
+  Status save(const std::string& reactor, std::uint64_t position, const engine::OpenReleaseChanges& changes) override;
+  Result<engine::OpenReleases> load_open(const std::string& reactor) override;
 
  private:
   rocksdb::DB* db_;

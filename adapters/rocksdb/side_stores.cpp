@@ -28,6 +28,42 @@ Status RocksCheckpointStore::save(const std::string& reactor, std::uint64_t posi
 
 namespace {
 
+// A reactor's open releases are keyed "<reactor>\0open\0<release>" beside its
+// checkpoint "<reactor>": no reactor or release name holds a NUL byte.
+std::string open_prefix(const std::string& reactor) { return reactor + std::string("\0open\0", 6); }
+
+}  // namespace
+
+Status RocksCheckpointStore::save(const std::string& reactor, std::uint64_t position,
+                                  const engine::OpenReleaseChanges& changes) {
+  const std::string prefix = open_prefix(reactor);
+  rocksdb::WriteBatch batch;
+  batch.Put(family_, reactor, encode_u64(position));
+  for (const auto& [release, at] : changes.opened) batch.Put(family_, prefix + release, encode_u64(at));
+  for (const std::string& release : changes.closed) batch.Delete(family_, prefix + release);
+  // Not synced, as save() above; a lost write sends the reactor back to an
+  // older checkpoint with the open releases that went with it.
+  const rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
+  if (!s.ok()) return from_rocks(s, "saving the checkpoint of " + reactor);
+  return success();
+}
+
+Result<engine::OpenReleases> RocksCheckpointStore::load_open(const std::string& reactor) {
+  const std::string prefix = open_prefix(reactor);
+  engine::OpenReleases open;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), family_));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (it->value().size() != 8) {
+      return make_error(ErrorCode::kDataLoss, "open releases of " + reactor + ": malformed value");
+    }
+    open.emplace(it->key().ToString().substr(prefix.size()), decode_u64(it->value().ToString()));
+  }
+  if (!it->status().ok()) return from_rocks(it->status(), "loading the open releases of " + reactor);
+  return open;
+}
+
+namespace {
+
 // The key prefix shared by the lines of one step, or kInvalidArgument.
 Result<std::string> step_prefix(const engine::StepLogKey& key) {
   if (key.release_id.find('\0') != std::string::npos || key.stage.find('\0') != std::string::npos ||
