@@ -151,13 +151,14 @@ nlohmann::ordered_json to_bundle(const Evidence& evidence, const Verification& a
   nlohmann::ordered_json logs = nlohmann::ordered_json::object();
   for (const StepLog& log : evidence.step_logs) {
     nlohmann::ordered_json lines = nlohmann::ordered_json::array();
-    for (const LogLine& line : log.lines) {
+    (void)log.each_line([&](const LogLine& line) -> Status {
       nlohmann::ordered_json entry;
       entry["at"] = line.at;
       entry["stream"] = line.stream;
       put_bytes(entry, "text", line.text);
       lines.push_back(std::move(entry));
-    }
+      return success();
+    });
     nlohmann::ordered_json entry;
     entry["stage"] = log.key.stage;
     entry["attempt"] = log.key.attempt;

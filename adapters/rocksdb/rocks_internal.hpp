@@ -182,6 +182,9 @@ class RocksStepLogStore final : public engine::StepLogStore {
   // sees, holding one line at a time.
   Status read_each(const engine::StepLogKey& key,
                    const std::function<Status(const engine::LogLine&)>& visit) override;
+  // Overwrites the stored line `index` of a step (see
+  // RocksStore::rewrite_step_log_line_for_test).
+  Status rewrite_line_for_test(const engine::StepLogKey& key, std::uint64_t index, const engine::LogLine& line);
 
  private:
   rocksdb::DB* db_;

@@ -160,4 +160,19 @@ Status RocksStepLogStore::read_each(const engine::StepLogKey& key,
   return success();
 }
 
+Status RocksStepLogStore::rewrite_line_for_test(const engine::StepLogKey& key, std::uint64_t index,
+                                                const engine::LogLine& line) {
+  CASCADE_TRY(prefix, step_prefix(key));
+  const std::string line_key = prefix + encode_u64(index);
+  std::string stored;
+  const rocksdb::Status found = db_->Get(rocksdb::ReadOptions(), family_, line_key, &stored);
+  if (found.IsNotFound()) {
+    return make_error(ErrorCode::kNotFound, "no line " + std::to_string(index) + " in that step log");
+  }
+  if (!found.ok()) return from_rocks(found, "reading a step log line");
+  const rocksdb::Status s = db_->Put(rocksdb::WriteOptions(), family_, line_key, encoded_line(line));
+  if (!s.ok()) return from_rocks(s, "rewriting a step log line");
+  return success();
+}
+
 }  // namespace cascade::adapters::rocks
