@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <iosfwd>
 #include <limits>
 #include <optional>
 #include <string>
@@ -206,11 +207,20 @@ inline constexpr const char* kBundleFormat = "cascade-audit/1";
 //   summary — {reflects_version, text | text_base64}, or null;
 //   verification — the result at export (to_json(Verification)).
 // Changing any byte of an event's "stored" string or of a line's text makes
-// verify_bundle fail, naming the event version or the step. The log lines
-// of evidence collected from a store are read from it; a store that fails
-// meanwhile leaves them out.
+// verify_bundle fail, naming the event version or the step.
+// The whole bundle in memory, every log line included: for small evidence
+// and tests; exports write it with write_bundle. A store that fails while
+// its lines are read leaves them out (write_bundle says so).
 nlohmann::ordered_json to_bundle(const Evidence& evidence, const Verification& at_export, Timestamp exported_at,
                                  const std::string& exported_by);
+
+// Writes to_bundle(...).dump(2) and a newline to `out`, byte for byte,
+// without holding the bundle: each event and each log line is written as it
+// is read (`cascade audit export`). kUnavailable when `out` fails; a step log
+// that can no longer be read gives the store's error. Either leaves `out`
+// with part of a bundle.
+Status write_bundle(std::ostream& out, const Evidence& evidence, const Verification& at_export,
+                    Timestamp exported_at, const std::string& exported_by);
 
 struct Bundle {
   Evidence evidence;

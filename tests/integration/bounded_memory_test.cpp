@@ -1,10 +1,11 @@
 // What the engine keeps in memory does not grow with every name it is sent,
 // nor with the size of a step's log: creates for pipelines that do not exist
-// leave nothing behind, and verifying a release whose step wrote 48 MiB
-// holds a page of its log at a time, never the log.
+// leave nothing behind, and verifying or exporting a release whose step wrote
+// 48 MiB holds a page of its log at a time, never the log.
 #include "engine/audit.hpp"
 #include "projections/release_summary.hpp"
 
+#include "tests/support/cli_runner.hpp"
 #include "tests/support/engine_harness.hpp"
 
 #include <gtest/gtest.h>
@@ -154,6 +155,31 @@ TEST_F(BigStepLogTest, VerifyingAStepThatWrote48MiBHoldsAPageNotTheLog) {
   EXPECT_LT(growth, kAllowedGrowth) << "verification held the log";
 }
 
+TEST_F(BigStepLogTest, ExportingAStepThatWrote48MiBWritesItsLinesAsTheyAreRead) {
+  const std::string id = release_printing(kBigLines);
+  runtime_->stop();
+  const std::string path = dir_ / "big.json";
+  if (!reset_peak_rss()) GTEST_SKIP() << "/proc/self/clear_refs cannot reset the peak resident memory";
+  const std::int64_t before = status_bytes("VmRSS");
+
+  // What `cascade audit export` does.
+  auto evidence = engine::collect_evidence(store_->log(), store_->step_logs(), id);
+  ASSERT_TRUE(evidence) << evidence.error().message;
+  const engine::Verification verification = engine::verify(evidence.value(), render);
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    ASSERT_TRUE(engine::write_bundle(out, evidence.value(), verification, clock_.now(), "auditor"));
+  }
+
+  const std::int64_t growth = status_bytes("VmHWM") - before;
+  ASSERT_TRUE(verification.ok()) << verification.failure->message;
+  const auto size = static_cast<std::int64_t>(std::filesystem::file_size(path));
+  EXPECT_GT(size, static_cast<std::int64_t>(kBigLines * kLineBytes));
+  std::cout << "exporting " << kBigLines * kLineBytes / kMiB << " MiB of step log (a " << size / kMiB
+            << " MiB bundle): peak resident memory grew by " << growth / 1024 << " KiB\n";
+  EXPECT_LT(growth, kAllowedGrowth) << "the export held the log or the bundle";
+}
+
 TEST_F(BigStepLogTest, AnEditedLineInTheMiddleOfA48MiBLogIsFound) {
   const engine::Timestamp printed_at = clock_.now();
   const std::string id = release_printing(kBigLines);
@@ -186,6 +212,43 @@ TEST_F(BigStepLogTest, AnEditedLineInTheMiddleOfA48MiBLogIsFound) {
   EXPECT_EQ(f.message, "stream release-" + id + " version " + std::to_string(finished->version) +
                            ": the log of stage dev attempt 1 step build (try 1) does not match its digest: expected '" +
                            digest + "', found '" + f.found + "'");
+}
+
+// `cascade audit export` writes, byte for byte, the bundle to_bundle holds
+// in memory; a big one verifies offline.
+TEST_F(BigStepLogTest, TheCliExportsTheInMemoryBundleByteForByte) {
+  const std::string small = release_printing(3);
+  const std::string big = release_printing(kBigLines);
+  stop();
+  const std::string data = "--data " + dir_.path();
+  const std::string small_bundle = dir_ / "small.json";
+  const std::string big_bundle = dir_ / "big.json";
+  store_.reset();  // the commands open the data directory themselves
+  const CommandRun exported = cascade::testing::run("audit export " + small + " --out " + small_bundle + " " + data);
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  const CommandRun exported_big = cascade::testing::run("audit export " + big + " --out " + big_bundle + " " + data);
+  ASSERT_EQ(exported_big.exit_code, 0) << exported_big.output;
+  const CommandRun verified_big = cascade::testing::run("audit verify " + big_bundle);
+  ASSERT_EQ(verified_big.exit_code, 0) << verified_big.output;
+  EXPECT_NE(verified_big.output.find(std::to_string(kBigLines) + " lines: every digest matches"), std::string::npos)
+      << verified_big.output;
+  open_store();
+
+  // The in-memory bundle of the same evidence, with the export's time,
+  // exporter and verification.
+  const std::string written = read_file(small_bundle);
+  const nlohmann::json parsed = nlohmann::json::parse(written);
+  auto evidence = engine::collect_evidence(store_->log(), store_->step_logs(), small);
+  ASSERT_TRUE(evidence) << evidence.error().message;
+  auto summary = engine::read_bundle(written);
+  ASSERT_TRUE(summary) << summary.error().message;
+  evidence.value().summary = summary.value().evidence.summary;
+  const std::string in_memory = engine::to_bundle(evidence.value(), summary.value().at_export,
+                                                  parsed.at("exported_at_ms").get<engine::Timestamp>(),
+                                                  parsed.at("exported_by").get<std::string>())
+                                    .dump(2) +
+                                "\n";
+  EXPECT_EQ(written, in_memory);
 }
 
 }  // namespace
