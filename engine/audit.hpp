@@ -4,9 +4,10 @@
 //
 // Everything here folds with the engine's own evolve — there is no second
 // interpretation of the events. Verification is pure over what was read:
-// collect_evidence() reads through the ports (the live store), read_bundle()
-// from an exported file, and verify() checks either the same way, so that
-// `cascade replay --verify` and `cascade audit verify FILE` cannot disagree.
+// collect_evidence() reads through the ports (the live store; step logs stay
+// there and are read a page at a time), read_bundle() from an exported file,
+// and verify() checks either the same way, so that `cascade replay --verify`
+// and `cascade audit verify FILE` cannot disagree.
 // The summary read model lives in projections/, which engine/ may not depend
 // on: callers pass the stored summary text and the function that renders one.
 #pragma once
@@ -21,6 +22,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <iosfwd>
 #include <limits>
 #include <optional>
 #include <string>
@@ -104,11 +106,22 @@ struct StreamRead {
 };
 
 // The stored lines of one step of one attempt (every try of it, in order).
+// A step may have written 64 MiB: evidence collected from the live store
+// does not hold its lines but names the store they are read from, a page at
+// a time, whenever a check or an export needs them; a bundle read back (or
+// evidence built by hand) holds them.
 struct StepLog {
   StepLogKey key;
   std::string step;  // the step's name, for people
-  std::vector<LogLine> lines;
+  std::vector<LogLine> lines;  // when `store` is null
+  // Where the lines are read from instead of `lines`, when set (by
+  // collect_evidence). The store must outlive the evidence.
+  StepLogStore* store = nullptr;
   std::string unreadable;  // non-empty: the lines could not be read (why)
+
+  // Hands the lines to `visit` in order, stopping at the first error `visit`
+  // returns or the store's (StepLogStore::read_each), which it returns.
+  Status each_line(const std::function<Status(const LogLine&)>& visit) const;
 };
 
 // The stored summary document and the release version it reflects (the
@@ -139,12 +152,15 @@ struct Evidence {
 Result<StreamRead> read_stream(events::EventLog& log, const std::string& stream,
                                std::size_t limit = std::numeric_limits<std::size_t>::max());
 
-// Reads the release's stream, the part of its pipeline stream it depends on,
-// and the logs of its steps. The summary is left absent (the caller has it).
-// kNotFound when there is no such release; otherwise damaged data shows up in
-// the evidence, not as an error. The reads are separate: for one consistent
-// picture nothing may append to the release meanwhile (the CLI does not run
-// the engine while it audits).
+// Reads the release's stream and the part of its pipeline stream it depends
+// on, and reads each log of its steps through once — holding a line at a
+// time — to find those that cannot be read; the evidence then refers to
+// `step_logs` for their lines (StepLog::store), so it must outlive the
+// evidence. The summary is left absent (the caller has it). kNotFound when
+// there is no such release; otherwise damaged data shows up in the evidence,
+// not as an error. The reads are separate: for one consistent picture
+// nothing may append to the release meanwhile (the CLI does not run the
+// engine while it audits).
 Result<Evidence> collect_evidence(events::EventLog& log, StepLogStore& step_logs, const std::string& release_id);
 
 // Renders the summary document of a state exactly as the projection stores it.
@@ -167,7 +183,9 @@ using SummaryRenderer = std::function<std::string(const ReleaseState&)>;
 //     text byte for byte (the projection may lag the log; it may not be
 //     ahead of it, nor hold no document of a release it has seen).
 // A check that needs the release's events is skipped when they could not all
-// be read. Thread-safe (pure).
+// be read. Step logs are read as they are checked, a line at a time (a log
+// that cannot be read then fails the check, naming why), so memory does not
+// grow with their size. Thread-safe (pure over what it reads).
 Verification verify(const Evidence& evidence, const SummaryRenderer& render_summary);
 
 // ---- Evidence bundle ---------------------------------------------------------
@@ -190,8 +208,19 @@ inline constexpr const char* kBundleFormat = "cascade-audit/1";
 //   verification — the result at export (to_json(Verification)).
 // Changing any byte of an event's "stored" string or of a line's text makes
 // verify_bundle fail, naming the event version or the step.
+// The whole bundle in memory, every log line included: for small evidence
+// and tests; exports write it with write_bundle. A store that fails while
+// its lines are read leaves them out (write_bundle says so).
 nlohmann::ordered_json to_bundle(const Evidence& evidence, const Verification& at_export, Timestamp exported_at,
                                  const std::string& exported_by);
+
+// Writes to_bundle(...).dump(2) and a newline to `out`, byte for byte,
+// without holding the bundle: each event and each log line is written as it
+// is read (`cascade audit export`). kUnavailable when `out` fails; a step log
+// that can no longer be read gives the store's error. Either leaves `out`
+// with part of a bundle.
+Status write_bundle(std::ostream& out, const Evidence& evidence, const Verification& at_export,
+                    Timestamp exported_at, const std::string& exported_by);
 
 struct Bundle {
   Evidence evidence;

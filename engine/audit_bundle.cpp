@@ -4,6 +4,9 @@
 #include "events/codec.hpp"
 #include "events/time.hpp"
 
+#include <algorithm>
+#include <ostream>
+
 namespace cascade::engine {
 
 using namespace audit_internal;
@@ -109,26 +112,157 @@ std::string stored_bytes(const RecordedEvent& event) {
   return object.dump();
 }
 
-nlohmann::ordered_json stream_json(const StreamRead& read) {
-  nlohmann::ordered_json events = nlohmann::ordered_json::array();
-  for (const RecordedEvent& e : read.events) {
-    nlohmann::ordered_json entry;
-    entry["version"] = e.version;
-    entry["position"] = e.position;
-    entry["stored"] = stored_bytes(e);
-    events.push_back(std::move(entry));
-  }
-  nlohmann::ordered_json out;
-  out["stream"] = read.stream;
-  out["events"] = std::move(events);
-  // Why the stream could not be read further: the bundle then holds only
-  // the events before the damage, and says so.
-  out["read_failure"] = read.failure ? to_json(*read.failure) : nlohmann::json();
-  return out;
+// The entries of a bundle, shared by to_bundle (which holds them all) and
+// write_bundle (which writes each as it goes).
+
+nlohmann::ordered_json event_entry(const RecordedEvent& e) {
+  nlohmann::ordered_json entry;
+  entry["version"] = e.version;
+  entry["position"] = e.position;
+  entry["stored"] = stored_bytes(e);
+  return entry;
+}
+
+// Why the stream could not be read further: the bundle then holds only the
+// events before the damage, and says so.
+nlohmann::ordered_json read_failure_entry(const StreamRead& read) {
+  return read.failure ? to_json(*read.failure) : nlohmann::json();
+}
+
+const events::ReleaseCreated* created_event(const Evidence& evidence) {
+  const auto& events = evidence.release.events;
+  return events.empty() ? nullptr : std::get_if<events::ReleaseCreated>(&events.front().data);
+}
+
+std::int64_t through_version(const Evidence& evidence) {
+  const auto* created = created_event(evidence);
+  return created != nullptr ? created->pipeline_version : 0;
+}
+
+nlohmann::ordered_json definition_entry(const Evidence& evidence) {
+  const auto* created = created_event(evidence);
+  return created != nullptr ? created->definition : nlohmann::json();
+}
+
+nlohmann::ordered_json line_entry(const LogLine& line) {
+  nlohmann::ordered_json entry;
+  entry["at"] = line.at;
+  entry["stream"] = line.stream;
+  put_bytes(entry, "text", line.text);
+  return entry;
+}
+
+// A step log's entry without its lines.
+nlohmann::ordered_json step_log_entry(const StepLog& log) {
+  nlohmann::ordered_json entry;
+  entry["stage"] = log.key.stage;
+  entry["attempt"] = log.key.attempt;
+  entry["step_index"] = log.key.step_index;
+  entry["step"] = log.step;
+  if (!log.unreadable.empty()) entry["unreadable"] = log.unreadable;
+  return entry;
 }
 
 std::string step_log_name(const StepLog& log) {
   return log.key.stage + "/" + std::to_string(log.key.attempt) + "/" + log.step;
+}
+
+nlohmann::ordered_json summary_entry(const Evidence& evidence) {
+  if (!evidence.summary) return nullptr;
+  nlohmann::ordered_json summary;
+  summary["reflects_version"] = evidence.summary->reflects_version;
+  put_bytes(summary, "text", evidence.summary->text);
+  return summary;
+}
+
+nlohmann::ordered_json stream_json(const StreamRead& read) {
+  nlohmann::ordered_json events = nlohmann::ordered_json::array();
+  for (const RecordedEvent& e : read.events) events.push_back(event_entry(e));
+  nlohmann::ordered_json out;
+  out["stream"] = read.stream;
+  out["events"] = std::move(events);
+  out["read_failure"] = read_failure_entry(read);
+  return out;
+}
+
+// Writes JSON laid out exactly as nlohmann's dump(2) lays it out — each
+// member and element on its own line, two spaces deeper per level, "{}" and
+// "[]" when empty — one member or element at a time, so that a document too
+// big to hold is written as it is read.
+class IndentedJsonWriter {
+ public:
+  explicit IndentedJsonWriter(std::ostream& out) : out_(out) {}
+
+  void begin_object() { open('{', '}'); }
+  void begin_array() { open('[', ']'); }
+  void end() {
+    const Level level = levels_.back();
+    levels_.pop_back();
+    if (level.has_items) {
+      out_ << '\n';
+      indent();
+    }
+    out_ << level.close;
+  }
+  // The next member of the object being written: a value or a container
+  // begun next.
+  void key(const std::string& name) {
+    next_item();
+    out_ << nlohmann::json(name).dump() << ": ";
+  }
+  void member(const std::string& name, const nlohmann::ordered_json& value) {
+    key(name);
+    write(value);
+  }
+  // The next element of the array being written.
+  void element(const nlohmann::ordered_json& value) {
+    next_item();
+    write(value);
+  }
+
+ private:
+  struct Level {
+    char close;
+    bool has_items = false;
+  };
+
+  void open(char opening, char closing) {
+    out_ << opening;
+    levels_.push_back(Level{closing});
+  }
+  void next_item() {
+    Level& level = levels_.back();
+    out_ << (level.has_items ? ",\n" : "\n");
+    level.has_items = true;
+    indent();
+  }
+  void indent() { out_ << std::string(2 * levels_.size(), ' '); }
+  // A value dumped on its own is laid out from column 0: its inner lines
+  // move to this depth. Strings escape their newlines, so every newline of
+  // the dump is the layout's.
+  void write(const nlohmann::ordered_json& value) {
+    const std::string text = value.dump(2);
+    const std::string margin(2 * levels_.size(), ' ');
+    std::size_t start = 0;
+    for (std::size_t newline = text.find('\n'); newline != std::string::npos; newline = text.find('\n', start)) {
+      out_.write(text.data() + start, static_cast<std::streamsize>(newline + 1 - start));
+      out_ << margin;
+      start = newline + 1;
+    }
+    out_.write(text.data() + start, static_cast<std::streamsize>(text.size() - start));
+  }
+
+  std::ostream& out_;
+  std::vector<Level> levels_;
+};
+
+void write_stream(IndentedJsonWriter& json, const StreamRead& read) {
+  json.member("stream", read.stream);
+  json.key("events");
+  json.begin_array();
+  for (const RecordedEvent& e : read.events) json.element(event_entry(e));
+  json.end();
+  json.member("read_failure", read_failure_entry(read));
 }
 
 }  // namespace
@@ -143,41 +277,84 @@ nlohmann::ordered_json to_bundle(const Evidence& evidence, const Verification& a
   bundle["exported_by"] = exported_by;
   bundle["release_stream"] = stream_json(evidence.release);
   bundle["pipeline_stream"] = stream_json(evidence.pipeline);
-  const auto* created = evidence.release.events.empty()
-                            ? nullptr
-                            : std::get_if<events::ReleaseCreated>(&evidence.release.events.front().data);
-  bundle["pipeline_stream"]["through_version"] = created != nullptr ? created->pipeline_version : 0;
-  bundle["definition"] = created != nullptr ? created->definition : nlohmann::json();
+  bundle["pipeline_stream"]["through_version"] = through_version(evidence);
+  bundle["definition"] = definition_entry(evidence);
   nlohmann::ordered_json logs = nlohmann::ordered_json::object();
   for (const StepLog& log : evidence.step_logs) {
     nlohmann::ordered_json lines = nlohmann::ordered_json::array();
-    for (const LogLine& line : log.lines) {
-      nlohmann::ordered_json entry;
-      entry["at"] = line.at;
-      entry["stream"] = line.stream;
-      put_bytes(entry, "text", line.text);
-      lines.push_back(std::move(entry));
-    }
-    nlohmann::ordered_json entry;
-    entry["stage"] = log.key.stage;
-    entry["attempt"] = log.key.attempt;
-    entry["step_index"] = log.key.step_index;
-    entry["step"] = log.step;
-    if (!log.unreadable.empty()) entry["unreadable"] = log.unreadable;
+    // The lines of an intact log are read from its store; no error but a
+    // store that fails after collect_evidence read it through can stop this.
+    (void)log.each_line([&](const LogLine& line) -> Status {
+      lines.push_back(line_entry(line));
+      return success();
+    });
+    nlohmann::ordered_json entry = step_log_entry(log);
     entry["lines"] = std::move(lines);
     logs[step_log_name(log)] = std::move(entry);
   }
   bundle["step_logs"] = std::move(logs);
-  if (evidence.summary) {
-    nlohmann::ordered_json summary;
-    summary["reflects_version"] = evidence.summary->reflects_version;
-    put_bytes(summary, "text", evidence.summary->text);
-    bundle["summary"] = std::move(summary);
-  } else {
-    bundle["summary"] = nullptr;
-  }
+  bundle["summary"] = summary_entry(evidence);
   bundle["verification"] = to_json(at_export);
   return bundle;
+}
+
+Status write_bundle(std::ostream& out, const Evidence& evidence, const Verification& at_export,
+                    Timestamp exported_at, const std::string& exported_by) {
+  // Member for member what to_bundle builds, in its order.
+  IndentedJsonWriter json(out);
+  json.begin_object();
+  json.member("format", kBundleFormat);
+  json.member("release_id", evidence.release_id);
+  json.member("exported_at", format_rfc3339(exported_at, ZeroTime::kEmpty));
+  json.member("exported_at_ms", exported_at);
+  json.member("exported_by", exported_by);
+  json.key("release_stream");
+  json.begin_object();
+  write_stream(json, evidence.release);
+  json.end();
+  json.key("pipeline_stream");
+  json.begin_object();
+  write_stream(json, evidence.pipeline);
+  json.member("through_version", through_version(evidence));
+  json.end();
+  json.member("definition", definition_entry(evidence));
+
+  // A JSON object has one member per name: like to_bundle's, it holds the
+  // last log of each name, where the name first appeared.
+  std::vector<std::pair<std::string, const StepLog*>> entries;
+  for (const StepLog& log : evidence.step_logs) {
+    const std::string name = step_log_name(log);
+    auto found = std::find_if(entries.begin(), entries.end(), [&](const auto& e) { return e.first == name; });
+    if (found != entries.end()) {
+      found->second = &log;
+    } else {
+      entries.emplace_back(name, &log);
+    }
+  }
+  json.key("step_logs");
+  json.begin_object();
+  for (const auto& [name, log] : entries) {
+    json.key(name);
+    json.begin_object();
+    const nlohmann::ordered_json header = step_log_entry(*log);
+    for (const auto& member : header.items()) json.member(member.key(), member.value());
+    json.key("lines");
+    json.begin_array();
+    CASCADE_TRY(log->each_line([&](const LogLine& line) -> Status {
+      json.element(line_entry(line));
+      if (!out) return make_error(ErrorCode::kUnavailable, "the bundle could not be written");
+      return success();
+    }));
+    json.end();
+    json.end();
+  }
+  json.end();
+  json.member("summary", summary_entry(evidence));
+  json.member("verification", to_json(at_export));
+  json.end();
+  out << '\n';
+  if (!out) return make_error(ErrorCode::kUnavailable, "the bundle could not be written");
+  return success();
 }
 
 namespace {

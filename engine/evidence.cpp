@@ -75,17 +75,26 @@ Result<Evidence> collect_evidence(events::EventLog& log, StepLogStore& step_logs
     StepLog entry;
     entry.key = std::move(history.key);
     entry.step = std::move(history.step);
-    auto lines = step_logs.read(entry.key);
-    if (lines) {
-      entry.lines = std::move(lines).value();
-    } else if (lines.error().code == ErrorCode::kDataLoss) {
-      entry.unreadable = lines.error().message;
-    } else {
-      return lines.error();
+    entry.store = &step_logs;
+    // Read through once now, so that damage is known before anything checks
+    // or exports the log, and a store that fails is this call's error.
+    const Status readable = entry.each_line([](const LogLine&) { return Status(success()); });
+    if (!readable) {
+      if (readable.error().code != ErrorCode::kDataLoss) return readable.error();
+      entry.unreadable = readable.error().message;
+      entry.store = nullptr;  // nothing to read: no lines, as a bundle of it holds
     }
     evidence.step_logs.push_back(std::move(entry));
   }
   return evidence;
+}
+
+Status StepLog::each_line(const std::function<Status(const LogLine&)>& visit) const {
+  if (store != nullptr) return store->read_each(key, visit);
+  for (const LogLine& line : lines) {
+    CASCADE_TRY(visit(line));
+  }
+  return success();
 }
 
 }  // namespace cascade::engine

@@ -359,16 +359,22 @@ Result<ReleaseState> Executor::abort_deployment(const std::string& release_id, A
     for (std::size_t i = 0; i < stage->steps.size(); ++i) {
       if (stage->steps[i].status != StepStatus::kRunning) continue;
       const int index = static_cast<int>(i);
-      auto lines = logs_.read(StepLogKey{release_id, command.stage, command.attempt, index});
-      if (!lines) {
+      // Read a line at a time: the step may have written 64 MiB.
+      events::Sha256 digest;
+      std::int64_t lines = 0;
+      auto count = [&](const LogLine& line) -> Status {
+        digest.update(digest_bytes(line));
+        ++lines;
+        return success();
+      };
+      const Status read = logs_.read_each(StepLogKey{release_id, command.stage, command.attempt, index}, count);
+      if (!read) {
         // Recorded without a digest: its lines stay uncovered by verification.
         std::cerr << "cascade: the log of step " << index << " of " << release_id << "/" << command.stage << "/"
-                  << command.attempt << " cannot be read: " << lines.error().message << "\n";
+                  << command.attempt << " cannot be read: " << read.error().message << "\n";
         continue;
       }
-      events::Sha256 digest;
-      for (const LogLine& line : lines.value()) digest.update(digest_bytes(line));
-      command.stored_logs[index] = StoredStepLog{digest.finish(), static_cast<std::int64_t>(lines.value().size())};
+      command.stored_logs[index] = StoredStepLog{digest.finish(), lines};
     }
   }
   return service_.execute(release_id, command, invocation);

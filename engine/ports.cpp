@@ -73,4 +73,17 @@ Result<std::vector<LogLine>> StepLogStore::read_page(const StepLogKey& key, std:
   return std::vector<LogLine>(std::make_move_iterator(begin), std::make_move_iterator(end));
 }
 
+Status StepLogStore::read_each(const StepLogKey& key, const std::function<Status(const LogLine&)>& visit) {
+  // Lines are at most 64 KiB (longer output arrives cut), so a page of 64
+  // stays a few MiB.
+  constexpr std::size_t kPageLines = 64;
+  for (std::uint64_t first = 0;; first += kPageLines) {
+    CASCADE_TRY(page, read_page(key, first, kPageLines));
+    for (const LogLine& line : page) {
+      CASCADE_TRY(visit(line));
+    }
+    if (page.size() < kPageLines) return success();
+  }
+}
+
 }  // namespace cascade::engine

@@ -157,6 +157,12 @@ class StepLogStore {
   // reads the whole step; stores override it to read only the page.
   virtual Result<std::vector<LogLine>> read_page(const StepLogKey& key, std::uint64_t first_line,
                                                  std::size_t max_lines);
+  // The lines read() would return, handed to `visit` one at a time in order,
+  // stopping at the first error `visit` returns (which it returns). Memory is
+  // bounded by a page of lines, not by the log (a step may write 64 MiB):
+  // this is how a whole log is digested, verified and exported. The line
+  // passed is valid only during the call. The default reads with read_page.
+  virtual Status read_each(const StepLogKey& key, const std::function<Status(const LogLine&)>& visit);
 };
 
 // Keeps secret values out of the event log, the projections and the logs:

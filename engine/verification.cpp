@@ -249,31 +249,169 @@ std::optional<Finding> check_pipeline(const Evidence& evidence, const events::Re
   return std::nullopt;
 }
 
-std::string digest_of(const std::vector<LogLine>& lines, std::size_t from, std::size_t to) {
-  events::Sha256 digest;
-  for (std::size_t i = from; i < to; ++i) digest.update(digest_bytes(lines[i]));
-  return digest.finish();
-}
+// The lines of one step's log as the checks read them: in order from the
+// first, as often as they need, holding one line at a time — a log may be
+// 64 MiB, held nowhere (StepLog::each_line). One place for the rules below,
+// whether the lines come from the store or from a bundle.
+class StepLines {
+ public:
+  explicit StepLines(const StepLog& log) : log_(log) {}
+
+  // Hands the lines from index `from` on to `visit`, which answers whether
+  // to go on: reading stops as soon as a check has what it needs.
+  Status scan(std::size_t from, const std::function<bool(std::size_t, const LogLine&)>& visit) const {
+    std::size_t index = 0;
+    bool enough = false;
+    const Status read = log_.each_line([&](const LogLine& line) -> Status {
+      if (index >= from && !visit(index, line)) {
+        enough = true;
+        return make_error(ErrorCode::kAborted, "read far enough");
+      }
+      ++index;
+      return success();
+    });
+    if (!read && !enough) return read.error();
+    return success();
+  }
+
+  // How many lines there are, and the digest of them all.
+  struct Whole {
+    std::size_t lines = 0;
+    std::string digest;
+  };
+  Result<Whole> whole() const {
+    Whole whole;
+    events::Sha256 digest;
+    CASCADE_TRY(scan(0, [&](std::size_t, const LogLine& line) {
+      digest.update(digest_bytes(line));
+      ++whole.lines;
+      return true;
+    }));
+    whole.digest = digest.finish();
+    return whole;
+  }
+
+  // The digest of lines [from, to).
+  Result<std::string> digest(std::size_t from, std::size_t to) const {
+    events::Sha256 digest;
+    CASCADE_TRY(scan(from, [&](std::size_t index, const LogLine& line) {
+      if (index >= to) return false;
+      digest.update(digest_bytes(line));
+      return true;
+    }));
+    return digest.finish();
+  }
+
+ private:
+  const StepLog& log_;
+};
 
 // Where the lines of a try that ended at `finish` end, starting at `from`:
-// the split whose digest matches. Lines carry the engine's clock, so the
-// first line stamped after the finishing event is tried first; other splits
-// are tried in order after it (clocks that disagree, lines stamped 0), which
-// costs time quadratic in the try's lines, only for retried steps.
-std::optional<std::size_t> split_after_try(const std::vector<LogLine>& lines, std::size_t from,
-                                           const StepTry& step_try, std::size_t* hint) {
+// the split whose digest matches, or none (then *by_time_digest is the
+// digest of the lines stamped up to the try's end, for the finding). Lines
+// carry the engine's clock, so the first line stamped after the finishing
+// event is tried first; other splits are tried in order after it (clocks
+// that disagree, lines stamped 0) in one more read, taking the digest of
+// each prefix as it grows — only for retried steps.
+Result<std::optional<std::size_t>> split_after_try(const StepLines& lines, std::size_t from,
+                                                   const StepTry& step_try, std::string* by_time_digest) {
   std::size_t by_time = from;
-  while (by_time < lines.size() && lines[by_time].at <= step_try.finish->recorded_at) ++by_time;
-  *hint = by_time;
-  if (digest_of(lines, from, by_time) == step_try.digest) return by_time;
-  for (std::size_t end = from; end <= lines.size(); ++end) {
-    if (end != by_time && digest_of(lines, from, end) == step_try.digest) return end;
+  events::Sha256 stamped_before;
+  CASCADE_TRY(lines.scan(from, [&](std::size_t index, const LogLine& line) {
+    if (line.at > step_try.finish->recorded_at) return false;
+    stamped_before.update(digest_bytes(line));
+    by_time = index + 1;
+    return true;
+  }));
+  *by_time_digest = stamped_before.finish();
+  if (*by_time_digest == step_try.digest) return std::optional<std::size_t>(by_time);
+  events::Sha256 growing;
+  if (from != by_time && growing.digest_so_far() == step_try.digest) return std::optional<std::size_t>(from);
+  std::optional<std::size_t> split;
+  CASCADE_TRY(lines.scan(from, [&](std::size_t index, const LogLine& line) {
+    growing.update(digest_bytes(line));
+    const std::size_t end = index + 1;
+    if (end != by_time && growing.digest_so_far() == step_try.digest) split = end;
+    return !split;
+  }));
+  return split;
+}
+
+// What the step-log check covered, over every log.
+struct StepLogTally {
+  std::size_t tries = 0;
+  std::size_t lines_covered = 0;
+  std::size_t lines_uncovered = 0;
+};
+
+// The finding for a try whose lines do not match: `found` is the digest of
+// what is stored, `what` finishes the sentence.
+using StepLogFailure =
+    std::function<std::optional<Finding>(const StepTry& step_try, std::string found, const std::string& what)>;
+
+// Checks one step's log against the digests of its tries (the rules are
+// verify()'s, audit.hpp). A finding names the first try that does not match;
+// an error says the lines could not be read.
+Result<std::optional<Finding>> check_step_log(const StepHistory& history, const StepLines& lines,
+                                              const StepLogFailure& failure, StepLogTally& tally) {
+  // One read through the whole log gives all a step tried once needs.
+  CASCADE_TRY(whole, lines.whole());
+  auto digest_of = [&](std::size_t from, std::size_t to) -> Result<std::string> {
+    if (from == 0 && to == whole.lines) return whole.digest;
+    return lines.digest(from, to);
+  };
+  std::size_t from = 0;
+  for (std::size_t t = 0; t < history.tries.size(); ++t) {
+    const StepTry& step_try = history.tries[t];
+    if (step_try.finish == nullptr) {
+      // A try that never finished (canceled, or interrupted before
+      // interruptions recorded a digest) has none: whatever it logged is
+      // not covered, and no later try can be told apart from it.
+      tally.lines_uncovered += whole.lines - from;
+      from = whole.lines;
+      break;
+    }
+    ++tally.tries;
+    const bool last = t + 1 == history.tries.size();
+    std::size_t end = whole.lines;
+    if (step_try.cut_off) {
+      // Its digest covers every line stored for the step when it was cut
+      // off, from the first: no line of it or of an earlier try may have
+      // changed, and (being the last try) none may have been added.
+      const auto stored = static_cast<std::size_t>(std::max<std::int64_t>(step_try.stored_lines, 0));
+      const std::size_t upto = last ? whole.lines : std::min(stored, whole.lines);
+      CASCADE_TRY(found, digest_of(0, upto));
+      if (upto != stored || stored < from || found != step_try.digest) {
+        return failure(step_try, found,
+                       "does not match what was stored of it when it was cut off: expected '" + step_try.digest +
+                           "' over " + counted(stored, "line") + ", found '" + found + "' over " +
+                           counted(upto, "line"));
+      }
+      end = stored;
+    } else if (last) {
+      CASCADE_TRY(found, digest_of(from, end));
+      if (found != step_try.digest) {
+        return failure(step_try, found,
+                       "does not match its digest: expected '" + step_try.digest + "', found '" + found + "'");
+      }
+    } else {
+      std::string found;
+      CASCADE_TRY(split, split_after_try(lines, from, step_try, &found));
+      if (!split) {
+        return failure(step_try, found,
+                       "does not match its digest: expected '" + step_try.digest + "', found '" + found + "'");
+      }
+      end = *split;
+    }
+    tally.lines_covered += end - from;
+    from = end;
   }
-  return std::nullopt;
+  return std::optional<Finding>();
 }
 
 std::optional<Finding> check_step_logs(const Evidence& evidence, std::string* detail) {
-  std::size_t logs = 0, tries = 0, lines_covered = 0, lines_uncovered = 0;
+  std::size_t logs = 0;
+  StepLogTally tally;
   for (const StepHistory& history : step_histories(evidence.release_id, evidence.release.events)) {
     if (!digested(history)) continue;
     ++logs;
@@ -299,60 +437,15 @@ std::optional<Finding> check_step_logs(const Evidence& evidence, std::string* de
         *std::find_if(history.tries.begin(), history.tries.end(), [](const StepTry& t) { return t.finish != nullptr; });
     if (stored == evidence.step_logs.end()) return failure(first_finished, "", "is not there");
     if (!stored->unreadable.empty()) return failure(first_finished, "", "cannot be read: " + stored->unreadable);
-
-    const std::vector<LogLine>& lines = stored->lines;
-    std::size_t from = 0;
-    for (std::size_t t = 0; t < history.tries.size(); ++t) {
-      const StepTry& step_try = history.tries[t];
-      if (step_try.finish == nullptr) {
-        // A try that never finished (canceled, or interrupted before
-        // interruptions recorded a digest) has none: whatever it logged is
-        // not covered, and no later try can be told apart from it.
-        lines_uncovered += lines.size() - from;
-        from = lines.size();
-        break;
-      }
-      ++tries;
-      const bool last = t + 1 == history.tries.size();
-      std::size_t end = lines.size();
-      if (step_try.cut_off) {
-        // Its digest covers every line stored for the step when it was cut
-        // off, from the first: no line of it or of an earlier try may have
-        // changed, and (being the last try) none may have been added.
-        const auto stored = static_cast<std::size_t>(std::max<std::int64_t>(step_try.stored_lines, 0));
-        const std::size_t upto = last ? lines.size() : std::min(stored, lines.size());
-        const std::string found = digest_of(lines, 0, upto);
-        if (upto != stored || stored < from || found != step_try.digest) {
-          return failure(step_try, found,
-                         "does not match what was stored of it when it was cut off: expected '" + step_try.digest +
-                             "' over " + counted(stored, "line") + ", found '" + found + "' over " +
-                             counted(upto, "line"));
-        }
-        end = stored;
-      } else if (last) {
-        const std::string found = digest_of(lines, from, end);
-        if (found != step_try.digest) {
-          return failure(step_try, found,
-                         "does not match its digest: expected '" + step_try.digest + "', found '" + found + "'");
-        }
-      } else {
-        std::size_t hint = 0;
-        auto split = split_after_try(lines, from, step_try, &hint);
-        if (!split) {
-          const std::string found = digest_of(lines, from, hint);
-          return failure(step_try, found,
-                         "does not match its digest: expected '" + step_try.digest + "', found '" + found + "'");
-        }
-        end = *split;
-      }
-      lines_covered += end - from;
-      from = end;
-    }
+    auto checked = check_step_log(history, StepLines(*stored), failure, tally);
+    if (!checked) return failure(first_finished, "", "cannot be read: " + checked.error().message);
+    if (checked.value()) return checked.value();
   }
-  *detail = counted(logs, "step log") + ", " + (tries == 1 ? "1 try" : std::to_string(tries) + " tries") + ", " +
-            counted(lines_covered, "line") + ": every digest matches";
-  if (lines_uncovered > 0) {
-    *detail += " (" + counted(lines_uncovered, "line") + " of tries that never finished carry no digest)";
+  *detail = counted(logs, "step log") + ", " +
+            (tally.tries == 1 ? "1 try" : std::to_string(tally.tries) + " tries") + ", " +
+            counted(tally.lines_covered, "line") + ": every digest matches";
+  if (tally.lines_uncovered > 0) {
+    *detail += " (" + counted(tally.lines_uncovered, "line") + " of tries that never finished carry no digest)";
   }
   return std::nullopt;
 }

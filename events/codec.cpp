@@ -807,6 +807,16 @@ std::string Sha256::finish() {
   return to_hex(digest, length);
 }
 
+std::string Sha256::digest_so_far() const {
+  EVP_MD_CTX* copy = EVP_MD_CTX_new();
+  EVP_MD_CTX_copy_ex(copy, static_cast<const EVP_MD_CTX*>(context_));
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_DigestFinal_ex(copy, digest, &length);
+  EVP_MD_CTX_free(copy);
+  return to_hex(digest, length);
+}
+
 std::string random_uuid() {
   // OpenSSL's generator costs a lock and a DRBG round per call, which showed
   // as 5% of the command path: draw 4 KiB at a time per thread and hand out

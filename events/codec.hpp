@@ -71,6 +71,9 @@ class Sha256 {
   void update(std::string_view bytes);
   // The hex digest of everything updated so far; the hasher may not be used after.
   std::string finish();
+  // The same digest, the hasher left as it was: one pass over a long input
+  // can compare the digest of each of its prefixes.
+  std::string digest_so_far() const;
 
  private:
   void* context_;  // EVP_MD_CTX, kept out of this header

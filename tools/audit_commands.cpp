@@ -12,6 +12,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -242,15 +243,22 @@ int replay(const Common& common, const AuditOptions& options) {
   return verification_exit(verification);
 }
 
-Status write_file_atomically(const std::string& path, const std::string& text) {
+// Writes `path` through a temporary file renamed over it once complete, so
+// that nobody finds half a bundle under its name.
+Status write_file_atomically(const std::string& path, const std::function<Status(std::ostream&)>& write) {
   const std::string temporary = path + ".tmp";
+  Status written = success();
   {
     std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    out << text;
+    written = write(out);
     out.flush();
-    if (!out) return make_error(ErrorCode::kInvalidArgument, "cannot write " + temporary);
+    if (!out) written = make_error(ErrorCode::kInvalidArgument, "cannot write " + temporary);
   }
   std::error_code ec;
+  if (!written) {
+    std::filesystem::remove(temporary, ec);
+    return written.error();
+  }
   std::filesystem::rename(temporary, path, ec);
   if (ec) return make_error(ErrorCode::kInvalidArgument, "cannot write " + path + ": " + ec.message());
   return success();
@@ -263,8 +271,11 @@ int audit_export(const Common& common, const AuditOptions& options) {
   if (!evidence) return failed(evidence.error(), common);
   const Verification verification = engine::verify(evidence.value(), render_summary);
   const events::Timestamp now = engine::SystemClock().now();
-  const nlohmann::ordered_json bundle = engine::to_bundle(evidence.value(), verification, now, common.actor);
-  auto written = write_file_atomically(options.file, bundle.dump(2) + "\n");
+  // Step logs go from the store to the file a line at a time: the bundle of
+  // a release whose steps wrote hundreds of MiB is never held.
+  auto written = write_file_atomically(options.file, [&](std::ostream& out) {
+    return engine::write_bundle(out, evidence.value(), verification, now, common.actor);
+  });
   if (!written) return failed(written.error(), common);
 
   const auto& release = evidence.value().release.events;

@@ -180,6 +180,13 @@ class RocksStepLogStore final : public engine::StepLogStore {
   Result<std::vector<engine::LogLine>> read(const engine::StepLogKey& key) override;
   Result<std::vector<engine::LogLine>> read_page(const engine::StepLogKey& key, std::uint64_t first_line,
                                                  std::size_t max_lines) override;
+  // One iterator over the step's lines, so that it sees exactly what read()
+  // sees, holding one line at a time.
+  Status read_each(const engine::StepLogKey& key,
+                   const std::function<Status(const engine::LogLine&)>& visit) override;
+  // Overwrites the stored line `index` of a step (see
+  // RocksStore::rewrite_step_log_line_for_test).
+  Status rewrite_line_for_test(const engine::StepLogKey& key, std::uint64_t index, const engine::LogLine& line);
 
  private:
   rocksdb::DB* db_;

@@ -76,6 +76,40 @@ Result<std::string> step_prefix(const engine::StepLogKey& key) {
          encode_u32(static_cast<std::uint32_t>(key.step_index)) + '\0';
 }
 
+// A line as stored: its time (8 bytes), the length of its stream's name (1
+// byte), the name, then the text.
+std::string encoded_line(const engine::LogLine& line) {
+  std::string value = encode_u64(static_cast<std::uint64_t>(line.at));
+  value += static_cast<char>(line.stream.size());
+  value += line.stream;
+  value += line.text;
+  return value;
+}
+
+// A step's line keys lie in [prefix, upper): every prefix ends in '\0', so
+// replacing it by '\1' bounds them.
+std::string step_upper_bound(const std::string& prefix) {
+  std::string upper = prefix;
+  upper.back() = '\x01';
+  return upper;
+}
+
+// Decodes the line under the iterator into `line`, reusing its buffers.
+Status decode_line(const engine::StepLogKey& key, std::size_t prefix_size, const rocksdb::Iterator& it,
+                   engine::LogLine& line) {
+  const std::string_view value = it.value().ToStringView();
+  if (it.key().size() != prefix_size + 8 || value.size() < 9 ||
+      value.size() < 9 + std::size_t{static_cast<unsigned char>(value[8])}) {
+    return make_error(ErrorCode::kDataLoss, "step log of release " + key.release_id + " stage " + key.stage +
+                                                ": malformed line");
+  }
+  const std::size_t stream_size = static_cast<unsigned char>(value[8]);
+  line.at = static_cast<engine::Timestamp>(decode_u64(value.substr(0, 8)));
+  line.stream.assign(value.substr(9, stream_size));
+  line.text.assign(value.substr(9 + stream_size));
+  return success();
+}
+
 }  // namespace
 
 Status RocksStepLogStore::append_line(const engine::StepLogKey& key, const engine::LogLine& line) {
@@ -104,10 +138,7 @@ Status RocksStepLogStore::append_line(const engine::StepLogKey& key, const engin
     }
     sequence = found->second++;
   }
-  std::string value = encode_u64(static_cast<std::uint64_t>(line.at));
-  value += static_cast<char>(line.stream.size());
-  value += line.stream;
-  value += line.text;
+  const std::string value = encoded_line(line);
   // Not synced: flush() makes the lines durable before the step's finishing
   // event records their digest. Written outside mu_ so that a line waiting in a
   // group commit behind synced appends does not hold up other steps.
@@ -129,9 +160,7 @@ Result<std::vector<engine::LogLine>> RocksStepLogStore::read(const engine::StepL
 Result<std::vector<engine::LogLine>> RocksStepLogStore::read_page(const engine::StepLogKey& key,
                                                                   std::uint64_t first_line, std::size_t max_lines) {
   CASCADE_TRY(prefix, step_prefix(key));
-  // Every prefix ends in '\0', so replacing it by '\1' bounds the step's keys.
-  std::string upper = prefix;
-  upper.back() = '\x01';
+  const std::string upper = step_upper_bound(prefix);
   const rocksdb::Slice upper_slice(upper);
   rocksdb::ReadOptions options;
   options.iterate_upper_bound = &upper_slice;
@@ -139,21 +168,47 @@ Result<std::vector<engine::LogLine>> RocksStepLogStore::read_page(const engine::
   std::vector<engine::LogLine> lines;
   // A line's key ends in its sequence number, which is its index in the step.
   for (it->Seek(prefix + encode_u64(first_line)); it->Valid() && lines.size() < max_lines; it->Next()) {
-    const std::string_view value = it->value().ToStringView();
-    if (it->key().size() != prefix.size() + 8 || value.size() < 9 ||
-        value.size() < 9 + std::size_t{static_cast<unsigned char>(value[8])}) {
-      return make_error(ErrorCode::kDataLoss, "step log of release " + key.release_id + " stage " + key.stage +
-                                                  ": malformed line");
-    }
-    const std::size_t stream_size = static_cast<unsigned char>(value[8]);
     engine::LogLine line;
-    line.at = static_cast<engine::Timestamp>(decode_u64(value.substr(0, 8)));
-    line.stream = std::string(value.substr(9, stream_size));
-    line.text = std::string(value.substr(9 + stream_size));
+    CASCADE_TRY(decode_line(key, prefix.size(), *it, line));
     lines.push_back(std::move(line));
   }
   if (!it->status().ok()) return from_rocks(it->status(), "reading a step log");
   return lines;
+}
+
+Status RocksStepLogStore::read_each(const engine::StepLogKey& key,
+                                    const std::function<Status(const engine::LogLine&)>& visit) {
+  CASCADE_TRY(prefix, step_prefix(key));
+  const std::string upper = step_upper_bound(prefix);
+  const rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions options;
+  options.iterate_upper_bound = &upper_slice;
+  // A whole log read once (an audit, an export) would push the blocks the
+  // engine reads again and again out of the cache.
+  options.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, family_));
+  engine::LogLine line;
+  for (it->Seek(prefix); it->Valid(); it->Next()) {
+    CASCADE_TRY(decode_line(key, prefix.size(), *it, line));
+    CASCADE_TRY(visit(line));
+  }
+  if (!it->status().ok()) return from_rocks(it->status(), "reading a step log");
+  return success();
+}
+
+Status RocksStepLogStore::rewrite_line_for_test(const engine::StepLogKey& key, std::uint64_t index,
+                                                const engine::LogLine& line) {
+  CASCADE_TRY(prefix, step_prefix(key));
+  const std::string line_key = prefix + encode_u64(index);
+  std::string stored;
+  const rocksdb::Status found = db_->Get(rocksdb::ReadOptions(), family_, line_key, &stored);
+  if (found.IsNotFound()) {
+    return make_error(ErrorCode::kNotFound, "no line " + std::to_string(index) + " in that step log");
+  }
+  if (!found.ok()) return from_rocks(found, "reading a step log line");
+  const rocksdb::Status s = db_->Put(rocksdb::WriteOptions(), family_, line_key, encoded_line(line));
+  if (!s.ok()) return from_rocks(s, "rewriting a step log line");
+  return success();
 }
 
 }  // namespace cascade::adapters::rocks

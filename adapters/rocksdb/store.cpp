@@ -218,6 +218,11 @@ Status RocksStore::corrupt_secret_for_test(const std::string& digest) {
   return impl_->secrets_->corrupt_for_test(digest);
 }
 
+Status RocksStore::rewrite_step_log_line_for_test(const engine::StepLogKey& key, std::uint64_t index,
+                                                  const engine::LogLine& line) {
+  return impl_->step_logs_->rewrite_line_for_test(key, index, line);
+}
+
 Status RocksStore::flush_for_test() {
   const rocksdb::Status s = impl_->db_->Flush(rocksdb::FlushOptions(), impl_->handles_);
   if (!s.ok()) return rocks::from_rocks(s, "flushing the memtables");

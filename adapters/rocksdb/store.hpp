@@ -106,6 +106,10 @@ class RocksStore {
   // Flips one bit of the stored ciphertext of the secret under `digest`.
   // kNotFound when no secret is stored under it.
   Status corrupt_secret_for_test(const std::string& digest);
+  // Overwrites line `index` (0 is the first) of a step's log with `line`,
+  // behind the digest's back. kNotFound when the step has no such line.
+  Status rewrite_step_log_line_for_test(const engine::StepLogKey& key, std::uint64_t index,
+                                        const engine::LogLine& line);
   // Flushes every column family's memtable to table files, so that a test can
   // inspect what reaches them.
   Status flush_for_test();

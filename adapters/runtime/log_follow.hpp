@@ -76,6 +76,10 @@ class LogFollowHub final : public engine::StepLogStore, public engine::Reactor {
                                                  std::size_t max_lines) override {
     return inner_.read_page(key, first_line, max_lines);
   }
+  Status read_each(const engine::StepLogKey& key,
+                   const std::function<Status(const engine::LogLine&)>& visit) override {
+    return inner_.read_each(key, visit);
+  }
 
   // Reactor: keeps nothing; starts at the log's head.
   std::string name() const override { return "log-follow"; }

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <sstream>
 
 namespace cascade::engine {
 namespace {
@@ -460,6 +461,65 @@ TEST(AuditTest, ABundleRoundTripsAndVerifiesOffline) {
   const Verification ok = verify_bundle(read.value(), render);
   EXPECT_TRUE(ok.ok()) << ok.failure->message;
   EXPECT_EQ(ok.checks.size(), 6u);
+}
+
+// What write_bundle writes for `evidence`, and what to_bundle holds.
+std::string written(const Evidence& evidence, const Verification& at_export) {
+  std::ostringstream out;
+  const Status status = write_bundle(out, evidence, at_export, kStart, "auditor \"α\"");
+  EXPECT_TRUE(status) << status.error().message;
+  return out.str();
+}
+std::string held(const Evidence& evidence, const Verification& at_export) {
+  return to_bundle(evidence, at_export, kStart, "auditor \"α\"").dump(2) + "\n";
+}
+
+TEST(AuditTest, AWrittenBundleIsTheBundleHeldInMemoryByteForByte) {
+  RecordedRelease release;
+  release.run_to_completion();
+  Evidence evidence = release.evidence();
+  // Text JSON escapes, text that is not UTF-8, an empty log, one that could
+  // not be read, and two steps of one name (a JSON object keeps one).
+  evidence.step_logs[0].lines.push_back(LogLine{1, "stderr", "quote \" backslash \\ tab \t bell \x07 é ✓"});
+  evidence.step_logs[0].lines.push_back(LogLine{2, "stderr", std::string("bin\xff\xfe\x00" "ary", 9)});
+  evidence.step_logs[1].lines.clear();
+  evidence.step_logs[2].unreadable = "step log of release SampleApp-1 stage test: malformed line";
+  evidence.step_logs[2].lines.clear();
+  StepLog twin = evidence.step_logs[3];
+  twin.key.step_index = 7;
+  twin.lines = {LogLine{3, "stdout", "the twin"}};
+  evidence.step_logs.push_back(twin);
+  const Verification at_export = verify(evidence, render);
+  ASSERT_FALSE(at_export.ok());
+  EXPECT_EQ(written(evidence, at_export), held(evidence, at_export));
+
+  // Nothing at all: empty arrays and objects, nulls.
+  Evidence bare;
+  bare.release_id = "Nothing-1";
+  bare.release.stream = release_stream("Nothing-1");
+  Finding empty;
+  empty.kind = FindingKind::kMissingEvent;
+  empty.location.stream = bare.release.stream;
+  empty.message = "stream release-Nothing-1 is empty";
+  bare.release.failure = empty;
+  const Verification nothing = verify(bare, render);
+  EXPECT_EQ(written(bare, nothing), held(bare, nothing));
+  EXPECT_NE(written(bare, nothing).find("\"step_logs\": {},\n"), std::string::npos);
+
+  // An intact release, as exported every day.
+  const Verification ok = verify(release.evidence(), render);
+  ASSERT_TRUE(ok.ok()) << ok.failure->message;
+  EXPECT_EQ(written(release.evidence(), ok), held(release.evidence(), ok));
+}
+
+TEST(AuditTest, AWrittenBundleSaysWhenItsOutputFails) {
+  RecordedRelease release;
+  release.run_to_completion();
+  std::ostringstream out;
+  out.setstate(std::ios::badbit);
+  const Status status = write_bundle(out, release.evidence(), verify(release.evidence(), render), kStart, "a");
+  ASSERT_FALSE(status);
+  EXPECT_EQ(status.error().code, ErrorCode::kUnavailable);
 }
 
 TEST(AuditTest, ABundleThatIsNotOneIsRefused) {

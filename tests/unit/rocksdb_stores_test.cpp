@@ -169,6 +169,77 @@ TEST_F(RocksStoresTest, ConcurrentStepsKeepTheirOwnOrder) {
   }
 }
 
+// Reads every line through the port's default read_each, a page at a time
+// (the RocksDB store overrides it with one iterator).
+class PagedStepLogs final : public engine::StepLogStore {
+ public:
+  explicit PagedStepLogs(engine::StepLogStore& inner) : inner_(inner) {}
+  Status append_line(const engine::StepLogKey& key, const engine::LogLine& line) override {
+    return inner_.append_line(key, line);
+  }
+  Status flush() override { return inner_.flush(); }
+  Result<std::vector<engine::LogLine>> read(const engine::StepLogKey& key) override { return inner_.read(key); }
+  Result<std::vector<engine::LogLine>> read_page(const engine::StepLogKey& key, std::uint64_t first_line,
+                                                 std::size_t max_lines) override {
+    ++pages;
+    return inner_.read_page(key, first_line, max_lines);
+  }
+  int pages = 0;
+
+ private:
+  engine::StepLogStore& inner_;
+};
+
+TEST_F(RocksStoresTest, StepLogLinesReadOneByOneAreTheLinesReadWhole) {
+  PagedStepLogs paged(step_logs());
+  // 64 lines make a page: a log that ends on a page's end, and one that does not.
+  for (const int count : {0, 1, 128, 130}) {
+    SCOPED_TRACE(count);
+    const engine::StepLogKey key = step("r" + std::to_string(count), "dev", 1, 0);
+    std::vector<engine::LogLine> lines;
+    for (int i = 0; i < count; ++i) {
+      lines.push_back(line(i, i % 2 == 0 ? "stdout" : "stderr", std::string(static_cast<std::size_t>(i), 'x')));
+      ASSERT_TRUE(step_logs().append_line(key, lines.back()));
+    }
+    ASSERT_TRUE(step_logs().append_line(step("r" + std::to_string(count), "dev", 1, 1),
+                                        line(0, "stdout", "the next step")));
+    ASSERT_TRUE(step_logs().flush());
+    for (engine::StepLogStore* store : {&step_logs(), static_cast<engine::StepLogStore*>(&paged)}) {
+      std::vector<engine::LogLine> visited;
+      paged.pages = 0;
+      ASSERT_TRUE(store->read_each(key, [&](const engine::LogLine& l) -> Status {
+        visited.push_back(l);
+        return success();
+      }));
+      expect_lines(visited, lines);
+      if (store == &paged) {
+        EXPECT_EQ(paged.pages, count / 64 + 1);
+      }
+    }
+  }
+}
+
+TEST_F(RocksStoresTest, ReadingStepLogLinesOneByOneStopsAtTheVisitorsError) {
+  const engine::StepLogKey key = step("r1", "dev", 1, 0);
+  for (int i = 0; i < 200; ++i) ASSERT_TRUE(step_logs().append_line(key, line(i, "stdout", std::to_string(i))));
+  PagedStepLogs paged(step_logs());
+  for (engine::StepLogStore* store : {&step_logs(), static_cast<engine::StepLogStore*>(&paged)}) {
+    int seen = 0;
+    const Status stopped = store->read_each(key, [&](const engine::LogLine&) -> Status {
+      if (++seen == 70) return make_error(ErrorCode::kAborted, "enough");
+      return success();
+    });
+    ASSERT_FALSE(stopped);
+    EXPECT_EQ(stopped.error().code, ErrorCode::kAborted);
+    EXPECT_EQ(stopped.error().message, "enough");
+    EXPECT_EQ(seen, 70);
+  }
+  auto malformed =
+      step_logs().read_each(step("r1", "dev", -1, 0), [](const engine::LogLine&) { return Status(success()); });
+  ASSERT_FALSE(malformed);
+  EXPECT_EQ(malformed.error().code, ErrorCode::kInvalidArgument);
+}
+
 TEST_F(RocksStoresTest, MalformedStepLogKeysAreInvalid) {
   for (const engine::StepLogKey& key :
        {step(std::string("r\0x", 3), "dev", 1, 0), step("r1", "dev", -1, 0), step("r1", "dev", 1, -2)}) {
