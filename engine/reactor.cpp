@@ -11,6 +11,7 @@ struct ReactorRunner::Runner {
   std::atomic<std::uint64_t> errors{0};
   std::atomic<bool> failing{false};
   std::string last_error;  // guarded by the runner's mutex_
+  std::string printed_error;  // what report_error last printed; only the runner's thread uses it
   std::thread thread;
   explicit Runner(Reactor& r) : reactor(r) {}
 };
@@ -76,6 +77,17 @@ void ReactorRunner::record_error(Runner& runner, const std::string& message) {
   runner.failing = true;
 }
 
+void ReactorRunner::report_error(Runner& runner, const std::string& message) {
+  record_error(runner, message);
+  // A failing batch is retried every 100 ms (kIdleWait), and while the disk
+  // is full every retry meets the same error: printed once per reason until
+  // the reactor goes on, the count and the last error stay in status().
+  if (message == runner.printed_error) return;
+  runner.printed_error = message;
+  // One write, so that reactors failing at once do not interleave their lines.
+  std::cerr << ("cascade: reactor " + runner.reactor.name() + ": " + message + "\n");
+}
+
 std::vector<events::RecordedEvent> ReactorRunner::without_quarantined(
     const std::vector<events::RecordedEvent>& events) const {
   std::vector<events::RecordedEvent> kept;
@@ -107,8 +119,7 @@ void ReactorRunner::run(Runner& runner) {
     }
     auto page = log_.read_all_readable(runner.position + 1, kBatchSize);
     if (!page) {
-      record_error(runner, page.error().message);
-      std::cerr << "cascade: reactor " << runner.reactor.name() << ": " << page.error().message << "\n";
+      report_error(runner, page.error().message);
       log_.wait_for_events(log_.head(), kIdleWait);
       continue;
     }
@@ -144,13 +155,13 @@ void ReactorRunner::run(Runner& runner) {
       if (handled || quarantine_ == nullptr || quarantine_->generation() == generation) break;
     }
     if (!handled) {
-      record_error(runner, handled.error().message);
-      std::cerr << "cascade: reactor " << runner.reactor.name() << ": " << handled.error().message << "\n";
+      report_error(runner, handled.error().message);
       // Retry the same batch when the log next moves (or shortly).
       log_.wait_for_events(log_.head(), kIdleWait);
       continue;
     }
     runner.failing = false;
+    runner.printed_error.clear();
     runner.position = page.value().last_position();
     notify_progress();
   }

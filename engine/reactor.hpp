@@ -95,6 +95,8 @@ class ReactorRunner {
   void run(Runner& runner);
   bool quiescent() const;
   void record_error(Runner& runner, const std::string& message);
+  // record_error, and says it on stderr unless it is what this runner said last.
+  void report_error(Runner& runner, const std::string& message);
   // `events` without those of quarantined streams.
   std::vector<events::RecordedEvent> without_quarantined(const std::vector<events::RecordedEvent>& events) const;
 

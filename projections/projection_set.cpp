@@ -4,7 +4,8 @@
 
 namespace cascade::projections {
 
-Result<std::unique_ptr<ProjectionSet>> ProjectionSet::open(const std::string& dir, events::EventLog& log) {
+Result<std::unique_ptr<ProjectionSet>> ProjectionSet::open(const std::string& dir, events::EventLog& log,
+                                                           rocksdb::Env* env) {
   std::unique_ptr<ProjectionSet> set(new ProjectionSet());
   const std::vector<std::string> families = {
       ReleaseSummaryProjection::kSummariesFamily, ReleaseSummaryProjection::kOrderFamily,
@@ -13,7 +14,7 @@ Result<std::unique_ptr<ProjectionSet>> ProjectionSet::open(const std::string& di
       ApprovalInboxProjection::kUsersFamily,      ApprovalInboxProjection::kGroupsFamily,
       ApprovalInboxProjection::kPendingFamily,    PipelineProjection::kVersionsFamily,
       PipelineProjection::kReleasesFamily,        DeliveryMetricsProjection::kDeploymentsFamily};
-  CASCADE_TRY(store, ProjectionStore::open(dir, families));
+  CASCADE_TRY(store, ProjectionStore::open(dir, families, env));
   set->store_ = std::move(store);
   set->summaries_ = std::make_unique<ReleaseSummaryProjection>(set->store_, log);
   set->releases_ = std::make_unique<ReleaseListProjection>(set->store_, log);

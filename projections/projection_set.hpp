@@ -14,6 +14,10 @@
 #include <string>
 #include <vector>
 
+namespace rocksdb {
+class Env;
+}  // namespace rocksdb
+
 namespace cascade::projections {
 
 struct ProjectionStatus {
@@ -26,8 +30,10 @@ struct ProjectionStatus {
 // caller adds to the engine (all()).
 class ProjectionSet {
  public:
-  // Opens (creating if needed) the database in `dir` with every read model.
-  static Result<std::unique_ptr<ProjectionSet>> open(const std::string& dir, events::EventLog& log);
+  // Opens (creating if needed) the database in `dir` with every read model,
+  // with the RocksDB Env `env` (nullptr: RocksDB's default).
+  static Result<std::unique_ptr<ProjectionSet>> open(const std::string& dir, events::EventLog& log,
+                                                     rocksdb::Env* env = nullptr);
   ~ProjectionSet();
   ProjectionSet(const ProjectionSet&) = delete;
   ProjectionSet& operator=(const ProjectionSet&) = delete;

@@ -87,7 +87,8 @@ std::unique_ptr<rocksdb::Iterator> Snapshot::iterate(Family family) const {
 // ---- ProjectionStore ----------------------------------------------------------
 
 Result<std::shared_ptr<ProjectionStore>> ProjectionStore::open(const std::string& dir,
-                                                               const std::vector<std::string>& families) {
+                                                               const std::vector<std::string>& families,
+                                                               rocksdb::Env* env) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return make_error(ErrorCode::kUnavailable, "projection store: cannot create " + dir + ": " + ec.message());
@@ -113,6 +114,7 @@ Result<std::shared_ptr<ProjectionStore>> ProjectionStore::open(const std::string
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const std::string& name : names) descriptors.emplace_back(name, family_options);
   rocksdb::DBOptions options;
+  if (env != nullptr) options.env = env;
   options.create_if_missing = true;
   options.create_missing_column_families = true;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;

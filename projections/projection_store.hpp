@@ -65,9 +65,12 @@ class ProjectionStore {
   // Opens (creating if needed) the database in `dir` with the meta family,
   // `families`, and every family already in it (those of read models this
   // build does not open are left as they are). kStoreCorrupt when the
-  // database's files are damaged; kUnavailable for other failures.
+  // database's files are damaged; kUnavailable for other failures. `env`:
+  // the RocksDB Env to open it with (nullptr: RocksDB's default); serve's
+  // is adapters/rocksdb/rocksdb_env.hpp's.
   static Result<std::shared_ptr<ProjectionStore>> open(const std::string& dir,
-                                                       const std::vector<std::string>& families);
+                                                       const std::vector<std::string>& families,
+                                                       rocksdb::Env* env = nullptr);
   ~ProjectionStore();
   ProjectionStore(const ProjectionStore&) = delete;
   ProjectionStore& operator=(const ProjectionStore&) = delete;

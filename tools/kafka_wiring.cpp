@@ -1,6 +1,7 @@
 #include "tools/kafka_wiring.hpp"
 
 #include "adapters/kafka/properties.hpp"
+#include "adapters/rocksdb/rocksdb_env.hpp"
 
 #include "engine/release.hpp"
 #include "projections/pipeline_versions.hpp"
@@ -112,7 +113,7 @@ Result<std::unique_ptr<KafkaEdges>> KafkaEdges::attach(const KafkaServeOptions& 
   runtime.add_observer(*edges->catalog_);
 
   if (!options.events_topic.empty()) {
-    CASCADE_TRY(state, kafka::EgressStateStore::open(runtime.data_dir() + "/cdevents-egress"));
+    CASCADE_TRY(state, kafka::EgressStateStore::open(runtime.data_dir() + "/cdevents-egress", adapters::rocksdb_env()));
     edges->egress_state_ = std::move(state);
     kafka::EgressOptions egress;
     egress.brokers = options.brokers;

@@ -54,7 +54,7 @@ struct EgressStateStore::Db {
 EgressStateStore::EgressStateStore(std::unique_ptr<Db> db) : db_(std::move(db)) {}
 EgressStateStore::~EgressStateStore() = default;
 
-Result<std::unique_ptr<EgressStateStore>> EgressStateStore::open(const std::string& dir) {
+Result<std::unique_ptr<EgressStateStore>> EgressStateStore::open(const std::string& dir, rocksdb::Env* env) {
   std::error_code created;
   std::filesystem::create_directories(dir, created);
   if (created) {
@@ -62,6 +62,7 @@ Result<std::unique_ptr<EgressStateStore>> EgressStateStore::open(const std::stri
                                                    created.message());
   }
   rocksdb::Options options;
+  if (env != nullptr) options.env = env;
   options.create_if_missing = true;
   options.max_open_files = 64;  // a handful of entries: keep its footprint small
   options.keep_log_file_num = 2;

@@ -29,6 +29,10 @@
 struct rd_kafka_s;
 struct rd_kafka_message_s;
 
+namespace rocksdb {
+class Env;
+}  // namespace rocksdb
+
 namespace cascade::adapters::metrics {
 class MetricsRegistry;
 class CounterFamily;
@@ -53,8 +57,9 @@ class EgressStateStore {
  public:
   // Opens (creating `dir` and the database when missing) the store in `dir`,
   // e.g. <data>/cdevents-egress. kUnavailable with RocksDB's message when it
-  // cannot be opened (another process holds it, for instance).
-  static Result<std::unique_ptr<EgressStateStore>> open(const std::string& dir);
+  // cannot be opened (another process holds it, for instance). `env`: the
+  // RocksDB Env to open it with (nullptr: RocksDB's default).
+  static Result<std::unique_ptr<EgressStateStore>> open(const std::string& dir, rocksdb::Env* env = nullptr);
   ~EgressStateStore();
   EgressStateStore(const EgressStateStore&) = delete;
   EgressStateStore& operator=(const EgressStateStore&) = delete;

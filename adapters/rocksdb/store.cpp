@@ -2,6 +2,7 @@
 #include "adapters/rocksdb/store_options.hpp"
 
 #include "adapters/rocksdb/rocks_internal.hpp"
+#include "adapters/rocksdb/rocksdb_env.hpp"
 
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/statistics.h>
@@ -35,6 +36,7 @@ class RocksStore::Impl {
 
 rocksdb::Options store_db_options() {
   rocksdb::Options options;
+  options.env = rocksdb_env();  // its LOG written best effort: see rocksdb_env.hpp
   options.create_if_missing = true;
   options.create_missing_column_families = true;
   // The one non-default setting of the write path, for throughput only (the

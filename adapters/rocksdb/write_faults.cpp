@@ -4,6 +4,7 @@
 // reaction to a failed write — its background error, the writes it then
 // refuses — is what the tests see, as with a real disk.
 #include "adapters/rocksdb/rocks_internal.hpp"
+#include "adapters/rocksdb/rocksdb_env.hpp"
 #include "adapters/rocksdb/write_faults.hpp"
 
 #include <rocksdb/env.h>
@@ -104,7 +105,9 @@ class FaultyFileSystem final : public rocksdb::FileSystemWrapper {
 }  // namespace
 
 std::unique_ptr<rocksdb::Env> faulty_env(std::shared_ptr<WriteFaults> faults) {
-  return rocksdb::NewCompositeEnv(
+  // Cascade's Env over the faulty files: the info LOG fails too, and is
+  // written best effort as on a real disk.
+  return adapters::rocksdb_env(
       std::make_shared<FaultyFileSystem>(rocksdb::FileSystem::Default(), std::move(faults)));
 }
 

@@ -1,5 +1,7 @@
 #include "adapters/runtime/runtime.hpp"
 
+#include "adapters/rocksdb/rocksdb_env.hpp"
+
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -96,7 +98,8 @@ Result<std::unique_ptr<Runtime>> Runtime::open(const std::string& data_dir, Runt
     runtime->store_ = runtime->owned_store_.get();
   }
   RocksStore& s = *runtime->store_;
-  auto projections = projections::ProjectionSet::open(runtime->data_dir_ + "/projections", s.log());
+  // Cascade's Env, as the log's store: RocksDB's LOG written best effort.
+  auto projections = projections::ProjectionSet::open(runtime->data_dir_ + "/projections", s.log(), rocksdb_env());
   if (!projections && projections.error().code == ErrorCode::kStoreCorrupt) {
     // The read models are derived from the log: without them nothing is lost.
     return make_error(ErrorCode::kStoreCorrupt,

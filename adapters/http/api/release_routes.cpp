@@ -48,8 +48,12 @@ Result<std::string> summary_of(const ApiContext& api, const std::string& release
     return text;
   }
   CASCADE_TRY(reached, api.projections.summaries().wait_for(created.front().position, kReadYourWritesTimeout));
-  (void)reached;  // if not, the summary is still missing: kNotFound
-  return api.projections.summaries().summary(release_id);
+  if (reached) return api.projections.summaries().summary(release_id);
+  // The projection did not get there — it cannot write (a full disk) or is
+  // far behind — but the release is in the log, acknowledged: summarised
+  // from the log, as the projection will, rather than answered as unknown.
+  CASCADE_TRY(state, api.service.load(release_id));
+  return projections::summarize(state).dump();
 }
 
 // Why `path` is not an artifact this server may deploy, or nullopt: it must be
