@@ -260,9 +260,21 @@ export async function releaseView(root, { params, me }) {
     stopFollowing();
     const controller = new AbortController();
     following = { stage: stage.name, attempt: stage.attempt, controller };
-    logs = { stage: stage.name, lines: [] };
+    // A follow stream starts at the attempt's first line. Following the same
+    // attempt again (its last stream ended before the summary said so) keeps
+    // the lines on screen and skips their replay, so no line blinks out or
+    // shows twice.
+    if (logs.stage !== stage.name || logs.attempt !== stage.attempt) {
+      logs = { stage: stage.name, attempt: stage.attempt, lines: [] };
+    }
+    logs.next = null;  // the stream brings every line: nothing left to page
+    let toSkip = logs.lines.length;
     followLogs(`/releases/${path(id)}/stages/${path(stage.name)}/logs`, (line) => {
       if (following?.controller !== controller) return;
+      if (toSkip > 0) {
+        toSkip -= 1;
+        return;
+      }
       logs.lines.push(line);
       if (tab === 'logs' && logsStage() === stage.name) renderLogs();
     }, controller.signal).catch(() => {}).finally(() => {
@@ -278,7 +290,7 @@ export async function releaseView(root, { params, me }) {
     }
     stopFollowing();
     const answer = await api(`/releases/${path(id)}/stages/${path(stageName)}/logs`);
-    logs = { stage: stageName, lines: answer.lines, next: answer.next };
+    logs = { stage: stageName, attempt: stage?.attempt, lines: answer.lines, next: answer.next };
     if (tab === 'logs' && stageName === logsStage()) renderLogs();
   });
   async function loadMoreLogs() {
@@ -286,7 +298,7 @@ export async function releaseView(root, { params, me }) {
     if (!next) return;
     const answer = await api(`/releases/${path(id)}/stages/${path(stageName)}/logs?after=${encodeURIComponent(next)}`);
     if (logs.stage !== stageName || logs.next !== next) return;  // moved on meanwhile
-    logs = { stage: stageName, lines: logs.lines.concat(answer.lines), next: answer.next };
+    logs = { ...logs, lines: logs.lines.concat(answer.lines), next: answer.next };
     if (tab === 'logs' && stageName === logsStage()) renderLogs();
   }
   const refreshEvents = coalesced(async () => {
