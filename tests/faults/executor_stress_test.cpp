@@ -27,7 +27,9 @@ TEST_F(ExecutorStressTest, TwoThousandReleasesThroughAQueueOfTwoStartEachAttempt
   std::vector<std::string> ids;
   ids.reserve(kReleases);
   for (int i = 0; i < kReleases; ++i) ids.push_back(create("Busy", "1.0." + std::to_string(i)));
-  settle();
+  // 2,000 processes two at a time: ~10 s alone, several times that beside the
+  // suite's heaviest tests (and ThreadSanitizer) on two cores.
+  settle(std::chrono::seconds(300));
   int succeeded = 0, started_once = 0;
   for (const std::string& id : ids) {
     succeeded += state_of(id, "dev") == engine::StageState::kSucceeded ? 1 : 0;

@@ -79,7 +79,10 @@ class EngineHarness : public ::testing::Test {
   }
 
   engine::ReleaseService& service() { return runtime_->service(); }
-  void settle() { ASSERT_TRUE(runtime_->settle(std::chrono::seconds(30))) << runtime_->last_error(); }
+  // Returns as soon as the engine is quiescent; the deadline only bounds a hang.
+  void settle(std::chrono::seconds deadline = std::chrono::seconds(30)) {
+    ASSERT_TRUE(runtime_->settle(deadline)) << runtime_->last_error();
+  }
 
   void apply(const std::string& json) {
     auto definition = engine::parse_pipeline_text(json);
