@@ -8,11 +8,11 @@
 namespace cascade::projections {
 
 bool operator==(const DefinitionChange& a, const DefinitionChange& b) {
-  return a.op == b.op && a.path == b.path && a.from == b.from && a.to == b.to;
+  return a.op == b.op && a.path == b.path && a.from == b.from && a.to == b.to && a.where == b.where;
 }
 
 nlohmann::json to_json(const DefinitionChange& change) {
-  nlohmann::json out = {{"op", change.op}, {"path", change.path}};
+  nlohmann::json out = {{"op", change.op}, {"path", change.path}, {"where", change.where}};
   if (change.op != "add") out["from"] = change.from;
   if (change.op != "remove") out["to"] = change.to;
   return out;
@@ -38,10 +38,14 @@ std::optional<std::vector<std::string>> element_names(const json& array) {
   return names;
 }
 
-void diff_into(const json& from, const json& to, const std::string& path, std::vector<DefinitionChange>& out);
+// `path` is the JSON pointer of `from`/`to`, `where` its readable name.
+void diff_into(const json& from, const json& to, const std::string& path, const std::string& where,
+               std::vector<DefinitionChange>& out);
 
 void diff_named(const json& from, const json& to, const std::vector<std::string>& from_names,
-                const std::vector<std::string>& to_names, const std::string& path, std::vector<DefinitionChange>& out) {
+                const std::vector<std::string>& to_names, const std::string& path, const std::string& where,
+                std::vector<DefinitionChange>& out) {
+  auto named = [&](const std::string& name) { return where + "[" + name + "]"; };
   std::map<std::string, std::size_t> from_index, to_index;
   for (std::size_t i = 0; i < from_names.size(); ++i) from_index[from_names[i]] = i;
   for (std::size_t i = 0; i < to_names.size(); ++i) to_index[to_names[i]] = i;
@@ -54,36 +58,40 @@ void diff_named(const json& from, const json& to, const std::vector<std::string>
   }
   if (kept_from != kept_to) {
     // Steps run in their written order: a reordering is a change of the whole list.
-    out.push_back({"replace", path, from, to});
+    out.push_back({"replace", path, from, to, where});
     return;
   }
   for (std::size_t i = 0; i < from_names.size(); ++i) {
-    if (to_index.count(from_names[i]) == 0) out.push_back({"remove", path + "/" + std::to_string(i), from[i], nullptr});
+    if (to_index.count(from_names[i]) == 0) {
+      out.push_back({"remove", path + "/" + std::to_string(i), from[i], nullptr, named(from_names[i])});
+    }
   }
   for (std::size_t j = 0; j < to_names.size(); ++j) {
     auto matched = from_index.find(to_names[j]);
     if (matched == from_index.end()) {
-      out.push_back({"add", path + "/" + std::to_string(j), nullptr, to[j]});
+      out.push_back({"add", path + "/" + std::to_string(j), nullptr, to[j], named(to_names[j])});
     } else {
-      diff_into(from[matched->second], to[j], path + "/" + std::to_string(j), out);
+      diff_into(from[matched->second], to[j], path + "/" + std::to_string(j), named(to_names[j]), out);
     }
   }
 }
 
-void diff_into(const json& from, const json& to, const std::string& path, std::vector<DefinitionChange>& out) {
+void diff_into(const json& from, const json& to, const std::string& path, const std::string& where,
+               std::vector<DefinitionChange>& out) {
   if (from.is_object() && to.is_object()) {
     std::set<std::string> keys;
     for (const auto& item : from.items()) keys.insert(item.key());
     for (const auto& item : to.items()) keys.insert(item.key());
     for (const std::string& key : keys) {
       const std::string child = (json::json_pointer(path) / key).to_string();
+      const std::string child_where = where.empty() ? key : where + "." + key;
       const bool in_from = from.contains(key), in_to = to.contains(key);
       if (in_from && in_to) {
-        diff_into(from.at(key), to.at(key), child, out);
+        diff_into(from.at(key), to.at(key), child, child_where, out);
       } else if (in_from) {
-        out.push_back({"remove", child, from.at(key), nullptr});
+        out.push_back({"remove", child, from.at(key), nullptr, child_where});
       } else {
-        out.push_back({"add", child, nullptr, to.at(key)});
+        out.push_back({"add", child, nullptr, to.at(key), child_where});
       }
     }
     return;
@@ -91,18 +99,26 @@ void diff_into(const json& from, const json& to, const std::string& path, std::v
   if (from.is_array() && to.is_array()) {
     const auto from_names = element_names(from), to_names = element_names(to);
     if (from_names && to_names && !(from.empty() && to.empty())) {
-      diff_named(from, to, *from_names, *to_names, path, out);
+      diff_named(from, to, *from_names, *to_names, path, where, out);
       return;
     }
+    auto element = [&](std::size_t i) { return std::make_pair(path + "/" + std::to_string(i), where + "[" + std::to_string(i) + "]"); };
     const std::size_t common = std::min(from.size(), to.size());
-    for (std::size_t i = 0; i < common; ++i) diff_into(from[i], to[i], path + "/" + std::to_string(i), out);
-    for (std::size_t i = common; i < from.size(); ++i) {
-      out.push_back({"remove", path + "/" + std::to_string(i), from[i], nullptr});
+    for (std::size_t i = 0; i < common; ++i) {
+      const auto [child, child_where] = element(i);
+      diff_into(from[i], to[i], child, child_where, out);
     }
-    for (std::size_t i = common; i < to.size(); ++i) out.push_back({"add", path + "/" + std::to_string(i), nullptr, to[i]});
+    for (std::size_t i = common; i < from.size(); ++i) {
+      const auto [child, child_where] = element(i);
+      out.push_back({"remove", child, from[i], nullptr, child_where});
+    }
+    for (std::size_t i = common; i < to.size(); ++i) {
+      const auto [child, child_where] = element(i);
+      out.push_back({"add", child, nullptr, to[i], child_where});
+    }
     return;
   }
-  if (from != to) out.push_back({"replace", path, from, to});
+  if (from != to) out.push_back({"replace", path, from, to, where});
 }
 
 std::string version_key(const std::string& pipeline, std::int64_t version) {
@@ -134,7 +150,7 @@ PipelineVersion parse_version(std::string_view text) {
 
 std::vector<DefinitionChange> diff_json(const nlohmann::json& from, const nlohmann::json& to) {
   std::vector<DefinitionChange> out;
-  diff_into(from, to, "", out);
+  diff_into(from, to, "", "", out);
   return out;
 }
 

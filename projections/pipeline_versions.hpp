@@ -20,6 +20,9 @@ struct DefinitionChange {
   std::string path;
   nlohmann::json from;  // null for "add"
   nlohmann::json to;    // null for "remove"
+  // The same place as a person names it, elements matched by name by their
+  // name: "stages[prod].steps[deploy].run" for /stages/3/steps/0/run.
+  std::string where;
 };
 bool operator==(const DefinitionChange& a, const DefinitionChange& b);
 nlohmann::json to_json(const DefinitionChange& change);

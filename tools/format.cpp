@@ -238,7 +238,9 @@ void print_pipeline_diff(std::ostream& out, const json& diff) {
   if (diff["changes"].empty()) out << "versions " << diff["from"] << " and " << diff["to"] << " are the same\n";
   for (const json& change : diff["changes"]) {
     const std::string op = change["op"];
-    out << std::left << std::setw(9) << op << change["path"].get<std::string>();
+    // Stages and steps by name (stages[prod].steps[deploy].run), not index.
+    const std::string where = change.value("where", "");
+    out << std::left << std::setw(9) << op << (where.empty() ? change["path"].get<std::string>() : where);
     if (op == "remove") out << "  (was " << change["from"].dump() << ")";
     if (op == "add") out << "  = " << change["to"].dump();
     if (op == "replace") out << "  " << change["from"].dump() << " → " << change["to"].dump();

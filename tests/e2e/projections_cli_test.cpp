@@ -150,9 +150,13 @@ TEST_F(ProjectionsCliTest, ApprovalsEnvironmentsPipelinesAndMetricsAnswerFromThe
   EXPECT_EQ(versions["versions"][1]["releases"], nlohmann::json({id}));
   const nlohmann::json diff = json_of("pipeline diff Ops 1 2");
   EXPECT_EQ(diff["changes"], nlohmann::json::parse(R"([{"op": "replace", "path": "/stages/0/steps/0/run",
+                                                        "where": "stages[prod].steps[deploy].run",
                                                         "from": "true", "to": "echo deployed"}])"));
   const CommandRun diff_text = run("pipeline diff Ops 1 2 " + data());
-  EXPECT_NE(diff_text.output.find("/stages/0/steps/0/run"), std::string::npos) << diff_text.output;
+  // A person reads the stage and the step by name.
+  EXPECT_NE(diff_text.output.find("replace  stages[prod].steps[deploy].run  \"true\" → \"echo deployed\""),
+            std::string::npos)
+      << diff_text.output;
   EXPECT_EQ(run("pipeline diff Ops 1 3 " + data()).exit_code, 3);
 
   const nlohmann::json metrics = json_of("metrics delivery --pipeline Ops");

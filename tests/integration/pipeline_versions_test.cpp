@@ -89,9 +89,9 @@ TEST_F(PipelineVersionsTest, TheDiffOfTwoVersionsNamesEachChangeByItsPath) {
                "retries": {"count": 0, "delay_s": 0}, "condition": "succeeded"}],
     "max_parallel": 0, "on_new_release": "queue_all"})");
   const std::vector<DefinitionChange> expected = {
-      {"replace", "/stages/0/steps/0/run", "deploy v1", "deploy v2"},
-      {"add", "/stages/1", nullptr, qa},
-      {"remove", "/variables/OLD", "x", nullptr},
+      {"replace", "/stages/0/steps/0/run", "deploy v1", "deploy v2", "stages[dev].steps[deploy].run"},
+      {"add", "/stages/1", nullptr, qa, "stages[qa]"},
+      {"remove", "/variables/OLD", "x", nullptr, "variables.OLD"},
   };
   ASSERT_EQ(changes.value().size(), expected.size());
   for (std::size_t i = 0; i < expected.size(); ++i) {
@@ -101,9 +101,9 @@ TEST_F(PipelineVersionsTest, TheDiffOfTwoVersionsNamesEachChangeByItsPath) {
   auto back = projections().pipelines().diff("Shop", 2, 1);
   ASSERT_TRUE(back);
   const std::vector<DefinitionChange> undone = {
-      {"remove", "/stages/1", qa, nullptr},
-      {"replace", "/stages/0/steps/0/run", "deploy v2", "deploy v1"},
-      {"add", "/variables/OLD", nullptr, "x"},
+      {"remove", "/stages/1", qa, nullptr, "stages[qa]"},
+      {"replace", "/stages/0/steps/0/run", "deploy v2", "deploy v1", "stages[dev].steps[deploy].run"},
+      {"add", "/variables/OLD", nullptr, "x", "variables.OLD"},
   };
   EXPECT_EQ(back.value(), undone);
   EXPECT_TRUE(projections().pipelines().diff("Shop", 2, 2).value().empty());
