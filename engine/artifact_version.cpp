@@ -1,6 +1,7 @@
 #include "engine/artifact_version.hpp"
 
 #include <cstdio>
+#include <filesystem>
 
 namespace cascade::engine {
 
@@ -25,6 +26,12 @@ std::optional<std::string> artifact_version_problem(std::string_view version) {
            ": use letters, digits, '.', '-', '+', '_', '~' or ':'";
   }
   return std::nullopt;
+}
+
+std::optional<std::string> missing_artifact(const std::string& path) {
+  std::error_code error;
+  if (std::filesystem::exists(path, error)) return std::nullopt;
+  return "no file or directory at " + path + (error ? " (" + error.message() + ")" : "") + " on the server";
 }
 
 }  // namespace cascade::engine

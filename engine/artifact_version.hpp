@@ -20,4 +20,10 @@ constexpr std::size_t kMaxArtifactVersionLength = 128;
 // The message names the first offending character and its position (1-based).
 std::optional<std::string> artifact_version_problem(std::string_view version);
 
+// Why the steps on this machine would find no artifact at `path`, or nullopt
+// when a file or directory is there. Checked where a release is asked for
+// (API, CLI, Kafka) so that a mistyped path is refused at once, not found
+// out in the first stage; a path that vanishes later fails that stage.
+std::optional<std::string> missing_artifact(const std::string& path);
+
 }  // namespace cascade::engine

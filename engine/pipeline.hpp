@@ -75,6 +75,13 @@ struct StepDefinition {
 };
 
 enum class OnNewRelease { kQueueAll, kDeployLatest };
+// What every release of a pipeline must carry for its steps, checked when the
+// release is created: kPath (the default) an absolute path that exists on the
+// server (CASCADE_ARTIFACT_PATH; from a request, or a CI build's file:// URI);
+// kUri a path or a URI the steps download (CASCADE_ARTIFACT_URI); kNone
+// nothing, for steps that need no artifact (infrastructure jobs). An empty
+// path must never reach a step that copies `$(CASCADE_ARTIFACT_PATH)/.`.
+enum class ArtifactNeed { kPath, kUri, kNone };
 enum class OnFailure { kNothing, kRedeployLastGood };
 
 struct StageDefinition {
@@ -122,6 +129,7 @@ struct PipelineDefinition {
   std::map<std::string, std::vector<std::string>> groups;  // group name → members
   std::vector<StageDefinition> stages;
   std::optional<ArtifactTrigger> artifact;  // absent: releases are created by hand or API only
+  ArtifactNeed needs_artifact = ArtifactNeed::kPath;
 
   // nullptr when there is no such stage.
   const StageDefinition* find_stage(std::string_view stage) const;

@@ -93,6 +93,9 @@ json to_json(const PipelineDefinition& definition) {
     out["artifact"] = {{"source", definition.artifact->source},
                        {"branch_filters", definition.artifact->branch_filters}};
   }
+  if (definition.needs_artifact != ArtifactNeed::kPath) {  // likewise: absent when the default
+    out["needs_artifact"] = std::string(kArtifactNeedChoices[static_cast<std::size_t>(definition.needs_artifact)]);
+  }
   return out;
 }
 

@@ -24,6 +24,7 @@ inline constexpr std::size_t kMaxNameLength = 64;
 // The words of the enumerations, indexed by their enumerators.
 inline constexpr std::array<std::string_view, 2> kApprovalOrders = {"any", "sequential"};
 inline constexpr std::array<std::string_view, 2> kOnNewReleaseChoices = {"queue_all", "deploy_latest"};
+inline constexpr std::array<std::string_view, 3> kArtifactNeedChoices = {"path", "uri", "none"};
 inline constexpr std::array<std::string_view, 3> kStepConditions = {"succeeded", "failed", "always"};
 // OnFailure::kNothing has no word: it is the absence of "on_failure".
 inline constexpr std::array<std::string_view, 1> kOnFailureChoices = {"redeploy_last_good"};

@@ -39,9 +39,9 @@ constexpr std::size_t kDigestLength = 64;  // a SHA-256, in lowercase hex
 constexpr std::string_view kRevisionToken = "$(rev:r)";
 
 // Known fields in schema order, which is also the order their problems are reported in.
-constexpr std::array<std::string_view, 7> kPipelineFields = {"name",      "description", "release_name_format",
+constexpr std::array<std::string_view, 8> kPipelineFields = {"name",      "description", "release_name_format",
                                                              "variables", "groups",      "stages",
-                                                             "artifact"};
+                                                             "artifact",  "needs_artifact"};
 constexpr std::array<std::string_view, 2> kArtifactTriggerFields = {"source", "branch_filters"};
 constexpr std::array<std::string_view, 9> kStageFields = {"name",         "trigger",      "pre_approval",
                                                           "post_approval", "variables",   "steps",
@@ -455,6 +455,11 @@ class PipelineParser {
     if (const json* value = find(document, "", "groups", false)) definition.groups = read_groups(*value, "groups");
     if (const json* value = find(document, "", "artifact", false)) {
       definition.artifact = read_artifact_trigger(*value, "artifact");
+    }
+    if (const json* value = find(document, "", "needs_artifact", false)) {
+      if (auto choice = read_choice(*value, "needs_artifact", kArtifactNeedChoices)) {
+        definition.needs_artifact = static_cast<ArtifactNeed>(*choice);
+      }
     }
     const json* stages = find(document, "", "stages", true);
     if (stages == nullptr) return;

@@ -37,6 +37,21 @@ Status check_release_inputs(const PipelineDefinition& definition, const NewRelea
   if (auto problem = artifact_version_problem(request.artifact.version)) {
     problems.push_back({"artifact.version", "artifact version " + *problem});
   }
+  // An empty path would make `$(CASCADE_ARTIFACT_PATH)/.` the root directory.
+  const events::Artifact& artifact = request.artifact;
+  const bool located = !artifact.path.empty() || (definition.needs_artifact == ArtifactNeed::kUri && !artifact.uri.empty());
+  if (definition.needs_artifact != ArtifactNeed::kNone && !located) {
+    const bool path_needed = definition.needs_artifact == ArtifactNeed::kPath;
+    problems.push_back(
+        {"artifact.path",
+         "required: pipeline '" + definition.name + "' needs " +
+             (path_needed ? "the artifact's path on the server" : "the artifact's path or URI") +
+             (artifact.uri.empty() ? std::string(", and none is given") : ", and only the URI " + artifact.uri + " is given") +
+             " (a CI build gives it as a file:// URI; a pipeline whose steps download the URI declares "
+             "\"needs_artifact\": \"uri\", one whose steps need no artifact \"none\")"});
+  } else if (!artifact.path.empty() && artifact.path.front() != '/') {
+    problems.push_back({"artifact.path", "must be an absolute path, not '" + artifact.path + "'"});
+  }
   std::set<std::string> settable;
   auto collect = [&](const VariableMap& variables) {
     for (const auto& [name, variable] : variables) {

@@ -157,7 +157,7 @@ int replay(const Common& common, const AuditOptions& options) {
     if (!parsed) return failed(parsed.error(), common);
     target = parsed.value();
   }
-  auto runtime = Runtime::open(common.data_dir);
+  auto runtime = open_existing_runtime(common.data_dir);
   if (!runtime) return failed(runtime.error(), common);
   Runtime& rt = *runtime.value();
 
@@ -265,7 +265,7 @@ Status write_file_atomically(const std::string& path, const std::function<Status
 }
 
 int audit_export(const Common& common, const AuditOptions& options) {
-  auto runtime = Runtime::open(common.data_dir);
+  auto runtime = open_existing_runtime(common.data_dir);
   if (!runtime) return failed(runtime.error(), common);
   auto evidence = live_evidence(*runtime.value(), options.release_id);
   if (!evidence) return failed(evidence.error(), common);
@@ -329,7 +329,7 @@ int audit_verify(const Common& common, const AuditOptions& options) {
 }
 
 int why(const Common& common, const AuditOptions& options) {
-  auto runtime = Runtime::open(common.data_dir);
+  auto runtime = open_existing_runtime(common.data_dir);
   if (!runtime) return failed(runtime.error(), common);
   auto read = engine::read_stream(runtime.value()->log(), engine::release_stream(options.release_id));
   if (!read) return failed(read.error(), common);

@@ -7,10 +7,13 @@
 #include "adapters/runtime/runtime.hpp"
 #include "tools/kafka_wiring.hpp"
 #include "tools/sample_pipeline.hpp"
+#include "engine/artifact_version.hpp"
+#include "events/did_you_mean.hpp"
 #include "events/overloaded.hpp"
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <ctime>
@@ -101,7 +104,7 @@ int apply_pipeline(Common& common, const std::string& file) {
     if (!answer) return report(answer.error(), common.json);
     version = answer.value().value("version", std::int64_t{0});
   } else {
-    auto session = Session::start(common);
+    auto session = Session::start(common, DataDir::kCreate);
     if (!session) return report(session.error(), common.json);
     auto applied = session.value()->runtime().service().apply_pipeline(definition.value(), common.actor);
     if (!applied) return report(applied.error(), common.json);
@@ -135,6 +138,10 @@ int create_release(Common& common, const std::string& pipeline, const std::strin
     auto created = client.post("/api/v1/releases", body, common.command_id);
     if (!created) return report(created.error(), common.json);
     return print_summary_document(summary_at_least(client, created.value().value("id", ""), 1), common);
+  }
+  // The server checks its own machine; offline this one is where steps run.
+  if (auto missing = engine::missing_artifact(artifact_path)) {
+    return report(make_error(ErrorCode::kInvalidArgument, "--artifact: " + *missing), common.json);
   }
   auto session = Session::start(common);
   if (!session) return report(session.error(), common.json);
@@ -400,6 +407,16 @@ struct WaitCondition {
   std::string stage;  // empty: `state` is a release status
   std::string state;  // empty: the release settles (no longer InProgress)
 
+  static WaitCondition parse(const std::string& until) {
+    WaitCondition condition;
+    if (const auto equals = until.find('='); equals != std::string::npos) {
+      condition.stage = until.substr(0, equals);
+      condition.state = until.substr(equals + 1);
+    } else {
+      condition.state = until;
+    }
+    return condition;
+  }
   std::string text() const {
     if (state.empty()) return "the release to settle";
     return stage.empty() ? "status " + state : stage + "=" + state;
@@ -417,7 +434,68 @@ struct WaitCondition {
     const std::string status = summary.value("status", "");
     return status != "InProgress" && status != "WaitingForApproval";
   }
+  // A release that ended this way is a failure for a script that did not
+  // wait for exactly that.
+  static bool ended_badly(const json& summary) {
+    const std::string status = summary.value("status", "");
+    return status == "Failed" || status == "Rejected" || status == "Canceled" || status == "Abandoned";
+  }
 };
+
+std::vector<std::string> stage_state_names() {
+  std::vector<std::string> names;
+  for (int state = 0; state <= static_cast<int>(engine::StageState::kCanceled); ++state) {
+    names.emplace_back(engine::to_string(static_cast<engine::StageState>(state)));
+  }
+  return names;
+}
+
+std::vector<std::string> release_status_names() {
+  std::vector<std::string> names;
+  for (int status = 0; status <= static_cast<int>(engine::ReleaseStatus::kAbandoned); ++status) {
+    names.emplace_back(engine::to_string(static_cast<engine::ReleaseStatus>(status)));
+  }
+  return names;
+}
+
+// "'x' (did you mean 'y'?)" or "'x' (one of: a, b, c)".
+std::string unknown_name(const std::string& given, const std::vector<std::string>& known) {
+  const std::vector<std::string_view> candidates(known.begin(), known.end());
+  if (auto guess = events::did_you_mean(given, candidates)) return "'" + given + "' (did you mean '" + *guess + "'?)";
+  std::string list;
+  for (const std::string& name : known) list += (list.empty() ? "" : ", ") + name;
+  return "'" + given + "' (one of: " + list + ")";
+}
+
+// Refuses, before any waiting, a condition the release can never meet as
+// written: a stage it does not have, a state or status that does not exist.
+Status check_wait_condition(const WaitCondition& condition, const std::string& release_id, const json& summary) {
+  if (condition.state.empty()) return success();
+  if (condition.stage.empty()) {
+    const auto statuses = release_status_names();
+    if (std::find(statuses.begin(), statuses.end(), condition.state) != statuses.end()) return success();
+    const auto states = stage_state_names();
+    if (std::find(states.begin(), states.end(), condition.state) != states.end()) {
+      return make_error(ErrorCode::kInvalidArgument, "--until: '" + condition.state +
+                                                         "' is a stage state, not a release status: write STAGE=" +
+                                                         condition.state + " (e.g. prod=" + condition.state + ")");
+    }
+    return make_error(ErrorCode::kInvalidArgument,
+                      "--until: " + unknown_name(condition.state, statuses) + " is not a release status");
+  }
+  std::vector<std::string> stages;
+  for (const json& stage : summary["stages"]) stages.push_back(stage.value("name", ""));
+  if (std::find(stages.begin(), stages.end(), condition.stage) == stages.end()) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "--until: release " + release_id + " has no stage " + unknown_name(condition.stage, stages));
+  }
+  const auto states = stage_state_names();
+  if (std::find(states.begin(), states.end(), condition.state) == states.end()) {
+    return make_error(ErrorCode::kInvalidArgument, "--until: " + unknown_name(condition.state, states) +
+                                                       " is not a stage state");
+  }
+  return success();
+}
 
 Result<std::chrono::milliseconds> parse_duration(const std::string& text) {
   std::size_t digits = 0;
@@ -431,21 +509,32 @@ Result<std::chrono::milliseconds> parse_duration(const std::string& text) {
   return std::chrono::milliseconds(seconds * 1000);
 }
 
+// 90s, 10m, 1h: a parsed --timeout as a person reads it.
+std::string duration_text(std::chrono::milliseconds duration) {
+  const std::int64_t seconds = std::chrono::duration_cast<std::chrono::seconds>(duration).count();
+  if (seconds != 0 && seconds % 3600 == 0) return std::to_string(seconds / 3600) + "h";
+  if (seconds != 0 && seconds % 60 == 0) return std::to_string(seconds / 60) + "m";
+  return std::to_string(seconds) + "s";
+}
+
 int wait_for_release(Common& common, const std::string& release_id, const std::string& until, const std::string& timeout) {
-  WaitCondition condition;
-  if (const auto equals = until.find('='); equals != std::string::npos) {
-    condition.stage = until.substr(0, equals);
-    condition.state = until.substr(equals + 1);
-  } else {
-    condition.state = until;
-  }
+  const WaitCondition condition = WaitCondition::parse(until);
   auto limit = parse_duration(timeout);
   if (!limit) return report(limit.error(), common.json);
   auto target = target_of(common);
   if (!target) return report(target.error(), common.json);
 
+  // The summary it stopped at: what was asked (exit 0, or 4 when the release
+  // ended badly and that was not what was asked), or a state from which it
+  // cannot get there alone (4).
   auto outcome = [&](const json& summary) -> int {
-    if (condition.met(summary)) return print_summary_document(summary, common);
+    if (condition.met(summary)) {
+      const int shown = print_summary_document(summary, common);
+      if (shown != 0 || !condition.state.empty() || !WaitCondition::ended_badly(summary)) return shown;
+      const Error ended = make_error(ErrorCode::kFailedPrecondition,
+                                     "release " + release_id + " ended " + summary.value("status", ""));
+      return common.json ? exit_code_for(ended.code) : report(ended, false);
+    }
     std::string now = "status " + summary.value("status", "");
     for (const json& s : summary["stages"]) {
       if (s.value("name", "") == condition.stage) now = condition.stage + " is " + s.value("status", "");
@@ -460,12 +549,22 @@ int wait_for_release(Common& common, const std::string& release_id, const std::s
     if (!session) return report(session.error(), common.json);
     auto summary = settled_summary(session.value()->runtime(), release_id);
     if (!summary) return report(summary.error(), common.json);
+    if (auto checked = check_wait_condition(condition, release_id, summary.value()); !checked) {
+      return report(checked.error(), common.json);
+    }
     return outcome(summary.value());
   }
 
   ApiClient& client = *target.value().client;
   auto reader = api_client(common);  // a second connection for reads while the stream is open
   if (!reader) return report(reader.error(), common.json);
+  {
+    auto first = reader.value().get(release_path(release_id));
+    if (!first) return report(first.error(), common.json);
+    if (auto checked = check_wait_condition(condition, release_id, first.value()); !checked) {
+      return report(checked.error(), common.json);
+    }
+  }
   const auto deadline = ApiClient::Clock::now() + limit.value();
   std::optional<json> last;
   std::optional<Error> failure;
@@ -508,7 +607,7 @@ int wait_for_release(Common& common, const std::string& release_id, const std::s
   if (!streamed) return report(streamed.error(), common.json);
   if (last && (condition.met(*last) || WaitCondition::finished(*last))) return outcome(*last);
   if (streamed.value() == StreamEnd::kDeadline) {
-    return report(make_error(ErrorCode::kUnavailable, "timed out after " + timeout + " waiting for " + release_id +
+    return report(make_error(ErrorCode::kUnavailable, "timed out after " + duration_text(limit.value()) + " waiting for " + release_id +
                                                           " to reach " + condition.text()),
                   common.json);
   }
@@ -522,7 +621,7 @@ int wait_for_release(Common& common, const std::string& release_id, const std::s
 int demo(const Common& common, const std::string& approver) {
   auto definition = engine::parse_pipeline_text(kSamplePipeline);
   if (!definition) return report(definition.error(), false);
-  auto session = Session::start(common);
+  auto session = Session::start(common, DataDir::kCreate);
   if (!session) return report(session.error(), false);
   Runtime& runtime = session.value()->runtime();
   engine::SystemClock clock;
@@ -727,6 +826,7 @@ int main(int argc, char** argv) {
     }
   }
 
-  CLI11_PARSE(app, argc, argv);
+  app.name("cascade");
+  if (auto refused = parse_command_line(app, argc, argv)) return *refused;
   return result;
 }

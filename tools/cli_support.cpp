@@ -1,9 +1,11 @@
 #include "tools/cli_support.hpp"
 
+#include "events/did_you_mean.hpp"
 #include "events/time.hpp"
 
 #include <cctype>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <thread>
 
@@ -45,7 +47,28 @@ int report(const Error& error, bool json) {
   return exit_code_for(error.code);
 }
 
-Result<std::unique_ptr<Session>> Session::start(const Common& common) {
+Status existing_data_dir(const std::string& data_dir) {
+  std::error_code error;
+  // RocksDB's CURRENT names the live manifest: present in every opened log.
+  if (std::filesystem::is_regular_file(std::filesystem::path(data_dir) / "log" / "CURRENT", error)) return success();
+  const std::string path = std::filesystem::absolute(data_dir, error).lexically_normal().string();
+  const bool exists = std::filesystem::exists(data_dir, error);
+  return make_error(ErrorCode::kNotFound,
+                    (exists ? "no Cascade data in " + path + " (it has no event log, log/)"
+                            : "no data directory " + path) +
+                        ": give --data the directory `cascade serve` or `cascade pipeline apply --data` set up, "
+                        "or talk to a running server with --server");
+}
+
+Result<std::unique_ptr<Runtime>> open_existing_runtime(const std::string& data_dir) {
+  CASCADE_TRY(existing_data_dir(data_dir));
+  return Runtime::open(data_dir);
+}
+
+Result<std::unique_ptr<Session>> Session::start(const Common& common, DataDir data_dir) {
+  if (data_dir == DataDir::kMustExist) {
+    CASCADE_TRY(existing_data_dir(common.data_dir));
+  }
   CASCADE_TRY(runtime, Runtime::open(common.data_dir));
   std::unique_ptr<Session> session(new Session(std::move(runtime)));
   if (!common.json) {
@@ -144,6 +167,80 @@ Result<nlohmann::json> summary_at_least(ApiClient& client, const std::string& re
     // The read model trails the log by milliseconds; poll with a growing pause.
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::milliseconds(100));
+  }
+}
+
+namespace {
+
+std::string quoted(const std::string& text) { return "'" + text + "'"; }
+
+// What went wrong in `args`, told the way a person fixes it: the first
+// unknown subcommand or option on the path the words take, with the closest
+// known name. `usage` gets the command path whose --help explains it. Empty
+// when every word is known (CLI11's own message says it better then).
+std::string unknown_word(CLI::App& app, const std::vector<std::string>& args, std::string& usage) {
+  CLI::App* command = &app;
+  usage = app.get_name();
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "--") break;
+    if (arg.size() > 1 && arg[0] == '-') {
+      const std::string name = arg.substr(0, arg.find('='));
+      const CLI::Option* option = nullptr;
+      for (CLI::App* scope = command; scope != nullptr && option == nullptr; scope = scope->get_parent()) {
+        option = scope->get_option_no_throw(name);
+      }
+      if (option != nullptr) {
+        if (arg.find('=') == std::string::npos && option->get_expected_min() > 0) ++i;  // its value
+        continue;
+      }
+      std::vector<std::string> names;
+      for (const CLI::Option* known : command->get_options()) {
+        for (const std::string& long_name : known->get_lnames()) names.push_back("--" + long_name);
+      }
+      const std::vector<std::string_view> candidates(names.begin(), names.end());
+      const auto guess = events::did_you_mean(name, candidates);
+      return "unknown option " + name + " for `" + usage + "`" + (guess ? " (did you mean " + *guess + "?)" : "");
+    }
+    const auto subcommands = command->get_subcommands([](CLI::App*) { return true; });
+    CLI::App* next = nullptr;
+    for (CLI::App* subcommand : subcommands) {
+      if (subcommand->check_name(arg)) next = subcommand;
+    }
+    if (next != nullptr) {
+      command = next;
+      usage += " " + next->get_name();
+      continue;
+    }
+    // A word that is not a subcommand where one is required.
+    if (!subcommands.empty() && command->get_require_subcommand_min() > 0) {
+      std::vector<std::string_view> names;
+      for (CLI::App* subcommand : subcommands) names.emplace_back(subcommand->get_name());
+      const auto guess = events::did_you_mean(arg, names);
+      std::string known;
+      for (std::string_view name : names) known += (known.empty() ? "" : ", ") + std::string(name);
+      return "unknown command " + quoted(arg) + " for `" + usage + "`" +
+             (guess ? " (did you mean " + quoted(*guess) + "?)" : " (one of: " + known + ")");
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+    return std::nullopt;
+  } catch (const CLI::ParseError& error) {
+    if (error.get_exit_code() == 0) return app.exit(error);  // --help
+    std::vector<std::string> args(argv + 1, argv + argc);
+    std::string usage;
+    std::string problem = unknown_word(app, args, usage);
+    if (problem.empty()) problem = error.what();
+    std::cerr << "cascade: error: " << problem << "\n"
+              << "  run `" << usage << " --help` for its usage\n";
+    return 2;
   }
 }
 

@@ -62,11 +62,21 @@ int exit_code_for(ErrorCode code);
 // Prints the error (JSON on stdout with --json, else on stderr) and returns its exit code.
 int report(const Error& error, bool json);
 
+// Only the commands that set a data directory up (`pipeline apply`, `demo`,
+// `serve`) create one; every other offline command needs an existing one, so
+// a mistyped --data or a forgotten --server is an error naming the path
+// instead of an empty directory, a fresh secret.key and an empty answer.
+enum class DataDir { kMustExist, kCreate };
+// kNotFound naming the directory when it holds no event log.
+Status existing_data_dir(const std::string& data_dir);
+// Runtime::open of a directory that passes existing_data_dir, engine not started.
+Result<std::unique_ptr<Runtime>> open_existing_runtime(const std::string& data_dir);
+
 // Opens the data directory and starts the engine, printing the timeline of
 // what happens from now on unless the output is JSON.
 class Session {
  public:
-  static Result<std::unique_ptr<Session>> start(const Common& common);
+  static Result<std::unique_ptr<Session>> start(const Common& common, DataDir data_dir = DataDir::kMustExist);
   Runtime& runtime() { return *runtime_; }
   ~Session();
 
@@ -90,6 +100,13 @@ void add_client_options(CLI::App* command, Common& common);
 // bounded wait; kUnavailable naming the release after `timeout`).
 Result<nlohmann::json> summary_at_least(ApiClient& client, const std::string& release_id, std::int64_t at_least,
                                         std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+// Parses the command line, running the chosen subcommand's callback. A
+// command line CLI11 refuses exits 2 (the README's "invalid input") with the
+// problem, a did-you-mean for a misspelt subcommand or option, and where the
+// usage is; --help exits 0. Returns the exit code, or nullopt when the
+// subcommand ran (its callback set the exit code).
+std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv);
 
 // Each group of subcommands registers itself; its callbacks set `exit_code`.
 void add_projection_commands(CLI::App& app, Common& common, int& exit_code);  // projection_commands.cpp

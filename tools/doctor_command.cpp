@@ -252,7 +252,7 @@ std::string counted(std::size_t n, const std::string& noun) {
 }
 
 int doctor(const Common& common) {
-  auto opened = Runtime::open(common.data_dir);
+  auto opened = open_existing_runtime(common.data_dir);
   if (!opened) {
     Error error = opened.error();
     if (error.code == ErrorCode::kUnavailable && error.message.find("held by a running server") != std::string::npos) {

@@ -3,11 +3,13 @@
 #include "adapters/kafka/cloudevents.hpp"
 #include "adapters/kafka/properties.hpp"
 #include "adapters/metrics/metrics.hpp"
+#include "engine/artifact_version.hpp"
 #include "engine/release.hpp"
 #include "events/retry_backoff.hpp"
 
 #include <librdkafka/rdkafka.h>
 
+#include <algorithm>
 #include <iostream>
 
 namespace cascade::adapters::kafka {
@@ -100,6 +102,24 @@ engine::NewRelease release_request(const BuildAnnouncement& a, const std::string
 // ---- BuildIngress --------------------------------------------------------------
 
 namespace {
+
+// "CDEvent ID from SOURCE" for a log line, from a record that may not be
+// valid: control characters become '?' and each value is cut to 200 bytes,
+// so a producer cannot forge or flood the server's log.
+std::string cdevent_about(const nlohmann::json& cdevent) {
+  auto field = [&](const char* name) -> std::string {
+    const auto context = cdevent.find("context");
+    if (context == cdevent.end() || !context->is_object()) return "?";
+    const auto value = context->find(name);
+    if (value == context->end() || !value->is_string()) return "?";
+    std::string text = value->get<std::string>().substr(0, 200);
+    for (char& c : text) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    }
+    return text;
+  };
+  return "CDEvent " + field("id") + " from " + field("source");
+}
 
 bool is_transient(ErrorCode code) {
   return code == ErrorCode::kUnavailable || code == ErrorCode::kAborted || code == ErrorCode::kInternal ||
@@ -370,7 +390,11 @@ BuildIngress::Outcome BuildIngress::process(const rd_kafka_message_t& message) {
   auto decoded = decode_cdevent(record);
   if (!decoded) return dead_letter(message, "malformed", decoded.error().message);
   const Reading reading = read_build_announcement(decoded.value().cdevent);
+  const std::string about = cdevent_about(decoded.value().cdevent);
   auto skip = [&](const std::string& reason) {
+    // Builds that create nothing are expected on a shared topic, but the
+    // one a team waits for must be findable: one line each.
+    say("kafka ingress: skipped " + about + ": " + reason);
     commit(message);
     {
       std::lock_guard lock(stats_mutex_);
@@ -379,7 +403,7 @@ BuildIngress::Outcome BuildIngress::process(const rd_kafka_message_t& message) {
     if (skipped_metric_) skipped_metric_->with({reason}).inc();
     return Outcome{};
   };
-  if (reading.kind == Reading::Kind::kInvalid) return dead_letter(message, reading.reason, reading.detail);
+  if (reading.kind == Reading::Kind::kInvalid) return dead_letter(message, reading.reason, reading.detail, about);
   if (reading.kind == Reading::Kind::kSkipped) return skip(reading.reason);
 
   const BuildAnnouncement& announcement = reading.announcement;
@@ -400,11 +424,19 @@ BuildIngress::Outcome BuildIngress::process(const rd_kafka_message_t& message) {
   if (wanted.empty()) return skip(any_source ? "branch_filtered" : "no_matching_pipeline");
 
   std::string failures;
+  bool only_artifact_failures = true;  // then the dead-letter reason says `artifact`
   std::uint64_t created = 0;
   std::uint64_t redelivered = 0;
   for (const std::string& pipeline : wanted) {
     const engine::Invocation invocation{options_.actor, announcement.cdevent.id, announcement.cdevent.id};
-    auto release = service_.create_release(release_request(announcement, pipeline), invocation);
+    const engine::NewRelease request = release_request(announcement, pipeline);
+    if (!request.artifact.path.empty()) {
+      if (auto missing = engine::missing_artifact(request.artifact.path)) {
+        failures += (failures.empty() ? "" : "; ") + ("pipeline " + pipeline + ": artifact.path: " + *missing);
+        continue;
+      }
+    }
+    auto release = service_.create_release(request, invocation);
     if (!release) {
       if (is_transient(release.error().code)) {
         const std::string error = "creating a release of " + pipeline + " for CDEvent " + announcement.cdevent.id +
@@ -413,6 +445,11 @@ BuildIngress::Outcome BuildIngress::process(const rd_kafka_message_t& message) {
         return Outcome{Outcome::Kind::kEngineFailed, error};
       }
       failures += (failures.empty() ? "" : "; ") + ("pipeline " + pipeline + ": " + release.error().message);
+      const auto& details = release.error().details;
+      only_artifact_failures = only_artifact_failures && !details.empty() &&
+                               std::all_of(details.begin(), details.end(), [](const Problem& problem) {
+                                 return problem.path.rfind("artifact.path", 0) == 0;
+                               });
       continue;
     }
     // New, or the release an earlier delivery created (its first event is older).
@@ -430,13 +467,15 @@ BuildIngress::Outcome BuildIngress::process(const rd_kafka_message_t& message) {
   }
   if (created_metric_ && created) created_metric_->with({}).inc(static_cast<double>(created));
   if (redelivered_metric_ && redelivered) redelivered_metric_->with({}).inc(static_cast<double>(redelivered));
-  if (!failures.empty()) return dead_letter(message, "create_failed", failures);
+  if (!failures.empty()) {
+    return dead_letter(message, only_artifact_failures ? "artifact" : "create_failed", failures, about);
+  }
   commit(message);
   return Outcome{};
 }
 
 BuildIngress::Outcome BuildIngress::dead_letter(const rd_kafka_message_t& message, const std::string& reason,
-                               const std::string& detail) {
+                               const std::string& detail, const std::string& about) {
   rd_kafka_headers_t* headers = nullptr;
   rd_kafka_headers_t* original = nullptr;
   if (rd_kafka_message_headers(&message, &original) == RD_KAFKA_RESP_ERR_NO_ERROR && original) {
@@ -483,6 +522,8 @@ BuildIngress::Outcome BuildIngress::dead_letter(const rd_kafka_message_t& messag
     return Outcome{Outcome::Kind::kDeadLetterUnacknowledged, error};
   }
   commit(message);
+  say("kafka ingress: dead-lettered " + (about.empty() ? "" : about + ", ") + "record " + topic + "/" + partition +
+      "@" + offset + ", to " + options_.dlq_topic + ": " + reason + ": " + bounded);
   {
     std::lock_guard lock(stats_mutex_);
     ++stats_.dead_lettered;

@@ -149,7 +149,10 @@ class BuildIngress {
   // between tries and dead-lettering it after max_attempts engine failures.
   void handle(const rd_kafka_message_s& message);
   Outcome process(const rd_kafka_message_s& message);
-  Outcome dead_letter(const rd_kafka_message_s& message, const std::string& reason, const std::string& detail);
+  // `about` names the record for the operator's log line ("CDEvent ID from
+  // SOURCE"); empty when it could not be read.
+  Outcome dead_letter(const rd_kafka_message_s& message, const std::string& reason, const std::string& detail,
+                      const std::string& about = "");
   void commit(const rd_kafka_message_s& message);
   void say(const std::string& text) const;
 

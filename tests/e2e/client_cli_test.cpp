@@ -247,5 +247,110 @@ TEST_F(ClientCliTest, LogsFollowPrintsARunningDeploymentsLinesUntilItEnds) {
   EXPECT_EQ(as("vic", "release wait Follow-1 --until Succeeded --timeout 60s").exit_code, 0);
 }
 
+// ---- safe for scripts (issue 15) -------------------------------------------
+
+TEST_F(ClientCliTest, ACommandLineTheParserRefusesExitsTwoWithADidYouMean) {
+  const CommandRun unknown_command = run("releases list");
+  EXPECT_EQ(unknown_command.exit_code, 2) << unknown_command.output;
+  EXPECT_NE(unknown_command.output.find("cascade: error: unknown command 'releases' for `cascade` (did you mean 'release'?)"),
+            std::string::npos)
+      << unknown_command.output;
+  EXPECT_NE(unknown_command.output.find("run `cascade --help` for its usage"), std::string::npos);
+
+  const CommandRun unknown_option = run("release wait SampleApp-1 --untill prod=Succeeded");
+  EXPECT_EQ(unknown_option.exit_code, 2) << unknown_option.output;
+  EXPECT_NE(unknown_option.output.find("unknown option --untill for `cascade release wait` (did you mean --until?)"),
+            std::string::npos)
+      << unknown_option.output;
+
+  const CommandRun no_subcommand = run("release");
+  EXPECT_EQ(no_subcommand.exit_code, 2) << no_subcommand.output;
+  EXPECT_NE(no_subcommand.output.find("run `cascade release --help` for its usage"), std::string::npos)
+      << no_subcommand.output;
+
+  const CommandRun missing_argument = run("release show");
+  EXPECT_EQ(missing_argument.exit_code, 2) << missing_argument.output;
+  EXPECT_NE(missing_argument.output.find("ID is required"), std::string::npos) << missing_argument.output;
+
+  EXPECT_EQ(run("release wait --help").exit_code, 0);
+}
+
+TEST_F(ClientCliTest, ReleaseWaitRefusesAConditionTheReleaseCanNeverMeetBeforeWaiting) {
+  start_sample_release();
+  auto expect_refused = [&](const std::string& until, const std::string& message) {
+    // The default timeout is 10 minutes: a refusal comes at once or not at all.
+    const CommandRun answer = as("vic", "release wait SampleApp-1 --until " + until);
+    EXPECT_EQ(answer.exit_code, 2) << until << ": " << answer.output;
+    EXPECT_NE(answer.output.find("cascade: error: --until: " + message), std::string::npos) << answer.output;
+  };
+  expect_refused("prd=Succeeded", "release SampleApp-1 has no stage 'prd' (did you mean 'prod'?)");
+  expect_refused("prod=Succeded", "'Succeded' (did you mean 'Succeeded'?) is not a stage state");
+  expect_refused("succeeded", "'succeeded' (did you mean 'Succeeded'?) is not a release status");
+  expect_refused("Deploying", "'Deploying' is a stage state, not a release status: write STAGE=Deploying");
+
+  const CommandRun timed_out = as("vic", "release wait SampleApp-1 --until prod=Succeeded --timeout 1");
+  EXPECT_EQ(timed_out.exit_code, 1) << timed_out.output;
+  EXPECT_NE(timed_out.output.find("timed out after 1s waiting for SampleApp-1 to reach prod=Succeeded"),
+            std::string::npos)
+      << timed_out.output;
+}
+
+TEST_F(ClientCliTest, ReleaseWaitExitsFourWhenTheReleaseEndedBadlyUnlessThatWasAsked) {
+  start_sample_release();
+  ASSERT_EQ(as("release-manager", "reject SampleApp-1 prod --comment no").exit_code, 0);
+  const CommandRun settled = as("vic", "release wait SampleApp-1 --timeout 60s");
+  EXPECT_EQ(settled.exit_code, 4) << settled.output;
+  EXPECT_NE(settled.output.find("cascade: error: release SampleApp-1 ended Rejected"), std::string::npos)
+      << settled.output;
+  EXPECT_NE(settled.output.find("prod    Rejected"), std::string::npos) << settled.output;  // the summary first
+  const CommandRun settled_json = as("vic", "release wait SampleApp-1 --timeout 60s --json", /*with_stderr=*/false);
+  EXPECT_EQ(settled_json.exit_code, 4);
+  EXPECT_EQ(json::parse(settled_json.output)["status"], "Rejected") << settled_json.output;  // one document
+  EXPECT_EQ(as("vic", "release wait SampleApp-1 --until Rejected --timeout 60s").exit_code, 0);
+  EXPECT_EQ(as("vic", "release wait SampleApp-1 --until prod=Rejected --timeout 60s").exit_code, 0);
+}
+
+TEST_F(ClientCliTest, ReadOnlyCommandsNeverCreateADataDirectory) {
+  const std::filesystem::path missing = dir_ / "typo";
+  for (const std::string& command : std::vector<std::string>{"why SampleApp-2 prod", "replay SampleApp-2", "replay SampleApp-2 --verify",
+                                     "audit export SampleApp-2 --out " + (dir_ / "bundle"), "release list",
+                                     "release show SampleApp-2", "events SampleApp-2", "projections status"}) {
+    const CommandRun answer = run(command + " --data " + missing.string());
+    EXPECT_EQ(answer.exit_code, 3) << command << ": " << answer.output;
+    EXPECT_NE(answer.output.find("no data directory " + missing.string() + ": give --data"), std::string::npos)
+        << command << ": " << answer.output;
+    EXPECT_FALSE(std::filesystem::exists(missing)) << command << " created " << missing;
+  }
+  const std::filesystem::path empty = dir_ / "empty";
+  std::filesystem::create_directories(empty);
+  const CommandRun in_empty = run("release list --data " + empty.string());
+  EXPECT_EQ(in_empty.exit_code, 3) << in_empty.output;
+  EXPECT_NE(in_empty.output.find("no Cascade data in " + empty.string() + " (it has no event log, log/)"),
+            std::string::npos)
+      << in_empty.output;
+  EXPECT_TRUE(std::filesystem::is_empty(empty));
+}
+
+TEST_F(ClientCliTest, AReleaseOfAMissingArtifactIsRefusedAtCreation) {
+  ASSERT_EQ(as("admin", "pipeline apply " + std::string(CASCADE_SOURCE_DIR) + "/tools/examples/sampleapp.json").exit_code, 0);
+  const std::string missing = data() + "/artifacts/never-built";
+  const CommandRun refused = as("release-manager", "release create SampleApp --version 1.0 --artifact " + missing);
+  EXPECT_EQ(refused.exit_code, 2) << refused.output;
+  EXPECT_NE(refused.output.find("artifact.path: no file or directory at " + missing + " on the server"),
+            std::string::npos)
+      << refused.output;
+  EXPECT_EQ(as("vic", "release show SampleApp-1").exit_code, 3);  // nothing was created
+
+  // Offline the same check runs where the steps would.
+  const std::string offline = dir_ / "offline";
+  ASSERT_EQ(run("pipeline apply " + std::string(CASCADE_SOURCE_DIR) + "/tools/examples/sampleapp.json --data " + offline)
+                .exit_code,
+            0);
+  const CommandRun offline_refused = run("release create SampleApp --version 1.0 --artifact /nonexistent --data " + offline);
+  EXPECT_EQ(offline_refused.exit_code, 2) << offline_refused.output;
+  EXPECT_NE(offline_refused.output.find("--artifact: no file or directory at /nonexistent"), std::string::npos)
+      << offline_refused.output;
+}
+
 }  // namespace
 }  // namespace cascade

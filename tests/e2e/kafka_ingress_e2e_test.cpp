@@ -199,7 +199,7 @@ TEST_F(KafkaIngressE2eTest, KcatAndPublishBuildRecordsBecomeReleasesExactlyOnceA
   DevKafka broker;
   ASSERT_FALSE(broker.bootstrap().empty()) << broker.first_line();
   const std::string pipeline = dir_ / "shop.json";
-  std::ofstream(pipeline) << R"({"name": "Shop",
+  std::ofstream(pipeline) << R"({"name": "Shop", "needs_artifact": "none",
     "artifact": {"source": "/ci/shop", "branch_filters": ["main", "release/*", "!release/old*"]},
     "stages": [{"name": "dev", "trigger": {"after_release": true},
       "steps": [{"name": "deploy", "run": "echo \"deploy $CASCADE_ARTIFACT_ID ($CASCADE_ARTIFACT_VERSION) from ${CASCADE_ARTIFACT_URI:-nowhere}\""}]}]})";
@@ -294,7 +294,7 @@ TEST_F(KafkaIngressE2eTest, PublishToDevTriggeredLatency) {
   DevKafka broker;
   ASSERT_FALSE(broker.bootstrap().empty());
   const std::string pipeline = dir_ / "shop.json";
-  std::ofstream(pipeline) << R"({"name": "Shop", "artifact": {"source": "/ci/shop"},
+  std::ofstream(pipeline) << R"({"name": "Shop", "artifact": {"source": "/ci/shop"}, "needs_artifact": "none",
     "stages": [{"name": "dev", "trigger": {"after_release": true}, "steps": [{"name": "deploy", "run": "true"}]}]})";
   ASSERT_EQ(run("pipeline apply " + pipeline + " --data " + data() + " --as alice").exit_code, 0);
   ServeProcess server({"--data", data(), "--kafka", broker.bootstrap()});

@@ -380,7 +380,7 @@ TEST_F(FullDiskTest, AReallyFullDiskRefusesWritesClearlyAndARestartAfterFreeingS
   filesystem_ = std::make_unique<SmallFilesystem>(mount_point());
   if (!filesystem_->mounted()) GTEST_SKIP() << filesystem_->refusal();
 
-  std::filesystem::create_directories(artifacts());
+  std::filesystem::create_directories(artifacts() + "/app");
   const CommandRun added = testing::run("users add admin --role admin --json --data " + data());
   ASSERT_EQ(added.exit_code, 0) << added.output;
   token_ = json::parse(added.output, nullptr, false).value("token", "");

@@ -11,12 +11,14 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <thread>
 
 namespace cascade::testing {
@@ -32,6 +34,7 @@ constexpr auto kDeadline = std::chrono::seconds(60);
 const char* const kShopPipeline = R"({
   "name": "Shop",
   "artifact": {"source": "/ci/shop", "branch_filters": ["main", "release/*", "!release/old*"]},
+  "needs_artifact": "uri",
   "stages": [
     {"name": "dev", "trigger": {"after_release": true}, "steps": [{"name": "deploy", "run": "deploy-dev"}]},
     {"name": "prod", "trigger": {"manual": true}, "steps": [{"name": "deploy", "run": "deploy-prod"}]}
@@ -109,8 +112,10 @@ class KafkaIngressTest : public EngineHarness {
     options.max_attempts = wiring.max_attempts;
     options.dlq_timeout = wiring.dlq_timeout;
     // The ingress's operator messages, when a failure needs them.
-    options.log = [](const std::string& message) {
+    options.log = [this](const std::string& message) {
       if (std::getenv("CASCADE_TEST_VERBOSE")) std::cerr << "ingress: " << message << "\n";
+      std::lock_guard lock(said_mutex_);
+      said_.push_back(message);
     };
     auto ingress = kafka::BuildIngress::create(options, wiring.service ? *wiring.service : service(),
                                                wiring.log ? *wiring.log : store_->log(), *catalog_);
@@ -125,6 +130,11 @@ class KafkaIngressTest : public EngineHarness {
   void publish_raw(const kafka::Record& record) { ASSERT_EQ(producer_->send(kBuilds, record), ""); }
 
   std::uint64_t consumed() const { return ingress_->stats().consumed; }
+  // Whether the ingress told the operator a line containing `text`.
+  bool said(const std::string& text) {
+    std::lock_guard lock(said_mutex_);
+    return std::any_of(said_.begin(), said_.end(), [&](const std::string& line) { return line.find(text) != std::string::npos; });
+  }
   void wait_consumed(std::uint64_t n) {
     ASSERT_TRUE(eventually([&] { return consumed() >= n; }))
         << "consumed " << consumed() << " of " << n << " records";
@@ -151,6 +161,8 @@ class KafkaIngressTest : public EngineHarness {
   std::unique_ptr<TestProducer> producer_;
   std::unique_ptr<kafka::PipelineCatalog> catalog_;
   std::unique_ptr<kafka::BuildIngress> ingress_;
+  std::mutex said_mutex_;
+  std::vector<std::string> said_;  // the ingress's operator messages
   adapters::metrics::MetricsRegistry metrics_;
 };
 
@@ -246,7 +258,7 @@ TEST_F(KafkaIngressTest, BranchesOutsideTheFiltersAndOtherSourcesCreateNothing) 
 
 TEST_F(KafkaIngressTest, OneBuildCreatesOneReleaseInEachMatchingPipeline) {
   apply(kShopPipeline);
-  apply(R"({"name": "ShopDocs", "artifact": {"source": "pkg:generic/shop"},
+  apply(R"({"name": "ShopDocs", "artifact": {"source": "pkg:generic/shop"}, "needs_artifact": "uri",
             "stages": [{"name": "dev", "trigger": {"after_release": true},
                         "steps": [{"name": "publish", "run": "publish-docs"}]}]})");
   start_ingress();
@@ -321,6 +333,55 @@ TEST_F(KafkaIngressTest, MalformedAndSchemaInvalidRecordsGoToTheDeadLetterTopicA
   EXPECT_NE(exposition.find("cascade_ingress_dead_lettered_total{reason=\"malformed\"} 1"), std::string::npos)
       << exposition;
   EXPECT_NE(exposition.find("cascade_ingress_dead_lettered_total{reason=\"schema\"} 1"), std::string::npos);
+}
+
+TEST_F(KafkaIngressTest, ABuildWithoutTheArtifactItsPipelineNeedsIsDeadLetteredAsArtifact) {
+  // The default need: a path on this machine, which a build gives as a file:// URI.
+  apply(R"({"name": "Site", "artifact": {"source": "/ci/shop"},
+            "stages": [{"name": "dev", "trigger": {"after_release": true},
+                        "steps": [{"name": "copy", "run": "cp -R $(CASCADE_ARTIFACT_PATH)/. /srv/site"}]}]})");
+  const std::string built = dir_ / "built-7.0.2";
+  std::filesystem::create_directories(built);
+  start_ingress();
+  json no_location = announcement("ci-none", "7.0.0");
+  no_location["customData"].erase("uri");
+  publish(no_location);                         // nothing: the step would copy "/."
+  publish(announcement("ci-https", "7.0.1"));  // a download the steps do not make
+  json missing = announcement("ci-missing", "7.0.3");
+  missing["customData"]["uri"] = "file://" + (dir_ / "never-built");
+  publish(missing);
+  json present = announcement("ci-file", "7.0.2");
+  present["customData"]["uri"] = "file://" + built;
+  publish(present);
+  wait_consumed(4);
+  EXPECT_EQ(ingress_->stats().dead_lettered, 3u);
+  ASSERT_EQ(releases_of("Site").size(), 1u);
+  EXPECT_EQ(releases_of("Site")[0].artifact.path, built);
+
+  const auto dead = read_topic(cluster_->bootstrap_servers(), kDeadLetters, 3, kDeadline);
+  ASSERT_EQ(dead.size(), 3u);
+  std::map<std::string, std::string> detail_by_id;
+  for (const auto& read : dead) {
+    auto headers = headers_of(read.record);
+    EXPECT_EQ(headers["cascade_dlq_reason"], "artifact") << headers["cascade_dlq_detail"];
+    detail_by_id[headers["ce_id"]] = headers["cascade_dlq_detail"];
+  }
+  EXPECT_NE(detail_by_id["ci-none"].find("pipeline Site: artifact.path: required: pipeline 'Site' needs the "
+                                         "artifact's path on the server, and none is given"),
+            std::string::npos)
+      << detail_by_id["ci-none"];
+  EXPECT_NE(detail_by_id["ci-https"].find("only the URI https://artifacts.example.com/shop-7.0.1.tgz is given"),
+            std::string::npos)
+      << detail_by_id["ci-https"];
+  EXPECT_NE(detail_by_id["ci-missing"].find("no file or directory at " + (dir_ / "never-built")), std::string::npos)
+      << detail_by_id["ci-missing"];
+  EXPECT_NE(metrics_.render().find("cascade_ingress_dead_lettered_total{reason=\"artifact\"} 3"), std::string::npos);
+  // The operator finds each build that created nothing in the server's log.
+  EXPECT_TRUE(said("kafka ingress: dead-lettered CDEvent ci-none from /ci/shop, record cascade.builds/"));
+  EXPECT_TRUE(said(": artifact: pipeline Site: artifact.path: required"));
+  publish(announcement("ci-other", "7.0.4", "main", "/ci/other-team"));
+  wait_consumed(5);
+  EXPECT_TRUE(said("kafka ingress: skipped CDEvent ci-other from /ci/other-team: no_matching_pipeline"));
 }
 
 TEST_F(KafkaIngressTest, BrokerOutagesAndInjectedErrorsLoseAndDuplicateNothing) {
@@ -421,7 +482,7 @@ TEST_F(KafkaIngressTest, BrokerOutagesAndInjectedErrorsLoseAndDuplicateNothing) 
 TEST_F(KafkaIngressTest, APurlVersionThatIsShellSyntaxIsDeadLetteredAndRunsNothing) {
   const std::string marker = dir_ / "marker";
   const std::string out = dir_ / "versions.txt";
-  apply(R"({"name": "Shop", "artifact": {"source": "/ci/shop", "branch_filters": ["main"]},
+  apply(R"({"name": "Shop", "artifact": {"source": "/ci/shop", "branch_filters": ["main"]}, "needs_artifact": "uri",
     "stages": [{"name": "dev", "trigger": {"after_release": true},
                 "steps": [{"name": "deploy", "run": "echo $(CASCADE_ARTIFACT_VERSION) >> )" + out + R"("}]}]})");
   engine::SystemClock real_time;

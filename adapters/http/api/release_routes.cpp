@@ -6,6 +6,7 @@
 #include "adapters/http/request.hpp"
 #include "adapters/http/api/event_json.hpp"
 #include "adapters/http/api/log_follow.hpp"
+#include "engine/artifact_version.hpp"
 #include "engine/release.hpp"
 #include "projections/release_list.hpp"
 #include "projections/release_summary.hpp"
@@ -84,15 +85,19 @@ Status add_release_routes(Router& router, const RouteContextPtr& api) {
     if (artifact == body.end() || !artifact->is_object()) {
       problems.push_back({"artifact", "required: an object with version and path"});
     } else {
-      auto fields = http::check_fields(*artifact, {"version", "path", "built_at"}, "artifact");
+      auto fields = http::check_fields(*artifact, {"version", "path", "uri", "built_at"}, "artifact");
       if (!fields) {
         for (const Problem& problem : fields.error().details) problems.push_back(problem);
       }
       release.artifact.version = string_field(*artifact, "version", "artifact.version", problems, true);
-      release.artifact.path = string_field(*artifact, "path", "artifact.path", problems, true);
+      // Whether the pipeline needs a path (the default) the engine decides.
+      release.artifact.path = string_field(*artifact, "path", "artifact.path", problems, false);
+      release.artifact.uri = string_field(*artifact, "uri", "artifact.uri", problems, false);
       if (!release.artifact.path.empty()) {
         if (auto problem = outside_artifacts_root(release.artifact.path, api->options.artifacts_root)) {
           problems.push_back({"artifact.path", *problem});
+        } else if (auto missing = engine::missing_artifact(release.artifact.path)) {
+          problems.push_back({"artifact.path", *missing});
         }
       }
       auto built_at = artifact->find("built_at");
