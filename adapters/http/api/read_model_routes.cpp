@@ -17,6 +17,18 @@ Status add_read_model_routes(Router& router, const RouteContextPtr& api) {
     // The caller's own inbox (their name and the pipeline groups they are a
     // member of), or one group's with ?group=.
     auto& inbox = api->projections.approvals();
+    if (auto all = request.query.get("all")) {
+      // Every pending approval, whoever it waits for: administrators only.
+      if (*all != "true" && *all != "false") return invalid("all: must be true or false", {{"all", "must be true or false"}});
+      if (*all == "true") {
+        if (request.query.get("group")) return invalid("all: give either all or group", {{"all", "conflicts with group"}});
+        if (!request.user->has_role(Role::kAdmin)) {
+          return make_error(ErrorCode::kPermissionDenied, "every pending approval: " + request.user->missing_role(Role::kAdmin));
+        }
+        CASCADE_TRY(items, inbox.all_pending());
+        return Response::json({{"all", true}, {"approvals", items}});
+      }
+    }
     if (auto group = request.query.get("group")) {
       if (group->empty()) return invalid("group: must not be empty", {{"group", "must not be empty"}});
       CASCADE_TRY(items, inbox.group_inbox(*group));
