@@ -83,7 +83,13 @@ Status add_read_model_routes(Router& router, const RouteContextPtr& api) {
       from = to - static_cast<events::Timestamp>(days) * 86'400'000;
     }
     if (from >= to) return invalid("from: must be before to", {{"from", "must be before to"}});
-    CASCADE_TRY(figures, api->projections.delivery_metrics().pipeline_metrics(*pipeline, from, to));
+    // ?bucket=day|week: each stage's figures per UTC day or week as well (`series`).
+    std::optional<projections::DeliveryBucket> bucket;
+    if (auto text = request.query.get("bucket")) {
+      bucket = projections::parse_delivery_bucket(*text);
+      if (!bucket) return invalid("bucket: must be day or week", {{"bucket", "must be day or week"}});
+    }
+    CASCADE_TRY(figures, api->projections.delivery_metrics().pipeline_metrics(*pipeline, from, to, bucket));
     json list = json::array();
     for (const auto& stage : figures) list.push_back(projections::to_json(stage));
     return Response::json({{"pipeline", *pipeline}, {"from", from}, {"to", to}, {"stages", std::move(list)}});
