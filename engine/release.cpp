@@ -42,6 +42,7 @@ void start_attempt(const ReleaseState& release, StageRecord& stage, const StageT
   stage.finished_at = 0;
   stage.defer_until = 0;
   stage.failure_reason.clear();
+  stage.canceled_by.clear();
   stage.approval = PendingApproval{};
   stage.steps.clear();
   if (const StageDefinition* definition = release.definition.find_stage(stage.name)) {
@@ -250,6 +251,7 @@ void evolve(ReleaseState& state, const RecordedEvent& event) {
   if (const auto* abandoned = std::get_if<ReleaseAbandoned>(&event.data)) {
     state.abandoned = true;
     state.abandon_reason = abandoned->reason;
+    state.abandoned_by = event.actor;
     return;
   }
 
@@ -291,7 +293,7 @@ void evolve(ReleaseState& state, const RecordedEvent& event) {
                  },
                  [&](const ApprovalTimedOut& e) {
                    const ApprovalPhase phase = phase_of(e.phase, *stage);
-                   stage->approvals.push_back(decision(phase, "", "", ApprovalDecision::kTimedOut, "", at));
+                   stage->approvals.push_back(decision(phase, event.actor, "", ApprovalDecision::kTimedOut, "", at));
                    stage->finished_at = at;
                    stage->failure_reason = std::string(to_string(phase)) + "-deployment approval timed out";
                  },
@@ -345,6 +347,7 @@ void evolve(ReleaseState& state, const RecordedEvent& event) {
                    end_steps(*stage, StepStatus::kSkipped);
                  },
                  [&](const DeploymentCanceled& e) {
+                   stage->canceled_by = event.actor;
                    stage->finished_at = at;
                    stage->failure_reason = e.reason;
                    end_steps(*stage, StepStatus::kCanceled);
@@ -357,8 +360,9 @@ void evolve(ReleaseState& state, const RecordedEvent& event) {
                        stage->approval.satisfied.size() < static_cast<std::size_t>(std::max(stage->approval.required, 0));
                    if (approval_pending) {
                      stage->approvals.push_back(
-                         decision(*stage->approval.phase, "", "", ApprovalDecision::kClosed, e.reason, at));
+                         decision(*stage->approval.phase, event.actor, "", ApprovalDecision::kClosed, e.reason, at));
                    }
+                   stage->canceled_by = event.actor;
                    stage->finished_at = at;
                    stage->failure_reason = e.reason;
                  },

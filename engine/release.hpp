@@ -40,6 +40,9 @@ std::string_view to_string(ApprovalDecision decision);
 
 struct ApprovalRecord {
   ApprovalPhase phase = ApprovalPhase::kPre;
+  // Who decided: the approver, or for a closing (timed out, closed) whoever
+  // the closing event records as its actor (the scheduler, the person who
+  // canceled or abandoned, the orchestrator that superseded it).
   std::string approver;
   std::string on_behalf_of;
   ApprovalDecision decision = ApprovalDecision::kApproved;
@@ -96,6 +99,7 @@ struct StageRecord {
   Timestamp defer_until = 0;              // of the current attempt's pre-approval
   std::vector<StepRecord> steps;          // of the current attempt
   std::string failure_reason;             // why it failed, was rejected or canceled
+  std::string canceled_by;                // the actor of the current attempt's cancel; empty: not canceled
   Timestamp triggered_at = 0;
   Timestamp started_at = 0;
   Timestamp finished_at = 0;
@@ -131,6 +135,7 @@ struct ReleaseState {
   Timestamp created_at = 0;
   bool abandoned = false;
   std::string abandon_reason;
+  std::string abandoned_by;  // the actor of ReleaseAbandoned
   std::vector<StageRecord> stages;     // in definition order
   std::int64_t version = 0;            // stream version folded so far; 0: no such release
   std::string last_hash;               // hash of the last folded event

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 #include <tuple>
 
@@ -161,6 +162,41 @@ Result<std::vector<nlohmann::json>> ApprovalInboxProjection::inbox_of(const std:
     return a.value("deadline", events::Timestamp{0}) < b.value("deadline", events::Timestamp{0});
   });
   return items;
+}
+
+Result<std::vector<nlohmann::json>> ApprovalInboxProjection::all_pending(std::size_t limit) const {
+  const Snapshot view = store().snapshot();  // the pending list and the items as of one moment
+  Family users_family = store().family(kUsersFamily);
+  Family groups_family = store().family(kGroupsFamily);
+  std::vector<nlohmann::json> out;
+  std::unique_ptr<rocksdb::Iterator> it = view.iterate(store().family(kPendingFamily));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    // Key: release '\0' stage. Every pending approval is filed under at
+    // least one owner (a group entry under the group itself); read the item there.
+    const std::string_view key = it->key().ToStringView();
+    const std::string release(key.substr(0, key.find('\0')));
+    const std::string stage(key.substr(key.find('\0') + 1));
+    const nlohmann::json pending = nlohmann::json::parse(it->value().ToStringView());
+    const events::Timestamp deadline = pending["deadline"];
+    std::optional<std::string> item;
+    if (!pending["users"].empty()) {
+      CASCADE_TRY(value, view.get(users_family, inbox_key(pending["users"][0], deadline, release, stage)));
+      item = std::move(value);
+    } else if (!pending["groups"].empty()) {
+      CASCADE_TRY(value, view.get(groups_family, inbox_key(pending["groups"][0], deadline, release, stage)));
+      item = std::move(value);
+    }
+    if (!item) continue;
+    nlohmann::json parsed = nlohmann::json::parse(*item);
+    parsed.erase("via");
+    out.push_back(std::move(parsed));
+  }
+  if (!it->status().ok()) return storage_error(it->status(), "read pending approvals");
+  std::stable_sort(out.begin(), out.end(), [](const nlohmann::json& a, const nlohmann::json& b) {
+    return a.value("deadline", events::Timestamp{0}) < b.value("deadline", events::Timestamp{0});
+  });
+  if (out.size() > limit) out.resize(limit);
+  return out;
 }
 
 }  // namespace cascade::projections

@@ -47,6 +47,10 @@ class ApprovalInboxProjection final : public Projection {
   // (stable). At most `limit` items from each read.
   Result<std::vector<nlohmann::json>> inbox_of(const std::string& user, const std::vector<std::string>& groups,
                                                std::size_t limit = kMaxItems) const;
+  // Every pending approval, whoever it waits for (an administrator's view:
+  // an approval naming nobody who can act is seen here too), each once,
+  // without `via`; soonest deadline first, at most `limit`.
+  Result<std::vector<nlohmann::json>> all_pending(std::size_t limit = kMaxItems) const;
 
  protected:
   Status apply(const std::vector<events::RecordedEvent>& batch, ProjectionWrite& write) override;

@@ -67,9 +67,15 @@ Result<std::optional<std::vector<DeploymentRecord>>> read_stage(const Snapshot& 
 
 }  // namespace
 
+std::optional<DeliveryBucket> parse_delivery_bucket(std::string_view text) {
+  if (text == "day") return DeliveryBucket::kDay;
+  if (text == "week") return DeliveryBucket::kWeek;
+  return std::nullopt;
+}
+
 nlohmann::json to_json(const DeliveryMetrics& m) {
   auto optional = [](const auto& value) { return value ? nlohmann::json(*value) : nlohmann::json(nullptr); };
-  return {{"pipeline", m.pipeline},
+  nlohmann::json out = {{"pipeline", m.pipeline},
           {"stage", m.stage},
           {"from", m.from},
           {"to", m.to},
@@ -79,6 +85,59 @@ nlohmann::json to_json(const DeliveryMetrics& m) {
            {{"rate", optional(m.change_failure_rate)}, {"failed", m.failed}, {"succeeded", m.deployments}}},
           {"time_to_restore_ms",
            {{"median", optional(m.time_to_restore_median_ms)}, {"restored", m.restored}, {"unrestored", m.unrestored}}}};
+  if (!m.series.empty()) {
+    nlohmann::json series = nlohmann::json::array();
+    for (const DeliveryMetrics& b : m.series) {
+      series.push_back({{"from", b.from},
+                        {"to", b.to},
+                        {"deployments", b.deployments},
+                        {"failed", b.failed},
+                        {"change_failure_rate", optional(b.change_failure_rate)},
+                        {"lead_time_median_ms", optional(b.lead_time_median_ms)},
+                        {"time_to_restore_median_ms", optional(b.time_to_restore_median_ms)}});
+    }
+    out["series"] = std::move(series);
+  }
+  return out;
+}
+
+namespace {
+
+constexpr events::Timestamp kDayMsInt = 86'400'000;
+
+// Bucket width and where buckets start relative to the epoch (a Thursday:
+// Mondays are 4 days later).
+std::pair<events::Timestamp, events::Timestamp> bucket_shape(DeliveryBucket bucket) {
+  return bucket == DeliveryBucket::kDay ? std::make_pair(kDayMsInt, events::Timestamp{0})
+                                        : std::make_pair(7 * kDayMsInt, 4 * kDayMsInt);
+}
+
+// The start of the bucket holding `at` (floor, also before the epoch).
+events::Timestamp bucket_start(events::Timestamp at, DeliveryBucket bucket) {
+  const auto [width, offset] = bucket_shape(bucket);
+  events::Timestamp shifted = at - offset;
+  events::Timestamp index = shifted / width;
+  if (shifted % width != 0 && shifted < 0) --index;
+  return index * width + offset;
+}
+
+std::int64_t bucket_count(events::Timestamp from, events::Timestamp to, DeliveryBucket bucket) {
+  const events::Timestamp width = bucket_shape(bucket).first;
+  return (bucket_start(to - 1, bucket) - bucket_start(from, bucket)) / width + 1;
+}
+
+}  // namespace
+
+std::vector<DeliveryMetrics> compute_delivery_series(const std::vector<DeploymentRecord>& deployments,
+                                                     events::Timestamp from, events::Timestamp to,
+                                                     DeliveryBucket bucket) {
+  const events::Timestamp width = bucket_shape(bucket).first;
+  std::vector<DeliveryMetrics> series;
+  for (events::Timestamp start = bucket_start(from, bucket); start < to; start += width) {
+    DeliveryMetrics m = compute_delivery_metrics(deployments, std::max(start, from), std::min(start + width, to));
+    series.push_back(std::move(m));
+  }
+  return series;
 }
 
 DeliveryMetrics compute_delivery_metrics(const std::vector<DeploymentRecord>& deployments, events::Timestamp from,
@@ -159,10 +218,14 @@ Result<DeliveryMetrics> DeliveryMetricsProjection::stage_metrics(const std::stri
   return metrics;
 }
 
-Result<std::vector<DeliveryMetrics>> DeliveryMetricsProjection::pipeline_metrics(const std::string& pipeline,
-                                                                                 events::Timestamp from,
-                                                                                 events::Timestamp to) const {
+Result<std::vector<DeliveryMetrics>> DeliveryMetricsProjection::pipeline_metrics(
+    const std::string& pipeline, events::Timestamp from, events::Timestamp to,
+    std::optional<DeliveryBucket> bucket) const {
   CASCADE_TRY(check_window(from, to));
+  if (bucket && bucket_count(from, to, *bucket) > kMaxDeliveryBuckets) {
+    return make_error(ErrorCode::kInvalidArgument, "the window holds " + std::to_string(bucket_count(from, to, *bucket)) +
+                                                       " buckets; at most " + std::to_string(kMaxDeliveryBuckets));
+  }
   const Snapshot view = store().snapshot();  // every stage as of one moment
   Family family = store().family(kDeploymentsFamily);
   const std::string prefix = pipeline + '\0';
@@ -173,7 +236,10 @@ Result<std::vector<DeliveryMetrics>> DeliveryMetricsProjection::pipeline_metrics
     const std::string_view rest = it->key().ToStringView().substr(prefix.size());
     const std::string stage(rest.substr(0, rest.find('\0')));
     CASCADE_TRY(records, read_stage(view, family, stage_prefix(pipeline, stage), from, to));
-    DeliveryMetrics metrics = compute_delivery_metrics(records ? *records : std::vector<DeploymentRecord>{}, from, to);
+    const std::vector<DeploymentRecord> none;
+    const std::vector<DeploymentRecord>& deployments = records ? *records : none;
+    DeliveryMetrics metrics = compute_delivery_metrics(deployments, from, to);
+    if (bucket) metrics.series = compute_delivery_series(deployments, from, to, *bucket);
     metrics.pipeline = pipeline;
     metrics.stage = stage;
     out.push_back(std::move(metrics));

@@ -26,6 +26,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace cascade::projections {
@@ -38,6 +39,11 @@ struct DeploymentRecord {
   events::Timestamp finished_at = 0;
   events::Timestamp lead_time_start = 0;
 };
+
+// The width of a delivery series' buckets: UTC days (from midnight) or ISO
+// weeks (from Monday midnight UTC). Spelt "day" and "week".
+enum class DeliveryBucket { kDay, kWeek };
+std::optional<DeliveryBucket> parse_delivery_bucket(std::string_view text);
 
 struct DeliveryMetrics {
   std::string pipeline;
@@ -53,7 +59,14 @@ struct DeliveryMetrics {
   std::optional<std::int64_t> time_to_restore_median_ms;
   std::int64_t restored = 0;    // failures in the window restored since
   std::int64_t unrestored = 0;  // failures in the window not restored yet
+  // With a bucket asked for: the same figures per bucket of the window, in
+  // time order (each bucket's `series` empty). The first and last buckets
+  // are cut to the window, so the buckets' deployments add up to the whole's.
+  std::vector<DeliveryMetrics> series;
 };
+// The figures as the API returns them; `series` (when there is one) as
+// {from, to, deployments, failed, change_failure_rate, lead_time_median_ms,
+// time_to_restore_median_ms} per bucket.
 nlohmann::json to_json(const DeliveryMetrics& metrics);
 
 // The figures for one stage from its deployments in finishing order, those
@@ -61,6 +74,14 @@ nlohmann::json to_json(const DeliveryMetrics& metrics);
 // restores). REQUIRES: from < to.
 DeliveryMetrics compute_delivery_metrics(const std::vector<DeploymentRecord>& deployments, events::Timestamp from,
                                          events::Timestamp to);
+// compute_delivery_metrics for each bucket of [from, to): the buckets start
+// at UTC midnights (Mondays for weeks), the first and last cut to the
+// window. REQUIRES: from < to; `deployments` as for compute_delivery_metrics.
+std::vector<DeliveryMetrics> compute_delivery_series(const std::vector<DeploymentRecord>& deployments,
+                                                     events::Timestamp from, events::Timestamp to,
+                                                     DeliveryBucket bucket);
+// The most buckets a series may have (a year of days, ten of weeks).
+constexpr std::int64_t kMaxDeliveryBuckets = 531;
 
 // Family "deployments": pipeline '\0' stage '\0' BE64(finished_at)
 // BE64(position) → {release, attempt, outcome, lead_time_start}: one compact
@@ -78,8 +99,11 @@ class DeliveryMetricsProjection final : public Projection {
                                         events::Timestamp to) const;
   // The figures of every stage of the pipeline that ever finished a
   // deployment, by stage name. kNotFound when none did.
+  // With `bucket`, each stage's figures carry their series;
+  // kInvalidArgument when it would have more than kMaxDeliveryBuckets.
   Result<std::vector<DeliveryMetrics>> pipeline_metrics(const std::string& pipeline, events::Timestamp from,
-                                                        events::Timestamp to) const;
+                                                        events::Timestamp to,
+                                                        std::optional<DeliveryBucket> bucket = std::nullopt) const;
 
  protected:
   Status apply(const std::vector<events::RecordedEvent>& batch, ProjectionWrite& write) override;

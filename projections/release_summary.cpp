@@ -48,6 +48,9 @@ nlohmann::json summarize(const ReleaseState& release) {
     // on_failure redeploy_last_good, only when there is something to say:
     // summaries of every other stage stay byte-equal.
     if (!stage.rollback_of.empty()) stages.back()["rollback_of"] = stage.rollback_of;
+    // Who canceled the current attempt (a person, or the orchestrator that
+    // superseded it), only when it was canceled.
+    if (!stage.canceled_by.empty()) stages.back()["canceled_by"] = stage.canceled_by;
     if (stage.rollback) {
       stages.back()["rollback"] = {{"rollback_to", stage.rollback->rollback_to}, {"reason", stage.rollback->reason}};
     }
@@ -75,6 +78,7 @@ nlohmann::json summarize(const ReleaseState& release) {
           {"status", engine::to_string(engine::release_status(release))},
           {"version", release.version},
           {"stages", stages}};
+  if (!release.abandoned_by.empty()) summary["abandoned_by"] = release.abandoned_by;  // only when abandoned
   if (release.trigger_cdevent) {
     summary["trigger_cdevent"] = {{"id", release.trigger_cdevent->id},
                                   {"source", release.trigger_cdevent->source},

@@ -205,7 +205,12 @@ void print_environment_history(std::ostream& out, const json& page) {
 }
 
 void print_approvals(std::ostream& out, const json& inbox) {
+  const bool all = inbox.value("all", false);
   if (inbox["approvals"].empty()) {
+    if (all) {
+      out << "no approvals are pending\n";
+      return;
+    }
     out << "no approvals wait for "
         << (inbox.contains("group") ? "group " + inbox["group"].get<std::string>() : inbox.value("user", std::string()))
         << "\n";
@@ -213,13 +218,14 @@ void print_approvals(std::ostream& out, const json& inbox) {
   }
   std::vector<std::vector<std::string>> rows;
   for (const json& item : inbox["approvals"]) {
-    std::string via;
-    for (const auto& entry : item["via"]) via += (via.empty() ? "" : ", ") + entry.get<std::string>();
+    // An inbox says as whom the reader is listed; every pending approval, whom it waits for.
+    std::string entries;
+    for (const auto& entry : item[all ? "approvers" : "via"]) entries += (entries.empty() ? "" : ", ") + entry.get<std::string>();
     rows.push_back({iso_time(item["deadline"].get<Timestamp>()), item["release"], item["stage"], item["phase"],
                     std::to_string(item["approved"].get<int>()) + "/" + std::to_string(item["required"].get<int>()),
-                    item["order"], via});
+                    item["order"], entries});
   }
-  print_table(out, {"DEADLINE", "RELEASE", "STAGE", "PHASE", "APPROVED", "ORDER", "AS"}, rows);
+  print_table(out, {"DEADLINE", "RELEASE", "STAGE", "PHASE", "APPROVED", "ORDER", all ? "APPROVERS" : "AS"}, rows);
 }
 
 void print_pipeline_versions(std::ostream& out, const json& versions) {
@@ -275,11 +281,26 @@ void print_delivery_metrics(std::ostream& out, const json& metrics) {
               rows);
 }
 
+std::string approval_text(const nlohmann::json& approval) {
+  std::string text = approval.value("decision", std::string());
+  const std::string approver = approval.value("approver", std::string());
+  if (!approver.empty()) text += " by " + approver;  // skipped approvals have none
+  if (approval.value("override", false)) text += " (admin override)";
+  const std::string on_behalf_of = approval.value("on_behalf_of", std::string());
+  if (!on_behalf_of.empty() && on_behalf_of != approver) text += " for " + on_behalf_of;
+  return text;
+}
+
 void print_summary(std::ostream& out, const nlohmann::json& summary) {
   out << "Release " << summary["id"].get<std::string>() << "  (" << summary["pipeline"].get<std::string>() << " v"
       << summary["pipeline_version"].get<std::int64_t>() << ", artifact "
       << summary["artifact"]["version"].get<std::string>() << ")  status: " << summary["status"].get<std::string>()
       << "\n";
+  if (summary.value("abandoned", false)) {
+    const std::string by = summary.value("abandoned_by", std::string());
+    out << "abandoned" << (by.empty() ? "" : " by " + by) << ": " << summary.value("abandon_reason", std::string())
+        << "\n";
+  }
   out << std::left << std::setw(8) << "STAGE" << std::setw(21) << "STATUS" << std::setw(8) << "ATTEMPT"
       << std::setw(14) << "STARTED" << std::setw(14) << "FINISHED" << std::setw(10) << "STEPS"
       << "DETAILS\n";
@@ -287,10 +308,14 @@ void print_summary(std::ostream& out, const nlohmann::json& summary) {
     std::size_t done = 0;
     for (const auto& step : stage["steps"]) done += step["status"] == "Succeeded" ? 1 : 0;
     std::string details = stage["trigger_reason"].get<std::string>();
-    for (const auto& approval : stage["approvals"]) {
-      details += "; " + approval["decision"].get<std::string>() + " by " + approval["approver"].get<std::string>();
+    for (const auto& approval : stage["approvals"]) details += "; " + approval_text(approval);
+    const std::string reason = stage["failure_reason"].get<std::string>();
+    if (!reason.empty()) details += "; " + reason;
+    // Who canceled, unless the reason already says it ("canceled by alice").
+    const std::string canceled_by = stage.value("canceled_by", std::string());
+    if (!canceled_by.empty() && reason.find(" by " + canceled_by) == std::string::npos) {
+      details += " (by " + canceled_by + ")";
     }
-    if (!stage["failure_reason"].get<std::string>().empty()) details += "; " + stage["failure_reason"].get<std::string>();
     auto when = [](const nlohmann::json& at) {
       return at.get<Timestamp>() == 0 ? std::string("-") : clock_time(at.get<Timestamp>());
     };

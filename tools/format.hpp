@@ -47,6 +47,10 @@ void print_pipeline_versions(std::ostream& out, const nlohmann::json& versions);
 void print_pipeline_diff(std::ostream& out, const nlohmann::json& diff);          // {"from", "to", "changes"}
 void print_delivery_metrics(std::ostream& out, const nlohmann::json& metrics);    // {"pipeline", "from", "to", "stages"}
 
+// One approval of a summary document in words: "approved by alice for
+// release-managers", "approved by admin (admin override)", "closed by bob",
+// "timed out by cascade/scheduler", "skipped".
+std::string approval_text(const nlohmann::json& approval);
 // The summary table of a release, from its summary document.
 void print_summary(std::ostream& out, const nlohmann::json& summary);
 

@@ -124,15 +124,23 @@ int environment_history(Common& common, const std::string& pipeline, const std::
 
 // ---- approvals ------------------------------------------------------------------
 
-int list_approvals(Common& common, const std::string& group) {
+// `all`: every pending approval, whoever it waits for (over a server: an
+// admin's token; offline, whoever may read the data directory).
+int list_approvals(Common& common, const std::string& group, bool all) {
   return read_model(
       common,
       [&](Runtime& runtime) -> Result<json> {
         auto& inbox = runtime.projections().approvals();
+        if (all) {
+          CASCADE_TRY(items, inbox.all_pending());
+          return json{{"all", true}, {"approvals", items}};
+        }
         CASCADE_TRY(items, group.empty() ? inbox.inbox(common.actor) : inbox.group_inbox(group));
         return json{{group.empty() ? "user" : "group", group.empty() ? common.actor : group}, {"approvals", items}};
       },
-      [&](ApiClient& client) { return client.get("/api/v1/approvals" + query_string({{"group", group}})); },
+      [&](ApiClient& client) {
+        return client.get("/api/v1/approvals" + query_string({{"group", group}, {"all", all ? "true" : ""}}));
+      },
       [](const json& inbox) { print_approvals(std::cout, inbox); });
 }
 
@@ -277,6 +285,7 @@ void add_projection_commands(CLI::App& app, Common& common, int& exit_code) {
     std::string pipeline, stage, cursor, group, name;
     std::size_t limit = projections::EnvironmentProjection::kDefaultLimit;
     std::int64_t from_version = 0, to_version = 0;
+    bool all_approvals = false;
   };
   auto o = std::make_shared<Options>();
 
@@ -306,9 +315,11 @@ void add_projection_commands(CLI::App& app, Common& common, int& exit_code) {
 
   auto* approvals =
       app.add_subcommand("approvals", "pending approvals of the token's user (offline: --as) or of a group, soonest deadline first");
-  approvals->add_option("--group", o->group, "the approvals waiting for this group instead");
+  auto* group_option = approvals->add_option("--group", o->group, "the approvals waiting for this group instead");
+  approvals->add_flag("--all", o->all_approvals, "every pending approval, whoever it waits for (over a server: admin only)")
+      ->excludes(group_option);
   add_client_options(approvals, common);
-  approvals->callback([o, &common, &exit_code] { exit_code = list_approvals(common, o->group); });
+  approvals->callback([o, &common, &exit_code] { exit_code = list_approvals(common, o->group, o->all_approvals); });
 
   auto* pipeline_command = subcommand(app, "pipeline", "pipeline definitions");
   auto* versions = pipeline_command->add_subcommand("versions", "every version of a pipeline and the releases using it");

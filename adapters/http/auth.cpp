@@ -110,6 +110,13 @@ bool User::has_role(Role needed) const {
   return std::any_of(roles.begin(), roles.end(), [&](Role r) { return r >= needed; });
 }
 
+std::string User::missing_role(Role needed) const {
+  std::string held;
+  for (Role role : roles) held += (held.empty() ? "" : ", ") + std::string(to_string(role));
+  return "this needs the " + std::string(to_string(needed)) + " role (you have " + (held.empty() ? "no role" : held) +
+         ")";
+}
+
 bool User::in_group(std::string_view group) const {
   return std::find(groups.begin(), groups.end(), group) != groups.end();
 }

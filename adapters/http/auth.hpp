@@ -43,6 +43,9 @@ struct User {
   // True when one of the roles is `needed` or above it.
   bool has_role(Role needed) const;
   bool in_group(std::string_view group) const;
+  // Why a request that needs `needed` is refused, in the words of the users
+  // file: "this needs the releaser role (you have viewer)".
+  std::string missing_role(Role needed) const;
 };
 
 // One entry of the users file: a user, the SHA-256 of their token, and the

@@ -573,12 +573,12 @@ class HttpServer::Impl::Session final : public HttpServer::Impl::SessionBase,
       return std::nullopt;
     }
     std::optional<User> user;
-    return authorize(*match.value().route, method_label_, sv(parser_->get()[bhttp::field::authorization]), user);
+    return authorize(*match.value().route, sv(parser_->get()[bhttp::field::authorization]), user);
   }
 
   // Who `authorization` names and whether they hold the route's role: the
   // refusal to send, or nullopt with `user` set.
-  std::optional<Response> authorize(const Route& route, std::string_view method, std::string_view authorization,
+  std::optional<Response> authorize(const Route& route, std::string_view authorization,
                                     std::optional<User>& user) {
     // The generation first: a replacement between the two reads then only
     // makes the next request check again.
@@ -600,9 +600,8 @@ class HttpServer::Impl::Session final : public HttpServer::Impl::SessionBase,
       user = std::move(authentication.user);
     }
     if (!user->has_role(*route.required_role)) {
-      return error_response(403, to_string(ErrorCode::kPermissionDenied),
-                            "'" + user->name + "' lacks the role '" + std::string(to_string(*route.required_role)) +
-                                "' that " + std::string(method) + " " + route.pattern + " requires");
+      // The role missing and the roles held, so the person knows what to ask for.
+      return error_response(403, to_string(ErrorCode::kPermissionDenied), user->missing_role(*route.required_role));
     }
     return std::nullopt;
   }
@@ -667,7 +666,7 @@ class HttpServer::Impl::Session final : public HttpServer::Impl::SessionBase,
       return send(invoke(route, request));
     }
     std::optional<User> user;
-    if (auto refusal = authorize(route, request.method, request.header("Authorization").value_or(""), user)) {
+    if (auto refusal = authorize(route, request.header("Authorization").value_or(""), user)) {
       return send(std::move(*refusal));
     }
     request.user = std::move(user);

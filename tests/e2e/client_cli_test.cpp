@@ -179,7 +179,7 @@ TEST_F(ClientCliTest, ErrorsPrintTheServersMessageWithTheOfflineExitCodes) {
     EXPECT_NE(answer.output.find("cascade: error: " + message), std::string::npos) << answer.output;
   };
   expect_error(as("vic", "release show Nope-9"), 3, "no release 'Nope-9'");
-  expect_error(as("vic", "approve SampleApp-1 prod"), 5, "'vic' lacks the role 'approver'");
+  expect_error(as("vic", "approve SampleApp-1 prod"), 5, "this needs the approver role (you have viewer)");
   expect_error(as("bob", "approve SampleApp-1 prod"), 5, "'bob' is not an approver of stage 'prod'");
   expect_error(as("release-manager", "approve SampleApp-1 dev"), 4,
                "cannot approve stage 'dev' of release SampleApp-1: stage is Succeeded, expected AwaitingPreApproval");

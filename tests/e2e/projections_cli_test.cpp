@@ -133,9 +133,18 @@ TEST_F(ProjectionsCliTest, ApprovalsEnvironmentsPipelinesAndMetricsAnswerFromThe
   EXPECT_TRUE(json_of("approvals --as dave")["approvals"].empty());
   const CommandRun table = run("approvals --as carol " + data());
   EXPECT_NE(table.output.find(id), std::string::npos) << table.output;
+  // --all: every pending approval, dave's view included; with the approvers' column.
+  const nlohmann::json all = json_of("approvals --all --as dave");
+  ASSERT_EQ(all["approvals"].size(), 1u) << all.dump();
+  EXPECT_EQ(all["all"], true);
+  const CommandRun all_table = run("approvals --all " + data());
+  EXPECT_NE(all_table.output.find("APPROVERS"), std::string::npos) << all_table.output;
+  EXPECT_NE(all_table.output.find("admins"), std::string::npos) << all_table.output;
+  EXPECT_NE(run("approvals --all --group admins " + data()).exit_code, 0) << "--all excludes --group";
 
   ASSERT_EQ(run("approve " + id + " prod --as carol " + data()).exit_code, 0);
   EXPECT_TRUE(json_of("approvals --as carol")["approvals"].empty());
+  EXPECT_NE(run("approvals --all " + data()).output.find("no approvals are pending"), std::string::npos);
 
   const nlohmann::json environments = json_of("environments --pipeline Ops");
   ASSERT_EQ(environments["environments"].size(), 1u) << environments.dump();

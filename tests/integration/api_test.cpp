@@ -832,6 +832,41 @@ TEST_F(ApiTest, AGroupOfTheUsersFileMayApproveForIt) {
   EXPECT_EQ(approved.json_body()["stage"]["approvals"][0]["on_behalf_of"], "ops");
 }
 
+// An admin sees every pending approval (?all=true); anyone else is told
+// which role that needs. 403s name the role, not the route.
+TEST_F(ApiTest, AdminsSeeEveryPendingApprovalAndRefusalsNameTheRole) {
+  json pipeline = json::parse(sample_pipeline());
+  pipeline["stages"][3]["pre_approval"]["approvers"] = {"nobody-by-this-name"};
+  ASSERT_EQ(call("PUT", "/api/v1/pipelines/SampleApp", "admin", pipeline.dump()).status, 200);
+  auto created = create_release("8.0.0");
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string id = created.json_body()["id"];
+  runtime_->settle();
+  EXPECT_EQ(call("GET", "/api/v1/approvals", "admin").json_body()["approvals"].size(), 0u) << "nobody's inbox";
+  auto all = call("GET", "/api/v1/approvals?all=true", "admin");
+  ASSERT_EQ(all.status, 200) << all.body;
+  ASSERT_EQ(all.json_body()["approvals"].size(), 1u) << all.body;
+  EXPECT_EQ(all.json_body()["approvals"][0]["release"], id);
+  EXPECT_EQ(all.json_body()["approvals"][0]["approvers"], json({"nobody-by-this-name"}));
+  auto refused = call("GET", "/api/v1/approvals?all=true", "approver");
+  EXPECT_EQ(refused.status, 403) << refused.body;
+  EXPECT_EQ(refused.json_body()["error"]["message"],
+            "every pending approval: this needs the admin role (you have approver)");
+  EXPECT_EQ(call("GET", "/api/v1/approvals?all=maybe", "admin").status, 400);
+  EXPECT_EQ(call("GET", "/api/v1/approvals?all=false", "approver").status, 200);
+
+  auto viewer = call("POST", "/api/v1/releases/" + id + "/abandon", "viewer", "{}");
+  EXPECT_EQ(viewer.status, 403);
+  EXPECT_EQ(viewer.json_body()["error"]["message"], "this needs the releaser role (you have viewer)");
+  ASSERT_EQ(call("POST", "/api/v1/releases/" + id + "/abandon", "releaser", "{}").status, 200);
+  runtime_->settle();
+  auto summary = call("GET", "/api/v1/releases/" + id, "viewer").json_body();
+  EXPECT_EQ(summary["abandoned_by"], "releaser") << summary.dump();
+  EXPECT_EQ(summary["stages"][3]["approvals"][0]["decision"], "closed");
+  EXPECT_EQ(summary["stages"][3]["approvals"][0]["approver"], "releaser");
+  EXPECT_EQ(call("GET", "/api/v1/approvals?all=true", "admin").json_body()["approvals"].size(), 0u);
+}
+
 TEST_F(ApiTest, ReadinessWaitsForTheEngine) {
   started_ = false;
   auto not_ready = call("GET", "/api/v1/readyz");
@@ -905,6 +940,16 @@ TEST_F(ApiTest, GroupInboxEnvironmentHistoryDiffAndDeliveryWindow) {
   EXPECT_EQ(call("GET", "/api/v1/metrics/delivery?pipeline=SampleApp&from=2000&to=1000", "viewer").status, 400);
   EXPECT_EQ(call("GET", "/api/v1/metrics/delivery?pipeline=SampleApp&from=1000&days=3", "viewer").status, 400);
   EXPECT_EQ(call("GET", "/api/v1/metrics/delivery?pipeline=SampleApp&from=yesterday", "viewer").status, 400);
+  auto weekly = call("GET", "/api/v1/metrics/delivery?pipeline=SampleApp&days=28&bucket=week", "viewer");
+  ASSERT_EQ(weekly.status, 200) << weekly.body;
+  for (const auto& stage : weekly.json_body()["stages"]) {
+    ASSERT_GE(stage["series"].size(), 4u) << stage.dump();
+    std::int64_t deployments = 0;
+    for (const auto& week : stage["series"]) deployments += week["deployments"].get<std::int64_t>();
+    EXPECT_EQ(deployments, stage["deployment_frequency"]["deployments"]) << stage.dump();
+  }
+  EXPECT_FALSE(call("GET", "/api/v1/metrics/delivery?pipeline=SampleApp", "viewer").json_body()["stages"][0].contains("series"));
+  EXPECT_EQ(call("GET", "/api/v1/metrics/delivery?pipeline=SampleApp&bucket=month", "viewer").status, 400);
 
   auto metrics = call("GET", "/metrics", "viewer").body;
   EXPECT_NE(metrics.find("cascade_approval_wait_seconds_count{pipeline=\"SampleApp\",stage=\"prod\",decision=\"approved\"} 1\n"),

@@ -131,5 +131,27 @@ TEST_F(ApprovalInboxTest, ItemsVanishWhenRejectedCanceledOrTimedOut) {
   EXPECT_TRUE(group("release-managers").empty());
 }
 
+// An admin's view: every pending approval once, also one that waits for
+// nobody who exists (a misspelt approver), without the per-reader `via`.
+TEST_F(ApprovalInboxTest, AllPendingListsEveryApprovalOnceWhoeverItWaitsFor) {
+  apply(R"({"name": "Lost", "stages": [{"name": "go", "trigger": {"after_release": true},
+    "pre_approval": {"approvers": ["nobody-by-this-name"], "timeout": "3d"}, "steps": [{"name": "g", "run": "g"}]}]})");
+  create("Shop");
+  create("Ops");
+  create("Lost");
+  settle();
+  auto all = projections().approvals().all_pending();
+  ASSERT_TRUE(all) << all.error().message;
+  EXPECT_EQ(stages(all.value()), (Stages{"Ops-1/apply/pre", "Shop-1/prod/pre", "Lost-1/go/pre"}));
+  for (const auto& item : all.value()) EXPECT_FALSE(item.contains("via")) << item.dump();
+  EXPECT_EQ(all.value()[2]["approvers"], nlohmann::json({"nobody-by-this-name"}));
+  EXPECT_EQ(stages(projections().approvals().all_pending(1).value()), (Stages{"Ops-1/apply/pre"}));
+
+  approve("Ops-1", "apply", "carol");  // now awaits the group after deployment
+  cancel("Lost-1", "go", "admin");
+  settle();
+  EXPECT_EQ(stages(projections().approvals().all_pending().value()), (Stages{"Shop-1/prod/pre", "Ops-1/apply/post"}));
+}
+
 }  // namespace
 }  // namespace cascade::projections

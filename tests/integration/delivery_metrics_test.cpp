@@ -143,5 +143,82 @@ TEST(DeliveryMetricsComputeTest, CanceledDeploymentsCountNeitherWayAndPartialOne
   EXPECT_DOUBLE_EQ(m.deployments_per_day, 1.0 / (25.0 / (24 * 60)));
 }
 
+
+// ?bucket=day|week: the same figures per UTC day or ISO week, the first and
+// last bucket cut to the window.
+TEST(DeliveryMetricsComputeTest, ASeriesHasTheFiguresOfEachDayOrWeek) {
+  constexpr std::int64_t kHour = 3'600'000, kDay = 24 * kHour;
+  constexpr std::int64_t kMonday = (4 + 7 * 2900) * kDay;  // a Monday, midnight UTC (1970-01-05 was one)
+  const std::vector<DeploymentRecord> deployments = {
+      {"A-1", 1, DeploymentOutcome::kSucceeded, kMonday + 10 * kHour, kMonday + 9 * kHour},  // lead 1 h
+      {"A-2", 1, DeploymentOutcome::kFailed, kMonday + 11 * kHour, kMonday},
+      {"A-3", 1, DeploymentOutcome::kSucceeded, kMonday + kDay + 2 * kHour, kMonday + kDay},  // restores after 15 h
+      {"A-4", 1, DeploymentOutcome::kSucceeded, kMonday + 8 * kDay, kMonday + 7 * kDay},      // next week, lead 1 d
+  };
+  // From Monday noon to Wednesday of the next week noon, by day: 10 buckets.
+  const std::int64_t from = kMonday + 12 * kHour, to = kMonday + 9 * kDay + 12 * kHour;
+  const std::vector<DeliveryMetrics> days = compute_delivery_series(deployments, from, to, DeliveryBucket::kDay);
+  ASSERT_EQ(days.size(), 10u);
+  EXPECT_EQ(days[0].from, from) << "the first day is cut to the window";
+  EXPECT_EQ(days[0].to, kMonday + kDay);
+  EXPECT_EQ(days[0].deployments, 0) << "A-1 and A-2 finished before the window";
+  EXPECT_EQ(days[1].from, kMonday + kDay);
+  EXPECT_EQ(days[1].deployments, 1);
+  EXPECT_EQ(days[1].lead_time_median_ms, 2 * kHour);
+  EXPECT_EQ(days[8].deployments, 1);
+  EXPECT_EQ(days[8].lead_time_median_ms, kDay);
+  EXPECT_EQ(days[9].to, to) << "the last day too";
+  std::int64_t total = 0;
+  for (const auto& day : days) total += day.deployments;
+  EXPECT_EQ(total, 2);
+
+  // By week, from the Monday itself: two weeks, the failure and its restore in the first.
+  const std::vector<DeliveryMetrics> weeks =
+      compute_delivery_series(deployments, kMonday, kMonday + 14 * kDay, DeliveryBucket::kWeek);
+  ASSERT_EQ(weeks.size(), 2u);
+  EXPECT_EQ(weeks[0].from, kMonday);
+  EXPECT_EQ(weeks[0].deployments, 2);
+  EXPECT_EQ(weeks[0].failed, 1);
+  EXPECT_DOUBLE_EQ(*weeks[0].change_failure_rate, 1.0 / 3.0);
+  EXPECT_EQ(weeks[0].time_to_restore_median_ms, 15 * kHour);
+  EXPECT_EQ(weeks[1].from, kMonday + 7 * kDay);
+  EXPECT_EQ(weeks[1].deployments, 1);
+  EXPECT_DOUBLE_EQ(*weeks[1].change_failure_rate, 0.0);
+  // A window starting mid-week: its first week starts at the window, the next on Monday.
+  const auto midweek = compute_delivery_series(deployments, kMonday + 3 * kDay, kMonday + 10 * kDay, DeliveryBucket::kWeek);
+  ASSERT_EQ(midweek.size(), 2u);
+  EXPECT_EQ(midweek[1].from, kMonday + 7 * kDay);
+
+  const nlohmann::json j = to_json(weeks[0]);
+  EXPECT_FALSE(j.contains("series")) << "a bucket has no series of its own";
+  EXPECT_EQ(parse_delivery_bucket("week"), DeliveryBucket::kWeek);
+  EXPECT_EQ(parse_delivery_bucket("month"), std::nullopt);
+}
+
+TEST_F(DeliveryMetricsTest, APipelinesFiguresCarryTheirSeriesWhenABucketIsAskedFor) {
+  scripted_history();
+  auto stages = projections().delivery_metrics().pipeline_metrics("Api", t0_, t0_ + 5 * kDayMs, DeliveryBucket::kDay);
+  ASSERT_TRUE(stages) << stages.error().message;
+  const DeliveryMetrics& prod = stages.value()[0];
+  ASSERT_GE(prod.series.size(), 5u);
+  ASSERT_LE(prod.series.size(), 6u);  // five days of a window that need not start at midnight
+  std::int64_t deployments = 0, failed = 0;
+  for (const auto& day : prod.series) {
+    deployments += day.deployments;
+    failed += day.failed;
+  }
+  EXPECT_EQ(deployments, 4);
+  EXPECT_EQ(failed, 2);
+  const nlohmann::json j = to_json(prod);
+  ASSERT_EQ(j["series"].size(), prod.series.size());
+  EXPECT_EQ(j["series"][0]["from"], t0_);
+  EXPECT_TRUE(j["series"][0].contains("lead_time_median_ms"));
+
+  auto too_many = projections().delivery_metrics().pipeline_metrics("Api", t0_, t0_ + 600 * kDayMs, DeliveryBucket::kDay);
+  ASSERT_FALSE(too_many);
+  EXPECT_EQ(too_many.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_TRUE(projections().delivery_metrics().pipeline_metrics("Api", t0_, t0_ + 5 * kDayMs).value()[0].series.empty());
+}
+
 }  // namespace
 }  // namespace cascade::projections

@@ -140,10 +140,13 @@ ReleaseState release_with_every_decision() {
 }
 
 // summarize() of release_with_every_decision(), captured before the state
-// held enums (when phase, order and decision were strings).
+// held enums (when phase, order and decision were strings); since then the
+// one intended change: a timed-out or closed approval names the actor of the
+// closing event ("scheduler", "alice", where it was "") and the canceled
+// stage has canceled_by.
 const char* kEveryDecisionSummary =
     R"json({"abandon_reason":"","abandoned":false,"artifact":{"path":"/artifacts/1.0.0","version":"1.0.0"},"created_at":1800000001000,"id":"Enums-1","name":"Release-1","pipeline":"Enums","pipeline_version":1,"requested_by":"alice","secret_variables":[],"stages":[)json"
-    R"json({"approvals":[{"approver":"bob","at":1800000003000,"comment":"ship it","decision":"approved","defer_until":0,"on_behalf_of":"bob","phase":"pre"},{"approver":"","at":1800003610000,"comment":"","decision":"timed out","defer_until":0,"on_behalf_of":"","phase":"post"}],"attempt":1,"defer_until":0,"failure_reason":"post-deployment approval timed out","finished_at":1800003610000,"name":"dev")json"
+    R"json({"approvals":[{"approver":"bob","at":1800000003000,"comment":"ship it","decision":"approved","defer_until":0,"on_behalf_of":"bob","phase":"pre"},{"approver":"scheduler","at":1800003610000,"comment":"","decision":"timed out","defer_until":0,"on_behalf_of":"","phase":"post"}],"attempt":1,"defer_until":0,"failure_reason":"post-deployment approval timed out","finished_at":1800003610000,"name":"dev")json"
     R"json(,"pending_approval":{"approved_by":[],"approvers":["carol"],"deadline":1800003609000,"order":"any","phase":"post","required":1})json"
     R"json(,"started_at":1800000004000,"status":"Rejected","steps":[{"continued":false,"duration_ms":100,"exit_code":0,"finished_at":1800000006000,"log_digest":"","name":"deploy","reason":"")json"
     R"json(,"started_at":1800000005000,"status":"Succeeded","tries":1},{"continued":false,"duration_ms":100,"exit_code":0,"finished_at":1800000008000,"log_digest":"","name":"smoke","reason":"")json"
@@ -156,7 +159,7 @@ const char* kEveryDecisionSummary =
     R"json(,"pending_approval":{"approved_by":[],"approvers":["carol"],"deadline":1802595612000,"order":"any","phase":"pre","required":1})json"
     R"json(,"started_at":0,"status":"Rejected","steps":[{"continued":false,"duration_ms":0,"exit_code":0,"finished_at":0,"log_digest":"","name":"deploy","reason":"")json"
     R"json(,"started_at":0,"status":"Pending","tries":0}],"trigger_reason":"after dev succeeded","triggered_at":1800003612000},)json"
-    R"json({"approvals":[{"approver":"","at":1800003615000,"comment":"canceled by alice","decision":"closed","defer_until":0,"on_behalf_of":"","phase":"pre"}],"attempt":1,"defer_until":0,"failure_reason":"canceled by alice","finished_at":1800003615000,"name":"perf")json"
+    R"json({"approvals":[{"approver":"alice","at":1800003615000,"comment":"canceled by alice","decision":"closed","defer_until":0,"on_behalf_of":"","phase":"pre"}],"attempt":1,"canceled_by":"alice","defer_until":0,"failure_reason":"canceled by alice","finished_at":1800003615000,"name":"perf")json"
     R"json(,"pending_approval":{"approved_by":[],"approvers":["dave"],"deadline":1802595614000,"order":"any","phase":"pre","required":1})json"
     R"json(,"started_at":0,"status":"Canceled","steps":[{"continued":false,"duration_ms":0,"exit_code":0,"finished_at":0,"log_digest":"","name":"deploy","reason":"")json"
     R"json(,"started_at":0,"status":"Pending","tries":0}],"trigger_reason":"after dev succeeded","triggered_at":1800003614000},)json"

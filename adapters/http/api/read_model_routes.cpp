@@ -17,6 +17,18 @@ Status add_read_model_routes(Router& router, const RouteContextPtr& api) {
     // The caller's own inbox (their name and the pipeline groups they are a
     // member of), or one group's with ?group=.
     auto& inbox = api->projections.approvals();
+    if (auto all = request.query.get("all")) {
+      // Every pending approval, whoever it waits for: administrators only.
+      if (*all != "true" && *all != "false") return invalid("all: must be true or false", {{"all", "must be true or false"}});
+      if (*all == "true") {
+        if (request.query.get("group")) return invalid("all: give either all or group", {{"all", "conflicts with group"}});
+        if (!request.user->has_role(Role::kAdmin)) {
+          return make_error(ErrorCode::kPermissionDenied, "every pending approval: " + request.user->missing_role(Role::kAdmin));
+        }
+        CASCADE_TRY(items, inbox.all_pending());
+        return Response::json({{"all", true}, {"approvals", items}});
+      }
+    }
     if (auto group = request.query.get("group")) {
       if (group->empty()) return invalid("group: must not be empty", {{"group", "must not be empty"}});
       CASCADE_TRY(items, inbox.group_inbox(*group));
@@ -71,7 +83,13 @@ Status add_read_model_routes(Router& router, const RouteContextPtr& api) {
       from = to - static_cast<events::Timestamp>(days) * 86'400'000;
     }
     if (from >= to) return invalid("from: must be before to", {{"from", "must be before to"}});
-    CASCADE_TRY(figures, api->projections.delivery_metrics().pipeline_metrics(*pipeline, from, to));
+    // ?bucket=day|week: each stage's figures per UTC day or week as well (`series`).
+    std::optional<projections::DeliveryBucket> bucket;
+    if (auto text = request.query.get("bucket")) {
+      bucket = projections::parse_delivery_bucket(*text);
+      if (!bucket) return invalid("bucket: must be day or week", {{"bucket", "must be day or week"}});
+    }
+    CASCADE_TRY(figures, api->projections.delivery_metrics().pipeline_metrics(*pipeline, from, to, bucket));
     json list = json::array();
     for (const auto& stage : figures) list.push_back(projections::to_json(stage));
     return Response::json({{"pipeline", *pipeline}, {"from", from}, {"to", to}, {"stages", std::move(list)}});

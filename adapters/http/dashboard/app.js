@@ -2,11 +2,16 @@
 // event stream, whose events go to the page on screen.
 //
 // Routes: #/releases, #/releases/ID/{summary|logs|events}[/STAGE],
-// #/environments, #/environments/PIPELINE/STAGE.
+// #/new-release[/PIPELINE], #/approvals, #/pipelines, #/pipelines/NAME,
+// #/delivery[/PIPELINE[/day|week]], #/environments, #/environments/PIPELINE/STAGE.
 import { api, session, whenUnauthorized } from './api.js';
+import { approvalsView } from './approvals.js';
+import { createView } from './create.js';
+import { deliveryView } from './delivery.js';
 import { errorBox, h, show } from './dom.js';
 import { environmentsView, historyView } from './environments.js';
 import { LiveEvents } from './live.js';
+import { pipelinesView, pipelineView } from './pipelines.js';
 import { releaseView } from './release.js';
 import { releasesView } from './releases.js';
 
@@ -35,6 +40,11 @@ function route() {
   if (parts[0] === 'environments' && parts[1] && parts[2]) {
     return { key: `history:${parts[1]}/${parts[2]}`, view: historyView, nav: 'environments', params: { pipeline: parts[1], stage: parts[2] } };
   }
+  if (parts[0] === 'new-release') return { key: `create:${parts[1] ?? ''}`, view: createView, nav: 'releases', params: { pipeline: parts[1] } };
+  if (parts[0] === 'approvals') return { key: 'approvals', view: approvalsView, nav: 'approvals', params: {} };
+  if (parts[0] === 'pipelines' && parts[1]) return { key: `pipeline:${parts[1]}`, view: pipelineView, nav: 'pipelines', params: { pipeline: parts[1] } };
+  if (parts[0] === 'pipelines') return { key: 'pipelines', view: pipelinesView, nav: 'pipelines', params: {} };
+  if (parts[0] === 'delivery') return { key: `delivery:${parts[1] ?? ''}/${parts[2] ?? ''}`, view: deliveryView, nav: 'delivery', params: { pipeline: parts[1], bucket: parts[2] } };
   if (parts[0] === 'environments') return { key: 'environments', view: environmentsView, nav: 'environments', params: {} };
   return { key: 'releases', view: releasesView, nav: 'releases', params: {} };
 }

@@ -44,12 +44,17 @@ export const badge = (status) => h('span', { class: `badge ${statusClass(status)
 
 const pad = (n, width = 2) => String(n).padStart(width, '0');
 
-// A <time> in the viewer's local time, "2026-11-28 14:03:07"; "—" for 0.
+// Every time on the dashboard is shown in UTC and says so (log lines and the
+// CLI are UTC too): "2026-11-28 14:03:07 UTC".
+export function utcText(ms) {
+  const d = new Date(ms);
+  return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} UTC`;
+}
+
+// A <time> with utcText(ms); "—" for 0.
 export function time(ms) {
   if (!ms) return h('span', { class: 'muted' }, '—');
-  const d = new Date(ms);
-  const text = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-  return h('time', { datetime: d.toISOString() }, text);
+  return h('time', { datetime: new Date(ms).toISOString() }, utcText(ms));
 }
 
 // 1234 → "1.2 s"; 0 or less → "".
@@ -67,3 +72,19 @@ export function show(element, ...children) {
 }
 
 export const errorBox = (error) => h('p', { class: 'error', role: 'alert' }, error.message ?? String(error));
+
+// The roles are ordered, each including those below it (as the server has them).
+const RANKS = { viewer: 0, releaser: 1, approver: 2, admin: 3 };
+export const hasRole = (me, role) => (me.roles ?? [me.role]).some((held) => RANKS[held] >= RANKS[role]);
+// Why a control is not offered: "Creating a release needs the releaser role (you have viewer)."
+export const needsRole = (me, what, role) => `${what} needs the ${role} role (you have ${(me.roles ?? [me.role]).join(', ')}).`;
+
+// The server's message of a failed call, with its HTTP status.
+export const failure = (error) => (error?.status ? `${error.message} (HTTP ${error.status})` : String(error?.message ?? error));
+
+// A message line that becomes an alert when it reports a failure.
+export function setMessage(element, text, isError = false) {
+  element.className = isError ? 'form-message error' : 'form-message';
+  element.setAttribute('role', isError ? 'alert' : 'status');
+  element.textContent = text;
+}

@@ -4,9 +4,10 @@
 // result of verifying it). Every event of the release on the live stream
 // re-fetches what it changes.
 import { api, ApiError, coalesced, fetchFresh, path } from './api.js';
-import { badge, duration, h, show, statusLabel, time } from './dom.js';
+import { badge, duration, h, show, statusLabel, time, utcText } from './dom.js';
 import { pipelineGraph } from './graph.js';
 import { followLogs } from './live.js';
+import { releaseActions } from './release_actions.js';
 
 const TABS = [['summary', 'Summary'], ['logs', 'Logs'], ['events', 'Events']];
 const AWAITING = new Set(['AwaitingPreApproval', 'AwaitingPostApproval']);
@@ -40,11 +41,16 @@ export async function releaseView(root, { params, me }) {
   const graph = h('div', { class: 'graph' });
   const tabs = h('nav', { class: 'tabs', 'aria-label': 'Release details' });
   const panel = h('section', { class: 'panel', 'aria-live': 'off' });
+  const actions = releaseActions(id, me, (version) => {
+    wanted = Math.max(wanted, version);
+    refreshSummary();
+  });
   show(root,
     h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/releases' }, 'Releases'), ' › ', id),
     h('header', { class: 'release-head' }, title, meta),
     banners,
     h('section', { class: 'graph-section', 'aria-label': 'Pipeline graph' }, graph),
+    actions.element,
     tabs, panel);
 
   // ---- the parts drawn from the summary
@@ -55,7 +61,8 @@ export async function releaseView(root, { params, me }) {
     show(title, summary.name, ' ', badge(summary.status));
     show(meta, `${summary.pipeline} v${summary.pipeline_version} · artifact ${summary.artifact.version} · created `,
       time(summary.created_at), ` by ${summary.requested_by}`,
-      summary.abandoned ? ` · abandoned: ${summary.abandon_reason}` : '');
+      summary.abandoned ? ` · abandoned${summary.abandoned_by ? ` by ${summary.abandoned_by}` : ''}: ${summary.abandon_reason}` : '');
+    actions.update(summary);
     show(graph, pipelineGraph(definition, summary, (stage) => href('logs', stage), tab === 'logs' ? logsStage() : null));
     renderBanners();
     show(tabs, TABS.map(([name, label]) => h('a', {
@@ -161,7 +168,8 @@ export async function releaseView(root, { params, me }) {
   function renderStages() {
     const approvals = (stage) => (stage.approvals.length === 0 ? h('span', { class: 'muted' }, '—')
       : h('ul', { class: 'plain' }, stage.approvals.map((approval) => h('li', {},
-        `${approval.decision} by ${approval.approver}`, approval.override ? ' (admin override)' : '',
+        approval.approver ? `${approval.decision} by ${approval.approver}` : approval.decision,
+        approval.override ? ' (admin override)' : '',
         approval.on_behalf_of && approval.on_behalf_of !== approval.approver ? ` for ${approval.on_behalf_of}` : '',
         ' at ', time(approval.at), approval.comment ? `: “${approval.comment}”` : ''))));
     const steps = (stage) => h('ul', { class: 'plain' }, stage.steps.map((step) => h('li', {},
@@ -169,7 +177,9 @@ export async function releaseView(root, { params, me }) {
       step.duration_ms ? ` · ${duration(step.duration_ms)}` : '')));
     const row = (stage) => h('tr', { 'data-stage': stage.name },
       h('th', { scope: 'row' }, h('a', { href: href('logs', stage.name) }, stage.name)),
-      h('td', {}, badge(stage.status), stage.failure_reason ? h('div', { class: 'reason' }, stage.failure_reason) : null),
+      h('td', {}, badge(stage.status), stage.failure_reason ? h('div', { class: 'reason' }, stage.failure_reason) : null,
+        stage.canceled_by && !(stage.failure_reason ?? '').includes(` by ${stage.canceled_by}`)
+          ? h('div', { class: 'muted canceled-by' }, `canceled by ${stage.canceled_by}`) : null),
       h('td', {}, stage.attempt || '—'),
       h('td', {}, time(stage.triggered_at), stage.trigger_reason ? h('div', { class: 'muted' }, stage.trigger_reason) : null),
       h('td', {}, time(stage.started_at)),
@@ -213,15 +223,22 @@ export async function releaseView(root, { params, me }) {
       : null;
     show(panel, picker,
       h('h2', {}, `${stage.name} — attempt ${stage.attempt || '—'} `, badge(stage.status)),
+      h('p', { class: 'muted' }, 'Line times are UTC.'),
       stage.failure_reason ? h('p', { class: 'reason' }, stage.failure_reason) : null,
       steps, more);
   }
 
-  // The data of an event in a few words: its fields but the definition copy.
+  // The data of an event in a few words: its fields but the definition copy;
+  // times (milliseconds since the epoch in the event) as UTC dates.
+  const TIME_FIELDS = new Set(['deadline', 'defer_until', 'built_at', 'at']);
+  const shown = (name, value) => {
+    if (TIME_FIELDS.has(name) && typeof value === 'number') return value === 0 ? '—' : utcText(value);
+    return typeof value === 'object' ? JSON.stringify(value) : value;
+  };
   function details(event) {
     return Object.entries(event.data ?? {})
       .filter(([name]) => !['definition', 'stage'].includes(name))
-      .map(([name, value]) => `${name}: ${typeof value === 'object' ? JSON.stringify(value) : value}`)
+      .map(([name, value]) => `${name}: ${shown(name, value)}`)
       .join(' · ');
   }
 
@@ -234,9 +251,9 @@ export async function releaseView(root, { params, me }) {
           h('strong', {}, `${check.name}: ${check.outcome}`), check.detail ? ` — ${check.detail}` : ''))));
     show(panel, checks, h('table', { class: 'events' },
       h('caption', { class: 'visually-hidden' }, 'Events of the release, oldest first'),
-      h('thead', {}, h('tr', {}, ['#', 'Time', 'Actor', 'Event', 'Stage', 'Details'].map((text) => h('th', { scope: 'col' }, text)))),
+      h('thead', {}, h('tr', {}, ['#', 'Time (UTC)', 'Actor', 'Event', 'Stage', 'Details'].map((text) => h('th', { scope: 'col' }, text)))),
       h('tbody', {}, events.map((event) => h('tr', {},
-        h('td', {}, event.version), h('td', {}, time(event.recorded_at)), h('td', {}, event.actor),
+        h('td', {}, event.version), h('td', {}, time(event.recorded_at)), h('td', { class: 'actor' }, event.actor),
         h('td', {}, h('code', {}, event.type)), h('td', {}, event.data?.stage ?? ''),
         h('td', { class: 'details' }, details(event)))))));
   }
