@@ -201,4 +201,12 @@ Status Projection::clear() {
   return success();
 }
 
+Status Projection::adopt_format() {
+  CASCADE_TRY(stored, store_->stored_format(name_));
+  if (stored == format()) return success();
+  CASCADE_TRY(store_->clear(name_, families_, format()));
+  folds_.clear();
+  return success();
+}
+
 }  // namespace cascade::projections

@@ -115,6 +115,15 @@ class Projection : public engine::Reactor {
   // position 1 when next started); use request_rebuild() while it runs.
   Status clear();
 
+  // The format of the documents this build writes: a subclass raises it
+  // when the same events give different documents, e.g. a new field that
+  // old events fill too. Stored data of another format would differ from a
+  // fresh fold (and fail `replay --verify`), so adopt_format() clears it and
+  // the projection rebuilds from the log when it next runs.
+  virtual int format() const { return 1; }
+  // REQUIRES: the projection is not running. Called when a store is opened.
+  Status adopt_format();
+
   // The column families it owns.
   const std::vector<std::string>& families() const { return families_; }
 

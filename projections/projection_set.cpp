@@ -24,6 +24,9 @@ Result<std::unique_ptr<ProjectionSet>> ProjectionSet::open(const std::string& di
   set->delivery_metrics_ = std::make_unique<DeliveryMetricsProjection>(set->store_, log);
   set->all_ = {set->summaries_.get(),    set->releases_.get(),  set->environments_.get(),
                set->approvals_.get(),    set->pipelines_.get(), set->delivery_metrics_.get()};
+  for (Projection* projection : set->all_) {
+    CASCADE_TRY(projection->adopt_format());
+  }
   return set;
 }
 

@@ -149,7 +149,19 @@ Result<std::uint64_t> ProjectionStore::checkpoint(const std::string& projection)
   return from_big_endian(value);
 }
 
-Status ProjectionStore::clear(const std::string& projection, const std::vector<std::string>& families) {
+Result<int> ProjectionStore::stored_format(const std::string& projection) const {
+  std::string value;
+  rocksdb::Status status = db_->Get({}, meta(), format_key(projection), &value);
+  if (status.IsNotFound()) return 1;
+  if (!status.ok()) return storage_error(status, "read the format of " + projection);
+  try {
+    return std::stoi(value);
+  } catch (const std::exception&) {
+    return make_error(ErrorCode::kDataLoss, "projection store: bad format '" + value + "' of " + projection);
+  }
+}
+
+Status ProjectionStore::clear(const std::string& projection, const std::vector<std::string>& families, int format) {
   rocksdb::WriteBatch write;
   for (const std::string& name : families) {
     Family handle = family(name);
@@ -169,6 +181,7 @@ Status ProjectionStore::clear(const std::string& projection, const std::vector<s
     write.Delete(handle, last);
   }
   write.Delete(meta(), checkpoint_key(projection));
+  if (format > 0) write.Put(meta(), format_key(projection), std::to_string(format));
   rocksdb::Status status = db_->Write({}, &write);
   if (!status.ok()) return storage_error(status, "clear " + projection);
   return success();

@@ -84,8 +84,13 @@ class ProjectionStore {
   // The log position `projection`'s data reflects; 0 when it has none.
   Result<std::uint64_t> checkpoint(const std::string& projection) const;
   // Deletes everything in `families` and `projection`'s checkpoint in one
-  // atomic write. REQUIRES: nothing else writes those families meanwhile.
-  Status clear(const std::string& projection, const std::vector<std::string>& families);
+  // atomic write; with a `format` (> 0), records it in the same write.
+  // REQUIRES: nothing else writes those families meanwhile.
+  Status clear(const std::string& projection, const std::vector<std::string>& families, int format = 0);
+  static std::string format_key(const std::string& projection) { return "format/" + projection; }
+  // The document format `projection`'s stored data was written in ("format/<name>"
+  // in meta); 1, the first, when none was recorded.
+  Result<int> stored_format(const std::string& projection) const;
 
   Snapshot snapshot() const { return Snapshot(*db_); }
   // One value as of now (nullopt when absent), for a read of one key that

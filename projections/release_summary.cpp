@@ -95,7 +95,9 @@ ReleaseSummaryProjection::~ReleaseSummaryProjection() = default;
 Result<std::unique_ptr<ReleaseSummaryProjection>> ReleaseSummaryProjection::open(const std::string& dir,
                                                                                  events::EventLog& log) {
   CASCADE_TRY(store, ProjectionStore::open(dir, {kSummariesFamily, kOrderFamily}));
-  return std::make_unique<ReleaseSummaryProjection>(std::move(store), log);
+  auto projection = std::make_unique<ReleaseSummaryProjection>(std::move(store), log);
+  CASCADE_TRY(projection->adopt_format());
+  return projection;
 }
 
 Status ReleaseSummaryProjection::apply(const std::vector<events::RecordedEvent>& batch, ProjectionWrite& write) {

@@ -38,6 +38,10 @@ class ReleaseSummaryProjection final : public Projection {
   ReleaseSummaryProjection(std::shared_ptr<ProjectionStore> store, events::EventLog& log);
   ~ReleaseSummaryProjection() override;
 
+  // 2: who closed an approval, canceled a stage (canceled_by) and abandoned
+  // the release (abandoned_by), also for events stored before (issue 15).
+  int format() const override { return 2; }
+
   // The stored summary of a release (its JSON text); kNotFound when unknown.
   Result<std::string> summary(const std::string& release_id) const;
   // Summaries, newest release first, at most `limit` (see ReleaseListProjection

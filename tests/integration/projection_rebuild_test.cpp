@@ -102,6 +102,42 @@ TEST_F(ProjectionRebuildTest, EveryProjectionClearedAndRebuiltFromTheLogIsByteId
   expect_caught_up();
 }
 
+TEST_F(ProjectionRebuildTest, DocumentsOfAnotherFormatAreRebuiltFromTheLogWhenTheStoreOpens) {
+  run();
+  scripted_history();
+  const Contents current = contents();
+  stop();
+  {
+    // As an older build left them: summaries of format 1, one of them stale.
+    auto store = ProjectionStore::open(dir_ / "projections", {ReleaseSummaryProjection::kSummariesFamily});
+    ASSERT_TRUE(store) << store.error().message;
+    rocksdb::DB& db = store.value()->db();
+    ASSERT_TRUE(db.Put({}, store.value()->meta(), ProjectionStore::format_key("release_summary"), "1").ok());
+    ASSERT_TRUE(db.Put({}, store.value()->family(ReleaseSummaryProjection::kSummariesFamily), "Shop-5",
+                       R"({"written": "by an older build"})")
+                    .ok());
+  }
+  {
+    auto set = ProjectionSet::open(dir_ / "projections", store_->log());
+    ASSERT_TRUE(set) << set.error().message;
+    // Only the projection whose format changed starts over.
+    EXPECT_EQ(set.value()->summaries().checkpoint().value(), 0u);
+    EXPECT_TRUE(set.value()->summaries().contents().value().empty());
+    EXPECT_EQ(set.value()->environments().checkpoint().value(), store_->log().head());
+    EXPECT_EQ(set.value()->summaries().format(), 2);
+  }
+  start();
+  settle();
+  EXPECT_TRUE(testing::same_contents(current, contents()));
+  {
+    // Adopted once: the next open keeps what the rebuild wrote.
+    stop();
+    auto set = ProjectionSet::open(dir_ / "projections", store_->log());
+    ASSERT_TRUE(set) << set.error().message;
+    EXPECT_EQ(set.value()->summaries().checkpoint().value(), store_->log().head());
+  }
+}
+
 TEST_F(ProjectionRebuildTest, RebuildWhileTheEngineRunsEndsIdenticalToAReadModelBuiltFromScratch) {
   run();
   scripted_history();
