@@ -13,7 +13,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+#include <sys/time.h>
+
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -170,28 +174,64 @@ class ServeProcess {
   bool closed_ = false;
 };
 
-// The status code of one raw HTTP/1.1 GET to 127.0.0.1:port, with `token` as
-// bearer token when not empty; 0 when there is no answer.
-inline int http_status(int port, const std::string& target, const std::string& token) {
+// One HTTP/1.1 exchange as the server sent it: the status, the head (status
+// line and headers) and the body.
+struct HttpAnswer {
+  int status = 0;  // 0: no answer
+  std::string head;
+  std::string body;
+
+  bool has_header(const std::string& name) const {
+    std::string lower_head = head, lower_name = name + ":";
+    for (char& c : lower_head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (char& c : lower_name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return lower_head.find("\r\n" + lower_name) != std::string::npos;
+  }
+  nlohmann::json json_body() const { return nlohmann::json::parse(body, nullptr, false); }
+};
+
+// A raw request to 127.0.0.1:port, so that the test sees every status and
+// header (tools::ApiClient turns a non-2xx into an Error). Bounded: 10 s for
+// sending and for each read.
+inline HttpAnswer http_request(int port, const std::string& method, const std::string& target, const std::string& token,
+                        const std::string& body = "") {
+  HttpAnswer answer;
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const timeval timeout{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_port = htons(static_cast<std::uint16_t>(port));
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
     ::close(fd);
-    return 0;
+    return answer;
   }
-  std::string request = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+  std::string request = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
   if (!token.empty()) request += "Authorization: Bearer " + token + "\r\n";
-  request += "\r\n";
+  if (!body.empty() || method == "POST" || method == "PUT") {
+    request += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  }
+  request += "\r\n" + body;
   ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
-  std::string answer;
-  char buffer[1024];
+  std::string received;
+  char buffer[16384];
   ssize_t n;
-  while (answer.size() < 12 && (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0) answer.append(buffer, n);
+  while ((n = ::recv(fd, buffer, sizeof buffer, 0)) > 0) received.append(buffer, static_cast<std::size_t>(n));
   ::close(fd);
-  return answer.size() >= 12 && answer.rfind("HTTP/1.1 ", 0) == 0 ? std::stoi(answer.substr(9, 3)) : 0;
+  const std::size_t head_end = received.find("\r\n\r\n");
+  if (received.rfind("HTTP/1.1 ", 0) != 0 || head_end == std::string::npos) return answer;
+  answer.status = std::stoi(received.substr(9, 3));
+  answer.head = received.substr(0, head_end);
+  answer.body = received.substr(head_end + 4);
+  return answer;
+}
+
+// The status code of one raw HTTP/1.1 GET to 127.0.0.1:port, with `token` as
+// bearer token when not empty; 0 when there is no answer.
+inline int http_status(int port, const std::string& target, const std::string& token) {
+  return http_request(port, "GET", target, token).status;
 }
 
 }  // namespace cascade::testing
