@@ -76,10 +76,7 @@ class StageDecision {
 
 Result<const StageRecord*> find_stage(const ReleaseState& state, const std::string& name) {
   if (const StageRecord* stage = state.find_stage(name)) return stage;
-  std::vector<std::string> names;
-  for (const StageRecord& s : state.stages) names.push_back(s.name);
-  return make_error(ErrorCode::kNotFound, "release " + state.id + " has no stage '" + name + "' (stages: " +
-                                              join(names, ", ") + ")");
+  return state.unknown_stage(name);
 }
 
 Status check_open(const ReleaseState& state) {

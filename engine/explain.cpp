@@ -206,7 +206,7 @@ std::string deploying(const StageRecord& stage) {
 
 std::string explain_stage(const ReleaseState& release, const std::string& stage_name) {
   const StageRecord* stage = release.find_stage(stage_name);
-  if (stage == nullptr) return "release " + release.id + " has no stage '" + stage_name + "'";
+  if (stage == nullptr) return release.unknown_stage(stage_name).message;
   const StageRecord& s = *stage;
   switch (s.state()) {
     case StageState::kNotStarted: return not_started(release, s);

@@ -1,6 +1,8 @@
 // The release aggregate's state: evolve, which folds one event into it and
 // never fails, and the queries over it. decide is in decide.cpp.
 #include "engine/release.hpp"
+
+#include "events/did_you_mean.hpp"
 #include "engine/release_internal.hpp"
 
 #include "events/join.hpp"
@@ -142,6 +144,19 @@ std::string pipeline_stream(std::string_view pipeline) { return "pipeline-" + st
 const StageRecord* ReleaseState::find_stage(std::string_view name) const {
   auto it = std::find_if(stages.begin(), stages.end(), [&](const StageRecord& s) { return s.name == name; });
   return it == stages.end() ? nullptr : &*it;
+}
+
+Error ReleaseState::unknown_stage(std::string_view name) const {
+  std::vector<std::string_view> names;
+  std::string list;
+  for (const StageRecord& stage : stages) {
+    names.emplace_back(stage.name);
+    list += (list.empty() ? "" : ", ") + stage.name;
+  }
+  const auto guess = events::did_you_mean(name, names);
+  return make_error(ErrorCode::kNotFound, "release " + id + " has no stage '" + std::string(name) + "' (" +
+                                              (guess ? "did you mean '" + *guess + "'? " : "") + "stages: " + list +
+                                              ")");
 }
 
 StageRecord* ReleaseState::find_stage(std::string_view name) {

@@ -144,6 +144,10 @@ struct ReleaseState {
   bool exists() const { return version > 0; }
   const StageRecord* find_stage(std::string_view name) const;
   StageRecord* find_stage(std::string_view name);
+  // kNotFound for a stage `name` the release does not have, naming its
+  // stages and the closest one: "release Shop-4 has no stage 'prd' (did you
+  // mean 'prod'? stages: dev, test, qa, prod)". The one wording everywhere.
+  Error unknown_stage(std::string_view name) const;
 };
 
 // Derived from the stages, never stored. Abandoned wins; then anything

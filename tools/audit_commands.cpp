@@ -337,13 +337,7 @@ int why(const Common& common, const AuditOptions& options) {
   if (read.value().events.empty()) return failed(not_found(options.release_id), common);
   const engine::ReleaseState state = engine::fold(read.value().events);
   const engine::StageRecord* stage = state.find_stage(options.stage);
-  if (stage == nullptr) {
-    std::string names;
-    for (const auto& s : state.stages) names += (names.empty() ? "" : ", ") + s.name;
-    return failed(make_error(ErrorCode::kNotFound, "release " + options.release_id + " has no stage '" +
-                                                       options.stage + "' (stages: " + names + ")"),
-                  common);
-  }
+  if (stage == nullptr) return failed(state.unknown_stage(options.stage), common);
   const std::string explanation = engine::explain_stage(state, options.stage);
   if (common.json) {
     std::cout << nlohmann::json{{"release", options.release_id},

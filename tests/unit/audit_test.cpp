@@ -575,7 +575,7 @@ TEST(AuditWhyTest, ProdNotTriggeredBecauseQaFailed) {
   EXPECT_EQ(explain_stage(release.state(), "hotfix"),
             "hotfix was not triggered: it is a manual stage, waiting for someone to deploy it (cascade deploy "
             "SampleApp-1 hotfix)");
-  EXPECT_EQ(explain_stage(release.state(), "nope"), "release SampleApp-1 has no stage 'nope'");
+  EXPECT_EQ(explain_stage(release.state(), "nope"), "release SampleApp-1 has no stage 'nope' (stages: dev, test, qa, prod, hotfix)");
 }
 
 TEST(AuditWhyTest, UpstreamStillRunningOrWaiting) {

@@ -176,7 +176,7 @@ TEST(ReleaseTest, UnknownStageIsNotFoundAndListsTheStages) {
   auto missing = release.when(DeployStage{"prd"}, "alice");
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
-  EXPECT_EQ(missing.error().message, "release SampleApp-1 has no stage 'prd' (stages: dev, test, qa, prod)");
+  EXPECT_EQ(missing.error().message, "release SampleApp-1 has no stage 'prd' (did you mean 'prod'? stages: dev, test, qa, prod)");
 }
 
 TEST(ReleaseTest, RedeployOfAFinishedStageStartsTheNextAttempt) {

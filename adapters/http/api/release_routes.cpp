@@ -169,7 +169,7 @@ Status add_release_routes(Router& router, const RouteContextPtr& api) {
         const engine::StageRecord* stage = release.find_stage(stage_name);
         const engine::StageDefinition* definition = release.definition.find_stage(stage_name);
         if (stage == nullptr || definition == nullptr) {
-          return make_error(ErrorCode::kNotFound, "release " + id + " has no stage '" + stage_name + "'");
+          return release.unknown_stage(stage_name);
         }
         int attempt = stage->attempt;
         if (auto text = request.query.get("attempt")) {
