@@ -25,6 +25,31 @@ bool operator==(const VariableValue& a, const VariableValue& b) {
          a.settable == b.settable;
 }
 
+std::vector<Problem> unreachable_approvers(const PipelineDefinition& definition,
+                                           const std::function<bool(std::string_view)>& known) {
+  auto reachable = [&](const std::string& entry) {
+    if (known(entry)) return true;
+    const auto group = definition.groups.find(entry);
+    return group != definition.groups.end() && std::any_of(group->second.begin(), group->second.end(), known);
+  };
+  std::vector<Problem> problems;
+  for (std::size_t s = 0; s < definition.stages.size(); ++s) {
+    const StageDefinition& stage = definition.stages[s];
+    for (const auto& [phase, policy] : {std::make_pair("pre_approval", &stage.pre_approval),
+                                        std::make_pair("post_approval", &stage.post_approval)}) {
+      if (!*policy) continue;
+      for (std::size_t a = 0; a < (*policy)->approvers.size(); ++a) {
+        const std::string& entry = (*policy)->approvers[a];
+        if (reachable(entry)) continue;
+        problems.push_back({"stages[" + std::to_string(s) + "]." + phase + ".approvers[" + std::to_string(a) + "]",
+                            "'" + entry + "' is no user or group the server knows: stage '" + stage.name +
+                                "' would wait for an approval nobody can give"});
+      }
+    }
+  }
+  return problems;
+}
+
 bool PipelineDefinition::acts_for(std::string_view user, std::string_view entry) const {
   if (user.empty()) return false;
   if (user == entry) return true;

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -153,5 +154,13 @@ Result<PipelineDefinition> parse_pipeline_text(std::string_view text);
 // variables are written as {"secret": true, "digest": …} and never with their
 // value. REQUIRES: every secret has its digest set (ReleaseService does this).
 nlohmann::json to_json(const PipelineDefinition& definition);
+
+// The approver entries nobody could act for, one Problem each with its path
+// ("stages[3].pre_approval.approvers[1]"): an entry is reachable when
+// `known(entry)` (a user or group the server knows), or when it names one of
+// the pipeline's groups with a member `known` knows. A stage waiting on an
+// unreachable entry would wait in nobody's inbox until its timeout.
+std::vector<Problem> unreachable_approvers(const PipelineDefinition& definition,
+                                           const std::function<bool(std::string_view)>& known);
 
 }  // namespace cascade::engine

@@ -154,6 +154,17 @@ std::vector<DefinitionChange> diff_json(const nlohmann::json& from, const nlohma
   return out;
 }
 
+nlohmann::json pipelines_json(const std::vector<PipelineVersion>& latest) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const PipelineVersion& version : latest) {
+    list.push_back({{"name", version.pipeline},
+                    {"version", version.version},
+                    {"defined_at", version.defined_at},
+                    {"actor", version.actor}});
+  }
+  return {{"pipelines", std::move(list)}};
+}
+
 nlohmann::json to_json(const PipelineVersion& version) {
   return {{"pipeline", version.pipeline}, {"version", version.version}, {"defined_at", version.defined_at},
           {"actor", version.actor},       {"definition", version.definition}, {"releases", version.releases}};

@@ -44,6 +44,9 @@ struct PipelineVersion {
   std::vector<std::string> releases;  // created from this version, oldest first
 };
 nlohmann::json to_json(const PipelineVersion& version);
+// {"pipelines": [{name, version, defined_at, actor}…]}: the pipelines list
+// (GET /api/v1/pipelines, `cascade pipeline list`) from latest_versions().
+nlohmann::json pipelines_json(const std::vector<PipelineVersion>& latest);
 
 // Families "pipeline_versions" (pipeline '\0' BE64(version) → {pipeline,
 // version, defined_at, actor, definition}) and "pipeline_releases" (pipeline

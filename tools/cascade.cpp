@@ -7,6 +7,7 @@
 #include "adapters/runtime/runtime.hpp"
 #include "tools/kafka_wiring.hpp"
 #include "tools/sample_pipeline.hpp"
+#include "adapters/http/auth.hpp"
 #include "engine/artifact_version.hpp"
 #include "events/did_you_mean.hpp"
 #include "events/overloaded.hpp"
@@ -89,7 +90,22 @@ Result<Target> target_of(Common& common, bool actor_required = false) {
   return target;
 }
 
-int apply_pipeline(Common& common, const std::string& file) {
+// Approver entries nobody can act for, as the server (or, offline, the data
+// directory's users.json) knows its users: printed as warnings; --strict
+// refuses the definition.
+int report_unreachable_approvers(const std::vector<Problem>& unreachable, const std::string& pipeline, bool strict,
+                                 bool as_json) {
+  if (unreachable.empty()) return 0;
+  if (strict) {
+    return report(make_error(ErrorCode::kInvalidArgument,
+                             "pipeline '" + pipeline + "' names approvers nobody can act for (strict)", unreachable),
+                  as_json);
+  }
+  for (const Problem& problem : unreachable) std::cerr << "cascade: warning: " << problem.path << ": " << problem.message << "\n";
+  return 0;
+}
+
+int apply_pipeline(Common& common, const std::string& file, bool strict) {
   auto text = read_file(file);
   if (!text) return report(text.error(), common.json);
   // Validated here in both modes, so a bad file reads the same either way.
@@ -99,11 +115,25 @@ int apply_pipeline(Common& common, const std::string& file) {
   if (!target) return report(target.error(), common.json);
   std::int64_t version = 0;
   if (target.value().client) {
-    auto answer = target.value().client->put("/api/v1/pipelines/" + url_encode(definition.value().name),
+    auto answer = target.value().client->put("/api/v1/pipelines/" + url_encode(definition.value().name) +
+                                                 (strict ? "?strict=true" : ""),
                                              json::parse(text.value()));
     if (!answer) return report(answer.error(), common.json);
     version = answer.value().value("version", std::int64_t{0});
+    std::vector<Problem> unreachable;
+    for (const json& warning : answer.value().value("warnings", json::array())) {
+      unreachable.push_back({warning.value("path", ""), warning.value("message", "")});
+    }
+    report_unreachable_approvers(unreachable, definition.value().name, /*strict=*/false, common.json);
   } else {
+    // Offline the users are those of the data directory's users.json, when there is one.
+    if (auto users = adapters::http::load_users_file(common.data_dir + "/users.json")) {
+      const adapters::http::Authenticator directory(std::move(users).value());
+      const int refused = report_unreachable_approvers(
+          engine::unreachable_approvers(definition.value(), [&](std::string_view name) { return directory.knows(name); }),
+          definition.value().name, strict, common.json);
+      if (refused != 0) return refused;
+    }
     auto session = Session::start(common, DataDir::kCreate);
     if (!session) return report(session.error(), common.json);
     auto applied = session.value()->runtime().service().apply_pipeline(definition.value(), common.actor);
@@ -299,8 +329,7 @@ int show_logs(Common& common, const std::string& release_id, const std::string& 
   if (!release) return report(release.error(), common.json);
   const engine::StageRecord* stage = release.value().find_stage(stage_name);
   if (stage == nullptr) {
-    return report(make_error(ErrorCode::kNotFound, "release " + release_id + " has no stage '" + stage_name + "'"),
-                  common.json);
+    return report(release.value().unknown_stage(stage_name), common.json);
   }
   if (attempt == 0) attempt = stage->attempt;
   nlohmann::json lines = nlohmann::json::array();
@@ -696,10 +725,13 @@ int main(int argc, char** argv) {
 
   auto* pipeline = app.add_subcommand("pipeline", "pipeline definitions")->require_subcommand(1);
   std::string file;
+  bool strict = false;
   auto* apply = pipeline->add_subcommand("apply", "validate a definition file and store it as the next version");
   apply->add_option("FILE", file, "the pipeline JSON")->required();
+  apply->add_flag("--strict", strict,
+                  "refuse approvers that name no user or group the server knows (default: a warning)");
   with_client(apply);
-  apply->callback([&] { result = apply_pipeline(common, file); });
+  apply->callback([&] { result = apply_pipeline(common, file, strict); });
 
   auto* release = app.add_subcommand("release", "releases")->require_subcommand(1);
   std::string pipeline_name, version, artifact, release_id, stage, comment;

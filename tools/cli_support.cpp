@@ -42,7 +42,11 @@ int report(const Error& error, bool json) {
               << "\n";
   } else {
     std::cerr << "cascade: error: " << error.message << "\n";
-    for (const Problem& p : error.details) std::cerr << "  " << (p.path.empty() ? "(document)" : p.path) << ": " << p.message << "\n";
+    for (const Problem& p : error.details) {
+      // A problem of the whole document is often the message itself: once is enough.
+      if (p.path.empty() && error.message.find(p.message) != std::string::npos) continue;
+      std::cerr << "  " << (p.path.empty() ? "(document)" : p.path) << ": " << p.message << "\n";
+    }
   }
   return exit_code_for(error.code);
 }

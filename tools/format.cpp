@@ -240,6 +240,15 @@ void print_pipeline_versions(std::ostream& out, const json& versions) {
   print_table(out, {"VERSION", "DEFINED", "BY", "RELEASES"}, rows);
 }
 
+void print_pipelines(std::ostream& out, const json& pipelines) {
+  std::vector<std::vector<std::string>> rows;
+  for (const json& p : pipelines["pipelines"]) {
+    rows.push_back({p["name"], std::to_string(p["version"].get<std::int64_t>()),
+                    iso_time(p["defined_at"].get<Timestamp>()), p["actor"]});
+  }
+  print_table(out, {"PIPELINE", "VERSION", "DEFINED (UTC)", "BY"}, rows);
+}
+
 void print_pipeline_diff(std::ostream& out, const json& diff) {
   if (diff["changes"].empty()) out << "versions " << diff["from"] << " and " << diff["to"] << " are the same\n";
   for (const json& change : diff["changes"]) {
@@ -302,7 +311,7 @@ void print_summary(std::ostream& out, const nlohmann::json& summary) {
         << "\n";
   }
   out << std::left << std::setw(8) << "STAGE" << std::setw(21) << "STATUS" << std::setw(8) << "ATTEMPT"
-      << std::setw(14) << "STARTED" << std::setw(14) << "FINISHED" << std::setw(10) << "STEPS"
+      << std::setw(26) << "STARTED (UTC)" << std::setw(26) << "FINISHED (UTC)" << std::setw(10) << "STEPS"
       << "DETAILS\n";
   for (const auto& stage : summary["stages"]) {
     std::size_t done = 0;
@@ -317,11 +326,12 @@ void print_summary(std::ostream& out, const nlohmann::json& summary) {
       details += " (by " + canceled_by + ")";
     }
     auto when = [](const nlohmann::json& at) {
-      return at.get<Timestamp>() == 0 ? std::string("-") : clock_time(at.get<Timestamp>());
+      // With the date: a release may wait days for its approval.
+      return at.get<Timestamp>() == 0 ? std::string("-") : iso_time(at.get<Timestamp>());
     };
     out << std::left << std::setw(8) << stage["name"].get<std::string>() << std::setw(21)
-        << stage["status"].get<std::string>() << std::setw(8) << stage["attempt"].get<int>() << std::setw(14)
-        << when(stage["started_at"]) << std::setw(14) << when(stage["finished_at"]) << std::setw(10)
+        << stage["status"].get<std::string>() << std::setw(8) << stage["attempt"].get<int>() << std::setw(26)
+        << when(stage["started_at"]) << std::setw(26) << when(stage["finished_at"]) << std::setw(10)
         << (std::to_string(done) + "/" + std::to_string(stage["steps"].size())) << details << "\n";
   }
 }

@@ -44,6 +44,7 @@ void print_environments(std::ostream& out, const nlohmann::json& document,
 void print_environment_history(std::ostream& out, const nlohmann::json& page);    // {"deployments", "next_cursor"}
 void print_approvals(std::ostream& out, const nlohmann::json& inbox);             // {"user"|"group", "approvals"}
 void print_pipeline_versions(std::ostream& out, const nlohmann::json& versions);  // {"pipeline", "versions"}
+void print_pipelines(std::ostream& out, const nlohmann::json& pipelines);
 void print_pipeline_diff(std::ostream& out, const nlohmann::json& diff);          // {"from", "to", "changes"}
 void print_delivery_metrics(std::ostream& out, const nlohmann::json& metrics);    // {"pipeline", "from", "to", "stages"}
 

@@ -178,6 +178,42 @@ int pipeline_diff(Common& common, const std::string& pipeline, std::int64_t from
       [](const json& diff) { print_pipeline_diff(std::cout, diff); });
 }
 
+int list_pipelines(Common& common) {
+  return read_model(
+      common,
+      [&](Runtime& runtime) -> Result<json> {
+        CASCADE_TRY(latest, runtime.projections().pipelines().latest_versions());
+        return projections::pipelines_json(latest);
+      },
+      [&](ApiClient& client) { return client.get("/api/v1/pipelines"); },
+      [](const json& pipelines) { print_pipelines(std::cout, pipelines); });
+}
+
+// One version's canonical definition (the latest without --version): the
+// same document over a server and offline, printed as JSON either way.
+int show_pipeline(Common& common, const std::string& pipeline, std::int64_t version) {
+  return read_model(
+      common,
+      [&](Runtime& runtime) -> Result<json> {
+        if (version > 0) {
+          CASCADE_TRY(stored, runtime.projections().pipelines().version(pipeline, version));
+          return json{{"name", stored.pipeline}, {"version", stored.version}, {"definition", stored.definition}};
+        }
+        CASCADE_TRY(stored, runtime.service().load_pipeline(pipeline));
+        return json{{"name", stored.definition.name},
+                    {"version", stored.version},
+                    {"definition", engine::to_json(stored.definition)}};
+      },
+      [&](ApiClient& client) {
+        return client.get("/api/v1/pipelines/" + url_encode(pipeline) +
+                          (version > 0 ? "?version=" + std::to_string(version) : std::string()));
+      },
+      [](const json& shown) {
+        std::cout << "# pipeline " << shown["name"].get<std::string>() << ", version " << shown["version"] << "\n"
+                  << shown["definition"].dump(2) << "\n";
+      });
+}
+
 // ---- delivery metrics -------------------------------------------------------------
 
 struct MetricsOptions {
@@ -322,6 +358,14 @@ void add_projection_commands(CLI::App& app, Common& common, int& exit_code) {
   approvals->callback([o, &common, &exit_code] { exit_code = list_approvals(common, o->group, o->all_approvals); });
 
   auto* pipeline_command = subcommand(app, "pipeline", "pipeline definitions");
+  auto* pipelines = pipeline_command->add_subcommand("list", "every pipeline at its latest version");
+  add_client_options(pipelines, common);
+  pipelines->callback([&common, &exit_code] { exit_code = list_pipelines(common); });
+  auto* show = pipeline_command->add_subcommand("show", "a pipeline's definition as stored (canonical JSON)");
+  show->add_option("NAME", o->pipeline)->required();
+  show->add_option("--version", o->from_version, "this version (default: the latest)");
+  add_client_options(show, common);
+  show->callback([o, &common, &exit_code] { exit_code = show_pipeline(common, o->pipeline, o->from_version); });
   auto* versions = pipeline_command->add_subcommand("versions", "every version of a pipeline and the releases using it");
   versions->add_option("NAME", o->pipeline)->required();
   add_client_options(versions, common);

@@ -474,6 +474,12 @@ Authenticator::Authenticator(std::vector<UserRecord> users) {
   }
 }
 
+bool Authenticator::knows(std::string_view name) const {
+  return std::any_of(users_.begin(), users_.end(), [&](const Entry& entry) {
+    return entry.user.name == name || entry.user.in_group(name);
+  });
+}
+
 Authentication Authenticator::authenticate(std::string_view authorization) const {
   auto trim = [](std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);

@@ -144,6 +144,8 @@ class Authenticator {
   Authentication authenticate(std::string_view authorization) const;
 
   std::size_t size() const { return users_.size(); }
+  // Whether `name` is a user, or a group some user belongs to.
+  bool knows(std::string_view name) const;
 
  private:
   struct Entry {

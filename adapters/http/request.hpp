@@ -70,6 +70,9 @@ struct Request {
   // The caller, for every route that needs a role (all but the public ones).
   // This — never a field of the body — is who performs the action.
   std::optional<User> user;
+  // The users the caller was authenticated among (who exists, which groups);
+  // null on public routes.
+  std::shared_ptr<const Authenticator> directory;
 
   // The value of the route parameter `name`, or "" when the route has none.
   const std::string& param(std::string_view name) const;

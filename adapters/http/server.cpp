@@ -670,6 +670,7 @@ class HttpServer::Impl::Session final : public HttpServer::Impl::SessionBase,
       return send(std::move(*refusal));
     }
     request.user = std::move(user);
+    request.directory = server_.authenticator();
 
     if (!server_.try_admit()) {
       Response response = error_response(429, kCodeTooManyRequests, "too many requests in progress; retry later");

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <regex>
 
 namespace cascade {
 namespace {
@@ -105,6 +106,10 @@ TEST_F(ClientCliTest, EveryReadCommandPrintsOverHttpWhatItPrintsOfflineOnTheSame
       "pipeline versions SampleApp --json",
       "pipeline diff SampleApp 1 2",
       "pipeline diff SampleApp 1 2 --json",
+      "pipeline list",
+      "pipeline list --json",
+      "pipeline show SampleApp",
+      "pipeline show SampleApp --version 1 --json",
       "metrics delivery --pipeline SampleApp --from 2020-01-01T00:00:00Z --to 2100-01-01T00:00:00Z",
       "metrics delivery --pipeline SampleApp --stage dev --from 2020-01-01T00:00:00Z --to 2100-01-01T00:00:00Z --json",
   };
@@ -117,6 +122,11 @@ TEST_F(ClientCliTest, EveryReadCommandPrintsOverHttpWhatItPrintsOfflineOnTheSame
     }
     served[command] = answer.output;
   }
+  EXPECT_NE(served["pipeline list"].find("SampleApp  2 "), std::string::npos) << served["pipeline list"];
+  EXPECT_NE(served["pipeline show SampleApp"].find("\"description\": \"edited for the diff\""), std::string::npos);
+  const json shipped = json::parse(testing::read_file(std::string(CASCADE_SOURCE_DIR) + "/tools/examples/sampleapp.json"));
+  EXPECT_EQ(json::parse(served["pipeline show SampleApp --version 1 --json"])["definition"]["description"],
+            shipped["description"]);
   const CommandRun inbox = as("release-manager", "approvals --json");
   ASSERT_EQ(inbox.exit_code, 0) << inbox.output;
   EXPECT_EQ(json::parse(inbox.output)["approvals"][0]["stage"], "prod") << inbox.output;
@@ -288,6 +298,13 @@ TEST_F(ClientCliTest, ReleaseWaitRefusesAConditionTheReleaseCanNeverMeetBeforeWa
   expect_refused("succeeded", "'succeeded' (did you mean 'Succeeded'?) is not a release status");
   expect_refused("Deploying", "'Deploying' is a stage state, not a release status: write STAGE=Deploying");
 
+  // The same help wherever a stage is named.
+  const CommandRun logs = as("vic", "release logs SampleApp-1 prd");
+  EXPECT_EQ(logs.exit_code, 3) << logs.output;
+  EXPECT_NE(logs.output.find("release SampleApp-1 has no stage 'prd' (did you mean 'prod'? stages: dev, test, qa, prod)"),
+            std::string::npos)
+      << logs.output;
+
   const CommandRun timed_out = as("vic", "release wait SampleApp-1 --until prod=Succeeded --timeout 1");
   EXPECT_EQ(timed_out.exit_code, 1) << timed_out.output;
   EXPECT_NE(timed_out.output.find("timed out after 1s waiting for SampleApp-1 to reach prod=Succeeded"),
@@ -303,6 +320,10 @@ TEST_F(ClientCliTest, ReleaseWaitExitsFourWhenTheReleaseEndedBadlyUnlessThatWasA
   EXPECT_NE(settled.output.find("cascade: error: release SampleApp-1 ended Rejected"), std::string::npos)
       << settled.output;
   EXPECT_NE(settled.output.find("prod    Rejected"), std::string::npos) << settled.output;  // the summary first
+  // Times in the table carry their date and zone.
+  EXPECT_NE(settled.output.find("STARTED (UTC)"), std::string::npos) << settled.output;
+  EXPECT_TRUE(std::regex_search(settled.output, std::regex(R"(\ndev +Succeeded +1 +20\d\d-\d\d-\d\dT\d\d:\d\d)")))
+      << settled.output;
   const CommandRun settled_json = as("vic", "release wait SampleApp-1 --timeout 60s --json", /*with_stderr=*/false);
   EXPECT_EQ(settled_json.exit_code, 4);
   EXPECT_EQ(json::parse(settled_json.output)["status"], "Rejected") << settled_json.output;  // one document
@@ -350,6 +371,42 @@ TEST_F(ClientCliTest, AReleaseOfAMissingArtifactIsRefusedAtCreation) {
   EXPECT_EQ(offline_refused.exit_code, 2) << offline_refused.output;
   EXPECT_NE(offline_refused.output.find("--artifact: no file or directory at /nonexistent"), std::string::npos)
       << offline_refused.output;
+}
+
+TEST_F(ClientCliTest, ApproversNobodyCanActForAreAWarningAndWithStrictARefusal) {
+  const std::string pipeline = dir_ / "gated.json";
+  std::ofstream(pipeline) << R"({"name": "Gated", "groups": {"leads": ["bob"], "ghosts": ["nobody"]},
+      "stages": [{"name": "prod", "trigger": {"after_release": true},
+                  "pre_approval": {"approvers": ["release-manager", "leads", "cto", "ghosts"]},
+                  "steps": [{"name": "deploy", "run": "true"}]}]})";
+  const CommandRun strict = as("admin", "pipeline apply " + pipeline + " --strict");
+  EXPECT_EQ(strict.exit_code, 2) << strict.output;
+  EXPECT_NE(strict.output.find("stages[0].pre_approval.approvers[2]: 'cto' is no user or group the server knows: "
+                               "stage 'prod' would wait for an approval nobody can give"),
+            std::string::npos)
+      << strict.output;
+  EXPECT_NE(strict.output.find("stages[0].pre_approval.approvers[3]: 'ghosts'"), std::string::npos) << strict.output;
+  EXPECT_EQ(as("vic", "pipeline versions Gated").exit_code, 3);  // nothing stored
+
+  const CommandRun warned = as("admin", "pipeline apply " + pipeline);
+  EXPECT_EQ(warned.exit_code, 0) << warned.output;
+  EXPECT_NE(warned.output.find("cascade: warning: stages[0].pre_approval.approvers[2]: 'cto' is no user"),
+            std::string::npos)
+      << warned.output;
+  EXPECT_EQ(warned.output.find("approvers[0]"), std::string::npos) << "release-manager is a user";
+  EXPECT_EQ(warned.output.find("approvers[1]"), std::string::npos) << "leads has bob";
+  EXPECT_NE(warned.output.find("pipeline Gated is at version 1"), std::string::npos) << warned.output;
+}
+
+TEST_F(ClientCliTest, AMalformedFileIsReportedOnce) {
+  const std::string file = dir_ / "broken.json";
+  std::ofstream(file) << "{\"name\": \"x\", ";
+  const CommandRun answer = as("admin", "pipeline apply " + file);
+  EXPECT_EQ(answer.exit_code, 2) << answer.output;
+  const std::string message = "malformed JSON at line 1, column 15";
+  const std::size_t first = answer.output.find(message);
+  ASSERT_NE(first, std::string::npos) << answer.output;
+  EXPECT_EQ(answer.output.find(message, first + 1), std::string::npos) << answer.output;
 }
 
 }  // namespace

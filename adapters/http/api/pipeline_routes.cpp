@@ -14,16 +14,14 @@ using nlohmann::json;
 Status add_pipeline_routes(Router& router, const RouteContextPtr& api) {
   CASCADE_TRY(router.add("GET", kApiBase + "/pipelines", Role::kViewer, [api](const Request&) -> Result<Response> {
     CASCADE_TRY(latest, api->projections.pipelines().latest_versions());
-    json list = json::array();
-    for (const projections::PipelineVersion& version : latest) {
-      list.push_back({{"name", version.pipeline},
-                      {"version", version.version},
-                      {"defined_at", version.defined_at},
-                      {"actor", version.actor}});
-    }
-    return Response::json({{"pipelines", std::move(list)}});
+    return Response::json(projections::pipelines_json(latest));
   }));
   CASCADE_TRY(router.add("GET", kApiBase + "/pipelines/{name}", Role::kViewer, [api](const Request& request) -> Result<Response> {
+    if (request.query.get("version")) {  // an older version, from the read model
+      CASCADE_TRY(number, required_version(request, "version"));
+      CASCADE_TRY(stored, api->projections.pipelines().version(request.param("name"), number));
+      return Response::json({{"name", stored.pipeline}, {"version", stored.version}, {"definition", stored.definition}});
+    }
     CASCADE_TRY(stored, api->service.load_pipeline(request.param("name")));
     return Response::json(
         {{"name", stored.definition.name}, {"version", stored.version}, {"definition", engine::to_json(stored.definition)}});
@@ -44,9 +42,26 @@ Status add_pipeline_routes(Router& router, const RouteContextPtr& api) {
       return invalid("the pipeline's name differs from the path's '" + request.param("name") + "'",
                      {{"name", "must equal the name in the path"}});
     }
+    // Approvers nobody the server knows can act for: a warning, or with
+    // ?strict=true a refusal (nothing is stored).
+    std::vector<Problem> unreachable;
+    if (request.directory != nullptr) {
+      unreachable = engine::unreachable_approvers(
+          definition.value(), [&](std::string_view name) { return request.directory->knows(name); });
+    }
+    if (!unreachable.empty() && request.query.get("strict").value_or("") == "true") {
+      return http::error_response(
+          make_error(ErrorCode::kInvalidArgument,
+                     "pipeline '" + definition.value().name + "' names approvers nobody can act for (strict): " +
+                         unreachable.front().path + ": " + unreachable.front().message,
+                     unreachable),
+          http::InvalidArgumentAs::kUnprocessableEntity);
+    }
     CASCADE_TRY(version, (counted(api->commands, "ApplyPipeline",
                                          api->service.apply_pipeline(definition.value(), request.user->name))));
-    return Response::json({{"name", definition.value().name}, {"version", version}});
+    json warnings = json::array();
+    for (const Problem& problem : unreachable) warnings.push_back({{"path", problem.path}, {"message", problem.message}});
+    return Response::json({{"name", definition.value().name}, {"version", version}, {"warnings", std::move(warnings)}});
   }));
   CASCADE_TRY(router.add("GET", kApiBase + "/pipelines/{name}/versions", Role::kViewer,
                          [api](const Request& request) -> Result<Response> {
