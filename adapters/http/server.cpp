@@ -573,18 +573,21 @@ class HttpServer::Impl::Session final : public HttpServer::Impl::SessionBase,
       return std::nullopt;
     }
     std::optional<User> user;
-    return authorize(*match.value().route, sv(parser_->get()[bhttp::field::authorization]), user);
+    std::shared_ptr<const Authenticator> directory;
+    return authorize(*match.value().route, sv(parser_->get()[bhttp::field::authorization]), user, directory);
   }
 
   // Who `authorization` names and whether they hold the route's role: the
-  // refusal to send, or nullopt with `user` set.
-  std::optional<Response> authorize(const Route& route, std::string_view authorization,
-                                    std::optional<User>& user) {
+  // refusal to send, or nullopt with `user` set and `directory` the users
+  // they were found among.
+  std::optional<Response> authorize(const Route& route, std::string_view authorization, std::optional<User>& user,
+                                    std::shared_ptr<const Authenticator>& directory) {
     // The generation first: a replacement between the two reads then only
     // makes the next request check again.
     const std::uint64_t generation = server_.users_generation();
     const std::shared_ptr<const Authenticator> authenticator = server_.authenticator();
     if (authenticator == nullptr) return unauthenticated_response("authentication is not configured", false);
+    directory = authenticator;
     if (authenticated_user_ && authenticated_generation_ == generation &&
         authorization.size() == authenticated_header_.size() &&
         CRYPTO_memcmp(authorization.data(), authenticated_header_.data(), authorization.size()) == 0) {
@@ -666,11 +669,10 @@ class HttpServer::Impl::Session final : public HttpServer::Impl::SessionBase,
       return send(invoke(route, request));
     }
     std::optional<User> user;
-    if (auto refusal = authorize(route, request.header("Authorization").value_or(""), user)) {
+    if (auto refusal = authorize(route, request.header("Authorization").value_or(""), user, request.directory)) {
       return send(std::move(*refusal));
     }
     request.user = std::move(user);
-    request.directory = server_.authenticator();
 
     if (!server_.try_admit()) {
       Response response = error_response(429, kCodeTooManyRequests, "too many requests in progress; retry later");
