@@ -1,5 +1,7 @@
 #include "projections/projection_store.hpp"
 
+#include "events/write_groups.hpp"
+
 #include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
@@ -25,14 +27,6 @@ std::uint64_t from_big_endian(std::string_view bytes) {
 
 bool starts_with(std::string_view text, std::string_view prefix) {
   return text.size() >= prefix.size() && text.compare(0, prefix.size(), prefix) == 0;
-}
-
-void without_cross_thread_write_groups_under_tsan([[maybe_unused]] rocksdb::DBOptions& options) {
-#if defined(__SANITIZE_THREAD__)
-  // A leader's group grows only while the group stays within this size, and
-  // no batch is that small (RocksDB: WriteThread::EnterAsBatchGroupLeader).
-  options.max_write_batch_group_size_bytes = 1;
-#endif
 }
 
 Error storage_error(const rocksdb::Status& status, const std::string& what) {
@@ -125,7 +119,7 @@ Result<std::shared_ptr<ProjectionStore>> ProjectionStore::open(const std::string
   if (env != nullptr) options.env = env;
   options.create_if_missing = true;
   options.create_missing_column_families = true;
-  without_cross_thread_write_groups_under_tsan(options);
+  events::without_cross_thread_write_groups_under_tsan(options);
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
   rocksdb::Status status = rocksdb::DB::Open(options, dir, descriptors, &handles, &db);

@@ -28,16 +28,6 @@ std::uint64_t from_big_endian(std::string_view bytes);
 bool starts_with(std::string_view text, std::string_view prefix);
 Error storage_error(const rocksdb::Status& status, const std::string& what);
 
-// Called on the options of every RocksDB Cascade opens (this is the lowest
-// layer that opens one). In a ThreadSanitizer build (tools/dev test --tsan)
-// it limits every write group to its leader: Debian's RocksDB is not built
-// with TSAN, so when a group's leader copies a follower's WriteBatch into the
-// WAL and the memtable, the hand-off (RocksDB's own atomics) is invisible and
-// TSAN reports the copy as a race in whatever Cascade code filled the batch.
-// Writes from many threads still run concurrently; only RocksDB's batching of
-// them is off, and only under TSAN. Other builds: unchanged.
-void without_cross_thread_write_groups_under_tsan(rocksdb::DBOptions& options);
-
 // Paging cursors are opaque to callers: "c" and the 16 hex digits of a log
 // position. kInvalidArgument for anything else.
 std::string encode_cursor(std::uint64_t position);

@@ -3,7 +3,7 @@
 #include "adapters/kafka/properties.hpp"
 
 #include "adapters/metrics/metrics.hpp"
-#include "projections/projection_store.hpp"
+#include "events/write_groups.hpp"
 
 #include <librdkafka/rdkafka.h>
 #include <rocksdb/db.h>
@@ -67,7 +67,7 @@ Result<std::unique_ptr<EgressStateStore>> EgressStateStore::open(const std::stri
   options.create_if_missing = true;
   options.max_open_files = 64;  // a handful of entries: keep its footprint small
   options.keep_log_file_num = 2;
-  projections::without_cross_thread_write_groups_under_tsan(options);
+  events::without_cross_thread_write_groups_under_tsan(options);
   rocksdb::DB* raw = nullptr;
   const rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
   if (!s.ok()) return storage_error(s, "opening " + dir);

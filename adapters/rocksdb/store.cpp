@@ -3,7 +3,7 @@
 
 #include "adapters/rocksdb/rocks_internal.hpp"
 #include "adapters/rocksdb/rocksdb_env.hpp"
-#include "projections/projection_store.hpp"
+#include "events/write_groups.hpp"
 
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/statistics.h>
@@ -67,7 +67,7 @@ rocksdb::Options store_db_options() {
   // it; kAbsoluteConsistency would refuse even the torn tail that kill -9 can
   // leave. See README.md, "Recovery of the write-ahead log".
   options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
-  projections::without_cross_thread_write_groups_under_tsan(options);
+  events::without_cross_thread_write_groups_under_tsan(options);
   return options;
 }
 
