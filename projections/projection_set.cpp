@@ -10,6 +10,7 @@ Result<std::unique_ptr<ProjectionSet>> ProjectionSet::open(const std::string& di
   const std::vector<std::string> families = {
       ReleaseSummaryProjection::kSummariesFamily, ReleaseSummaryProjection::kOrderFamily,
       ReleaseListProjection::kAllFamily,          ReleaseListProjection::kByPipelineFamily,
+      ReleaseListProjection::kByNameFamily,       ReleaseListProjection::kByCdEventFamily,
       EnvironmentProjection::kCurrentFamily,      EnvironmentProjection::kHistoryFamily,
       ApprovalInboxProjection::kUsersFamily,      ApprovalInboxProjection::kGroupsFamily,
       ApprovalInboxProjection::kPendingFamily,    PipelineProjection::kVersionsFamily,

@@ -2,6 +2,7 @@
 
 #include "projections/projection_store.hpp"
 #include "projections/release_summary.hpp"
+#include "engine/release.hpp"
 
 #include <limits>
 
@@ -28,7 +29,7 @@ Status check_status(const std::string& status) {
 }  // namespace
 
 ReleaseListProjection::ReleaseListProjection(std::shared_ptr<ProjectionStore> store, events::EventLog& log)
-    : Projection(kName, {kAllFamily, kByPipelineFamily}, std::move(store), log) {}
+    : Projection(kName, {kAllFamily, kByPipelineFamily, kByNameFamily, kByCdEventFamily}, std::move(store), log) {}
 
 Status ReleaseListProjection::apply(const std::vector<events::RecordedEvent>& batch, ProjectionWrite& write) {
   for (const events::RecordedEvent& event : batch) {
@@ -41,8 +42,13 @@ Status ReleaseListProjection::apply(const std::vector<events::RecordedEvent>& ba
                                                            {"path", created->artifact.path}}},
                                              {"created_at", event.recorded_at}}
                                   .dump();
-    write.put(store().family(kAllFamily), big_endian(event.position), entry);
-    write.put(store().family(kByPipelineFamily), created->pipeline + '\0' + big_endian(event.position), entry);
+    const std::string position = big_endian(event.position);
+    write.put(store().family(kAllFamily), position, entry);
+    write.put(store().family(kByPipelineFamily), created->pipeline + '\0' + position, entry);
+    write.put(store().family(kByNameFamily), created->name + '\0' + position, entry);
+    if (created->trigger_cdevent) {
+      write.put(store().family(kByCdEventFamily), created->trigger_cdevent->id + '\0' + position, entry);
+    }
   }
   return success();
 }
@@ -82,8 +88,13 @@ Result<ReleasePage> ReleaseListProjection::list(const ReleaseQuery& query) const
     if (position == 0) return ReleasePage{};
     before = position - 1;
   }
-  const std::string prefix = query.pipeline.empty() ? std::string() : query.pipeline + '\0';
-  Family index = store().family(query.pipeline.empty() ? kAllFamily : kByPipelineFamily);
+  // The narrowest index for the query; a pipeline asked together with a
+  // CDEvent is filtered while scanning (one build may feed several pipelines).
+  const bool by_cdevent = !query.cdevent.empty();
+  const bool by_pipeline = !by_cdevent && !query.pipeline.empty();
+  const bool filter_pipeline = by_cdevent && !query.pipeline.empty();
+  const std::string prefix = by_cdevent ? query.cdevent + '\0' : by_pipeline ? query.pipeline + '\0' : std::string();
+  Family index = store().family(by_cdevent ? kByCdEventFamily : by_pipeline ? kByPipelineFamily : kAllFamily);
 
   const Snapshot view = store().snapshot();  // the index and the summaries as of one moment
   ReleasePage page;
@@ -92,6 +103,7 @@ Result<ReleasePage> ReleaseListProjection::list(const ReleaseQuery& query) const
   for (it->SeekForPrev(prefix + big_endian(before)); it->Valid() && starts_with(it->key().ToStringView(), prefix);
        it->Prev()) {
     const std::string entry = it->value().ToString();
+    if (filter_pipeline && nlohmann::json::parse(entry).value("pipeline", "") != query.pipeline) continue;
     CASCADE_TRY(summary, view.get(store().family(ReleaseSummaryProjection::kSummariesFamily), id_of_entry(entry)));
     std::string document = summary ? std::move(*summary) : entry;
     // Only a status filter needs the document parsed.
@@ -106,6 +118,34 @@ Result<ReleasePage> ReleaseListProjection::list(const ReleaseQuery& query) const
   }
   if (!it->status().ok()) return storage_error(it->status(), "list releases");
   return page;
+}
+
+Result<std::vector<std::string>> ReleaseListProjection::ids_named(const std::string& name) const {
+  const std::string prefix = name + '\0';
+  std::vector<std::string> ids;
+  const Snapshot view = store().snapshot();
+  std::unique_ptr<rocksdb::Iterator> it = view.iterate(store().family(kByNameFamily));
+  for (it->Seek(prefix); it->Valid() && starts_with(it->key().ToStringView(), prefix); it->Next()) {
+    ids.push_back(id_of_entry(it->value().ToString()));
+  }
+  if (!it->status().ok()) return storage_error(it->status(), "look up release name");
+  return ids;
+}
+
+Result<std::string> release_id_of(events::EventLog& log, const ReleaseListProjection& releases,
+                                  const std::string& id_or_name) {
+  CASCADE_TRY(version, log.stream_version(engine::release_stream(id_or_name)));
+  if (version > 0) return id_or_name;
+  CASCADE_TRY(ids, releases.ids_named(id_or_name));
+  if (ids.empty()) return id_or_name;
+  if (ids.size() == 1) return ids.front();
+  constexpr std::size_t kListed = 5;
+  std::string listed;
+  for (std::size_t i = 0; i < ids.size() && i < kListed; ++i) listed += (i == 0 ? "" : ", ") + ids[i];
+  if (ids.size() > kListed) listed += ", and " + std::to_string(ids.size() - kListed) + " more";
+  return make_error(ErrorCode::kInvalidArgument, "release name '" + id_or_name + "' belongs to " +
+                                                      std::to_string(ids.size()) + " releases (" + listed +
+                                                      "): give the release id instead");
 }
 
 std::vector<nlohmann::json> ReleasePage::releases() const {

@@ -21,6 +21,7 @@ struct ReleaseQuery {
   std::string status;    // empty: any; else a release status ("Succeeded", "WaitingForApproval", …)
   std::size_t limit = kDefaultLimit;  // 1…kMaxLimit
   std::string cursor;    // empty: the first page; else a page's next_cursor
+  std::string cdevent;   // empty: any; else only releases created by the CDEvent with this id
 };
 
 struct ReleasePage {
@@ -38,8 +39,10 @@ struct ReleasePage {
 
 // Indexes, keyed by the position of each ReleaseCreated event (BE64), so
 // newer releases always sort after older ones: family "releases_all"
-// (position → entry) and "releases_by_pipeline" (pipeline '\0' position →
-// entry), the entry being {id, name, pipeline, artifact, created_at}.
+// (position → entry), "releases_by_pipeline" (pipeline '\0' position →
+// entry), "releases_by_name" (display name '\0' position → entry) and
+// "releases_by_cdevent" (the creating CDEvent's id '\0' position → entry),
+// the entry being {id, name, pipeline, artifact, created_at}.
 // Status comes from the summary documents (ReleaseSummaryProjection's
 // family), read in the same snapshot as the index.
 class ReleaseListProjection final : public Projection {
@@ -47,6 +50,8 @@ class ReleaseListProjection final : public Projection {
   static constexpr const char* kName = "releases";
   static constexpr const char* kAllFamily = "releases_all";
   static constexpr const char* kByPipelineFamily = "releases_by_pipeline";
+  static constexpr const char* kByNameFamily = "releases_by_name";
+  static constexpr const char* kByCdEventFamily = "releases_by_cdevent";
 
   // REQUIRES: `store` was opened with this projection's families and
   // ReleaseSummaryProjection::kSummariesFamily.
@@ -60,8 +65,26 @@ class ReleaseListProjection final : public Projection {
   // malformed cursor.
   Result<ReleasePage> list(const ReleaseQuery& query) const;
 
+  // The ids of the releases whose display name is `name`, oldest first
+  // (names repeat: every pipeline's default format is Release-$(rev:r)).
+  Result<std::vector<std::string>> ids_named(const std::string& name) const;
+
+  // Format 2: the name and CDEvent indexes (a store of format 1 has neither,
+  // so it rebuilds them from the log).
+  int format() const override { return 2; }
+
  protected:
   Status apply(const std::vector<events::RecordedEvent>& batch, ProjectionWrite& write) override;
 };
+
+// What a caller means by `id_or_name` (a command line, a URL): the id itself
+// when a release has that id (read from the log, so a release created a
+// moment ago resolves before the projection has it); else the one release
+// with that display name; else `id_or_name` unchanged, for the caller's own
+// "no release" answer. kInvalidArgument when the name belongs to several
+// releases, listing their ids. Display names resolve once the release list
+// projection has the release.
+Result<std::string> release_id_of(events::EventLog& log, const ReleaseListProjection& releases,
+                                  const std::string& id_or_name);
 
 }  // namespace cascade::projections

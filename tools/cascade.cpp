@@ -219,7 +219,7 @@ std::pair<std::string, json> remote_command(const engine::Command& command) {
       command);
 }
 
-int release_command(Common& common, const std::string& release_id, const engine::Command& command) {
+int release_command(Common& common, std::string release_id, const engine::Command& command) {
   auto target = target_of(common, /*actor_required=*/true);
   if (!target) return report(target.error(), common.json);
   if (target.value().client) {
@@ -234,6 +234,11 @@ int release_command(Common& common, const std::string& release_id, const engine:
   if (!session) return report(session.error(), common.json);
   Runtime& runtime = session.value()->runtime();
   runtime.settle();  // finish what an earlier command left before deciding
+  if (auto resolved = release_id_of(runtime, release_id); !resolved) {
+    return report(resolved.error(), common.json);
+  } else {
+    release_id = std::move(resolved).value();
+  }
   auto done = runtime.service().execute(release_id, command, engine::Invocation{common.actor, common.command_id, ""});
   if (!done) return report(done.error(), common.json);
   return print_release(runtime, release_id, common);
@@ -245,7 +250,10 @@ int show_release(Common& common, const std::string& release_id) {
   if (target.value().client) return print_summary_document(target.value().client->get(release_path(release_id)), common);
   auto session = Session::start(common);
   if (!session) return report(session.error(), common.json);
-  return print_release(session.value()->runtime(), release_id, common);
+  session.value()->runtime().settle();  // a display name resolves once the release list has the release
+  auto id = release_id_of(session.value()->runtime(), release_id);
+  if (!id) return report(id.error(), common.json);
+  return print_release(session.value()->runtime(), id.value(), common);
 }
 
 // Prints one log line as it arrives over --follow: JSON lines with --json.
@@ -325,7 +333,9 @@ int show_logs(Common& common, const std::string& release_id, const std::string& 
   if (!session) return report(session.error(), common.json);
   Runtime& runtime = session.value()->runtime();
   runtime.settle();
-  auto release = runtime.service().load(release_id);
+  auto id = release_id_of(runtime, release_id);
+  if (!id) return report(id.error(), common.json);
+  auto release = runtime.service().load(id.value());
   if (!release) return report(release.error(), common.json);
   const engine::StageRecord* stage = release.value().find_stage(stage_name);
   if (stage == nullptr) {
@@ -373,7 +383,9 @@ int show_events(Common& common, const std::string& release_id) {
     if (!session) return report(session.error(), common.json);
     Runtime& runtime = session.value()->runtime();
     runtime.settle();
-    auto read = runtime.log().read(engine::release_stream(release_id));
+    auto id = release_id_of(runtime, release_id);
+    if (!id) return report(id.error(), common.json);
+    auto read = runtime.log().read(engine::release_stream(id.value()));
     if (!read) return report(read.error(), common.json);
     if (read.value().empty()) return report(make_error(ErrorCode::kNotFound, "no release '" + release_id + "'"), common.json);
     stream = std::move(read).value();
@@ -392,13 +404,19 @@ int show_events(Common& common, const std::string& release_id) {
 // `watch`: every new event as a timeline line (or one JSON object per line),
 // of one release or all, until the server closes the stream or `count` events
 // were shown. Over a server only: offline, nothing else moves the log.
-int watch(Common& common, const std::string& release_id, std::optional<std::uint64_t> after, std::size_t count) {
+int watch(Common& common, std::string release_id, std::optional<std::uint64_t> after, std::size_t count) {
   auto target = target_of(common);
   if (!target) return report(target.error(), common.json);
   if (!target.value().client) {
     return report(make_error(ErrorCode::kInvalidArgument,
                              "watch follows a running server (--server); offline, `cascade events ID` lists the events"),
                   common.json);
+  }
+  if (!release_id.empty()) {
+    // The stream names releases by id: a display name is resolved first.
+    auto summary = target.value().client->get(release_path(release_id));
+    if (!summary) return report(summary.error(), common.json);
+    release_id = summary.value().value("id", release_id);
   }
   std::size_t shown = 0;
   Error failure;
@@ -546,7 +564,7 @@ std::string duration_text(std::chrono::milliseconds duration) {
   return std::to_string(seconds) + "s";
 }
 
-int wait_for_release(Common& common, const std::string& release_id, const std::string& until, const std::string& timeout) {
+int wait_for_release(Common& common, std::string release_id, const std::string& until, const std::string& timeout) {
   const WaitCondition condition = WaitCondition::parse(until);
   auto limit = parse_duration(timeout);
   if (!limit) return report(limit.error(), common.json);
@@ -576,6 +594,10 @@ int wait_for_release(Common& common, const std::string& release_id, const std::s
     // Offline this process runs the engine: once it settles nothing else moves.
     auto session = Session::start(common);
     if (!session) return report(session.error(), common.json);
+    session.value()->runtime().settle();
+    auto id = release_id_of(session.value()->runtime(), release_id);
+    if (!id) return report(id.error(), common.json);
+    release_id = id.value();
     auto summary = settled_summary(session.value()->runtime(), release_id);
     if (!summary) return report(summary.error(), common.json);
     if (auto checked = check_wait_condition(condition, release_id, summary.value()); !checked) {
@@ -590,6 +612,7 @@ int wait_for_release(Common& common, const std::string& release_id, const std::s
   {
     auto first = reader.value().get(release_path(release_id));
     if (!first) return report(first.error(), common.json);
+    release_id = first.value().value("id", release_id);  // the stream names releases by id, not by display name
     if (auto checked = check_wait_condition(condition, release_id, first.value()); !checked) {
       return report(checked.error(), common.json);
     }

@@ -2,6 +2,8 @@
 
 #include "events/did_you_mean.hpp"
 #include "events/time.hpp"
+#include "projections/projection_set.hpp"
+#include "projections/release_list.hpp"
 
 #include <cctype>
 #include <cstdlib>
@@ -92,7 +94,7 @@ void add_common_options(CLI::App* command, Common& common, bool actor_required) 
   if (actor_required) as->required();
 }
 
-void add_client_options(CLI::App* command, Common& common) {
+void add_server_options(CLI::App* command, Common& common) {
   command->add_option("--server", common.server, "the cascade serve to talk to (default $CASCADE_SERVER or " +
                                                       std::string(kDefaultServer) + ")")
       ->each([&common](const std::string&) { common.server_given = true; });
@@ -100,6 +102,10 @@ void add_client_options(CLI::App* command, Common& common) {
   command->add_option("--ca", common.ca_file,
                       "an https server's certificate must chain to a CA in this PEM file (default $CASCADE_CA, else "
                       "the system's CAs)");
+}
+
+void add_client_options(CLI::App* command, Common& common) {
+  add_server_options(command, common);
   command->add_option("--data", common.data_dir,
                       "work offline on this data directory instead of a server (default $CASCADE_DATA)")
       ->each([&common](const std::string&) { common.data_given = true; });
@@ -246,6 +252,10 @@ std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv) {
               << "  run `" << usage << " --help` for its usage\n";
     return 2;
   }
+}
+
+Result<std::string> release_id_of(Runtime& runtime, const std::string& id_or_name) {
+  return projections::release_id_of(runtime.log(), runtime.projections().releases(), id_or_name);
 }
 
 }  // namespace cascade::tools

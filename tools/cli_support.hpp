@@ -94,6 +94,14 @@ void add_common_options(CLI::App* command, Common& common, bool actor_required =
 // --data, --server, --token, --json and --as on a subcommand that works
 // either way (see choose_mode).
 void add_client_options(CLI::App* command, Common& common);
+// --server, --token and --ca alone: for a command that reaches a server only
+// to follow up on what it did elsewhere (publish-build --wait).
+void add_server_options(CLI::App* command, Common& common);
+
+// The release a person means by `id_or_name` offline: its id, or the display
+// name one release carries (projections::release_id_of). Over a server the
+// server resolves names in every release URL.
+Result<std::string> release_id_of(Runtime& runtime, const std::string& id_or_name);
 
 // Remote commands read what they just wrote: the release's summary once the
 // server's read model has caught up with stream version `at_least` (a short

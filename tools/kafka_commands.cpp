@@ -9,11 +9,13 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <iostream>
 #include <pthread.h>
 #include <sstream>
+#include <thread>
 
 namespace cascade::tools {
 namespace {
@@ -76,6 +78,8 @@ struct PublishOptions {
   std::string id;
   bool structured = false;
   int timeout_s = 30;
+  bool wait = false;       // then print the releases the build created, from the server
+  int wait_timeout_s = 60;
 };
 
 // RFC 3986 unreserved characters stay; everything else in a purl version is %-encoded.
@@ -148,7 +152,29 @@ struct Acknowledgement {
   rd_kafka_resp_err_t error = RD_KAFKA_RESP_ERR_NO_ERROR;
 };
 
-int publish_build(const PublishOptions& o, bool json) {
+// The releases the CDEvent `id` created, as the server lists them: polled
+// until there is one (the ingress creates every release of one build in one
+// go) or `o.wait_timeout_s` passes. kNotFound then, saying where to look.
+Result<nlohmann::json> releases_created_by(const Common& common, const PublishOptions& o, const std::string& id) {
+  CASCADE_TRY(client, api_client(common));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o.wait_timeout_s);
+  auto pause = std::chrono::milliseconds(50);
+  for (;;) {
+    CASCADE_TRY(page, client.get("/api/v1/releases?cdevent=" + url_encode(id)));
+    if (!page["releases"].empty()) return page["releases"];
+    if (std::chrono::steady_clock::now() + pause > deadline) {
+      return make_error(ErrorCode::kNotFound,
+                        "no release created by CDEvent " + id + " within " + std::to_string(o.wait_timeout_s) +
+                            "s: no pipeline may trigger on " + o.artifact +
+                            ", or the server skipped or dead-lettered the build (its log says which and why)");
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(1000));
+  }
+}
+
+int publish_build(const PublishOptions& o, const Common& common) {
+  const bool json = common.json;
   auto cdevent = build_cdevent(o);
   if (!cdevent) return report(cdevent.error(), json);
   auto purl = kafka::parse_purl(cdevent.value()["subject"]["id"].get<std::string>());
@@ -201,11 +227,20 @@ int publish_build(const PublishOptions& o, bool json) {
                   json);
   }
   const std::string id = cdevent.value()["context"]["id"].get<std::string>();
-  if (json) {
-    std::cout << nlohmann::json{{"id", id}, {"topic", o.topic}, {"cdevent", cdevent.value()}}.dump() << "\n";
-  } else {
-    std::cout << id << "\n";
+  nlohmann::json published = {{"id", id}, {"topic", o.topic}, {"cdevent", cdevent.value()}};
+  if (!json) std::cout << id << "\n" << std::flush;
+  if (o.wait) {
+    auto releases = releases_created_by(common, o, id);
+    if (!releases) return report(releases.error(), json);  // the message names the CDEvent id
+    published["releases"] = releases.value();
+    if (!json) {
+      for (const nlohmann::json& release : releases.value()) {
+        std::cout << "created " << release.value("id", "") << " (" << release.value("name", "") << ") of "
+                  << release.value("pipeline", "") << "\n";
+      }
+    }
   }
+  if (json) std::cout << published.dump() << "\n";
   return 0;
 }
 
@@ -239,8 +274,14 @@ void add_kafka_commands(CLI::App& app, Common& common, int& exit_code) {
   publish_command->add_flag("--structured", publish->structured, "structured CloudEvents mode (default binary)");
   publish_command->add_option("--timeout", publish->timeout_s, "seconds to wait for the broker's acknowledgement")
       ->capture_default_str();
-  publish_command->add_flag("--json", common.json, "print {\"id\", \"topic\", \"cdevent\"} as JSON");
-  publish_command->callback([&common, &exit_code, publish] { exit_code = publish_build(*publish, common.json); });
+  publish_command->add_flag("--wait", publish->wait,
+                            "then print the release(s) the build created, asking the server (--server, --token)");
+  publish_command->add_option("--wait-timeout", publish->wait_timeout_s, "seconds --wait waits for a release")
+      ->capture_default_str();
+  add_server_options(publish_command, common);
+  publish_command->add_flag("--json", common.json,
+                            "print {\"id\", \"topic\", \"cdevent\"} as JSON (with --wait, also \"releases\")");
+  publish_command->callback([&common, &exit_code, publish] { exit_code = publish_build(*publish, common); });
 }
 
 }  // namespace cascade::tools

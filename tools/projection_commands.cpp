@@ -74,13 +74,14 @@ struct ListOptions {
   std::string status;
   std::size_t limit = projections::ReleaseQuery::kDefaultLimit;
   std::string cursor;
+  std::string cdevent;
 };
 
 int list_releases(Common& common, const ListOptions& options) {
   return read_model(
       common,
       [&](Runtime& runtime) -> Result<json> {
-        projections::ReleaseQuery query{options.pipeline, options.status, options.limit, options.cursor};
+        projections::ReleaseQuery query{options.pipeline, options.status, options.limit, options.cursor, options.cdevent};
         CASCADE_TRY(page, runtime.projections().releases().list(query));
         return json{{"releases", page.releases()}, {"next_cursor", cursor_json(page.next_cursor)}};
       },
@@ -88,7 +89,8 @@ int list_releases(Common& common, const ListOptions& options) {
         return client.get("/api/v1/releases" + query_string({{"pipeline", options.pipeline},
                                                             {"status", options.status},
                                                             {"limit", std::to_string(options.limit)},
-                                                            {"cursor", options.cursor}}));
+                                                            {"cursor", options.cursor},
+                                                            {"cdevent", options.cdevent}}));
       },
       [](const json& page) { print_release_list(std::cout, page); });
 }
@@ -330,6 +332,7 @@ void add_projection_commands(CLI::App& app, Common& common, int& exit_code) {
   list->add_option("--status", o->list.status, "only releases in this status (Succeeded, Failed, …)");
   list->add_option("--limit", o->list.limit, "at most this many (1-500)")->capture_default_str();
   list->add_option("--cursor", o->list.cursor, "continue after the previous page (its next cursor)");
+  list->add_option("--cdevent", o->list.cdevent, "only the releases this CI event (its CDEvent id) created");
   add_client_options(list, common);
   list->callback([o, &common, &exit_code] { exit_code = list_releases(common, o->list); });
 

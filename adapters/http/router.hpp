@@ -26,6 +26,10 @@ using Handler = std::function<Result<Response>(const Request&)>;
 // must not throw. It saves the two thread hand-offs a worker costs.
 using QuickHandler = std::function<std::optional<Result<Response>>(const Request&)>;
 
+// Turns the value a client gave for a route parameter into the one the
+// handlers use (a release's display name into its id), or an error to answer.
+using ParamResolver = std::function<Result<std::string>(const std::string&)>;
+
 struct Route {
   std::string method;
   std::string pattern;
@@ -81,6 +85,14 @@ class Router {
 
   const std::vector<Route>& routes() const { return routes_; }
 
+  // Every route's parameter `name` goes through `resolver` before the route's
+  // quick path or handler sees it — after authentication, so an anonymous
+  // caller learns nothing from it. One resolver per name; a later one
+  // replaces it.
+  void resolve_param(std::string name, ParamResolver resolver);
+  // Applies the resolvers to `params` in place; the first error is returned.
+  Status resolve(std::map<std::string, std::string, std::less<>>& params) const;
+
  private:
   Status add_route(std::string_view method, std::string_view pattern, std::optional<Role> role, Handler handler);
 
@@ -90,6 +102,7 @@ class Router {
   };
   std::vector<Route> routes_;
   std::vector<std::vector<Segment>> segments_;  // parallel to routes_
+  std::map<std::string, ParamResolver, std::less<>> resolvers_;
 };
 
 }  // namespace cascade::adapters::http

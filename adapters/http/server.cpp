@@ -673,6 +673,9 @@ class HttpServer::Impl::Session final : public HttpServer::Impl::SessionBase,
       return send(std::move(*refusal));
     }
     request.user = std::move(user);
+    if (Status resolved = server_.router().resolve(request.params); !resolved) {
+      return send(error_response(resolved.error()));
+    }
 
     if (!server_.try_admit()) {
       Response response = error_response(429, kCodeTooManyRequests, "too many requests in progress; retry later");

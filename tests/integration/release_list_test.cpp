@@ -128,5 +128,65 @@ TEST_F(ReleaseListTest, BadLimitsStatusesAndCursorsAreInvalidArguments) {
   }
 }
 
+// Api and Web both name their releases Release-$(rev:r), the default.
+TEST_F(ReleaseListTest, ADisplayNameResolvesToItsReleaseAndARepeatedOneIsRefusedWithItsIds) {
+  const std::string api_1 = create("Api");
+  const std::string api_2 = create("Api");
+  const std::string web_1 = create("Web");
+  settle();
+  ASSERT_EQ(load(api_2).name, "Release-2");
+  events::EventLog& log = store_->log();
+  auto resolve = [&](const std::string& id_or_name) {
+    return release_id_of(log, projections().releases(), id_or_name);
+  };
+  auto unique = resolve("Release-2");
+  ASSERT_TRUE(unique) << unique.error().message;
+  EXPECT_EQ(unique.value(), api_2) << "only Api has a second release";
+  auto by_id = resolve(web_1);
+  ASSERT_TRUE(by_id);
+  EXPECT_EQ(by_id.value(), web_1);
+  auto unknown = resolve("Release-9");
+  ASSERT_TRUE(unknown) << "an unknown name is the caller's own 'no release'";
+  EXPECT_EQ(unknown.value(), "Release-9");
+
+  auto repeated = resolve("Release-1");
+  ASSERT_FALSE(repeated);
+  EXPECT_EQ(repeated.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(repeated.error().message.find("'Release-1' belongs to 2 releases (" + api_1 + ", " + web_1 + ")"),
+            std::string::npos)
+      << repeated.error().message;
+  // "Release-1" is no prefix match for "Release-10" and the like.
+  auto ids = projections().releases().ids_named("Release");
+  ASSERT_TRUE(ids);
+  EXPECT_TRUE(ids.value().empty());
+}
+
+TEST_F(ReleaseListTest, TheReleasesOfOneCiEventAreListedByItsIdAndOptionallyByPipeline) {
+  auto from_ci = [&](const std::string& pipeline, const std::string& cdevent_id) {
+    engine::NewRelease request;
+    request.pipeline = pipeline;
+    request.artifact = {"1.0.0", "/artifacts/1.0.0", 0, "", ""};
+    request.trigger = "cdevent";
+    request.trigger_cdevent = events::CdEventTrigger{cdevent_id, "/ci/shop", "dev.cdevents.artifact.published.0.2.0"};
+    auto id = service().create_release(request, engine::Invocation{"ci", "", ""});
+    EXPECT_TRUE(id) << id.error().message;
+    return id ? id.value() : "";
+  };
+  const std::string api = from_ci("Api", "build-7");
+  const std::string web = from_ci("Web", "build-7");
+  from_ci("Api", "build-70");  // a longer id with the same beginning
+  create("Web");               // by hand: no CDEvent
+  settle();
+
+  ReleaseQuery by_event = query(10);
+  by_event.cdevent = "build-7";
+  EXPECT_EQ(ids(page(by_event).releases()), (std::vector<std::string>{web, api}));
+  by_event.pipeline = "Api";
+  EXPECT_EQ(ids(page(by_event).releases()), (std::vector<std::string>{api}));
+  by_event.cdevent = "build-8";
+  by_event.pipeline.clear();
+  EXPECT_TRUE(page(by_event).documents.empty());
+}
+
 }  // namespace
 }  // namespace cascade::projections

@@ -122,6 +122,7 @@ Status add_release_routes(Router& router, const RouteContextPtr& api) {
     projections::ReleaseQuery query;
     query.pipeline = request.query.get("pipeline").value_or("");
     query.status = request.query.get("status").value_or("");
+    query.cdevent = request.query.get("cdevent").value_or("");
     query.cursor = request.query.get("cursor").value_or("");
     if (auto limit = request.query.get("limit")) {
       CASCADE_TRY(value, parse_size("limit", *limit));

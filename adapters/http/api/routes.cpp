@@ -26,6 +26,10 @@ Result<Router> make_api_router(ApiContext context) {
   }
   const auto api = std::make_shared<const RouteContext>(RouteContext{std::move(context), commands});
   Router router;
+  // Every {id} is a release's: its display name works wherever its id does.
+  router.resolve_param("id", [api](const std::string& id_or_name) {
+    return projections::release_id_of(api->log, api->projections.releases(), id_or_name);
+  });
   CASCADE_TRY(add_operation_routes(router, api));
   CASCADE_TRY(add_pipeline_routes(router, api));
   CASCADE_TRY(add_release_routes(router, api));
