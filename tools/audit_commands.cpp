@@ -9,21 +9,19 @@
 #include "projections/release_summary.hpp"
 #include "tools/cli_support.hpp"
 
-#include <algorithm>
-#include <cctype>
-#include <cstdio>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iomanip>
 #include <iostream>
+#include <memory>
+#include <optional>
 #include <sstream>
 
 namespace cascade::tools {
 namespace {
 
-using engine::Evidence;
+using adapters::http::api::AuditPorts;
 using engine::Verification;
 
 struct AuditOptions {
@@ -37,8 +35,6 @@ struct AuditOptions {
 std::string render_summary(const engine::ReleaseState& state) { return projections::summarize(state).dump(); }
 
 int failed(const Error& error, const Common& common) { return report(error, common.json); }
-
-using adapters::http::api::AuditPorts;
 
 AuditPorts ports_of(Runtime& runtime) { return AuditPorts{runtime.log(), runtime.step_logs(), runtime.summaries()}; }
 
