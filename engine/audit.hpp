@@ -40,6 +40,32 @@ ReleaseState fold(const std::vector<events::RecordedEvent>& events,
                   std::optional<std::int64_t> up_to_version = std::nullopt,
                   std::optional<Timestamp> up_to_time = std::nullopt);
 
+// Where `cascade replay --at` and GET …/replay?at= travel to: a stream
+// version (digits, from 1) or a UTC time such as 2026-11-29T02:00:00Z,
+// 2026-11-29T02:00:00.250Z or 2026-11-29T02:00Z. Both absent: no travel.
+struct TravelTarget {
+  std::optional<std::int64_t> version;
+  std::optional<Timestamp> time;
+  bool any() const { return version.has_value() || time.has_value(); }
+};
+
+// Parses `text` ("" gives no target). kInvalidArgument naming "--at" and the
+// text otherwise: the CLI and the API say the same.
+Result<TravelTarget> parse_travel_target(const std::string& text);
+
+// The release after time travel, and the event it stopped at.
+struct TravelPoint {
+  ReleaseState state;
+  const events::RecordedEvent* reached = nullptr;  // into the events traveled over
+  std::int64_t last_version = 0;                   // the stream's last readable version
+};
+
+// fold(events, target) for the release `release_id`, refusing (kInvalidArgument,
+// naming `at_text` as given) a version beyond the last readable one and a
+// point before the release was created. `reached` points into `events`.
+Result<TravelPoint> travel(const std::string& release_id, const std::vector<events::RecordedEvent>& events,
+                           const TravelTarget& target, const std::string& at_text);
+
 // ---- Verification ------------------------------------------------------------
 
 enum class FindingKind {

@@ -1,6 +1,10 @@
 // Replay: a release folded from its events, up to a version or a time
 // (time travel), and streams read so that damage is located, not fatal.
 #include "engine/audit_internal.hpp"
+#include "events/time.hpp"
+
+#include <algorithm>
+#include <cctype>
 
 namespace cascade::engine {
 
@@ -18,6 +22,47 @@ ReleaseState fold(const std::vector<RecordedEvent>& events, std::optional<std::i
     evolve(state, event);
   }
   return state;
+}
+
+Result<TravelTarget> parse_travel_target(const std::string& text) {
+  TravelTarget target;
+  if (text.empty()) return target;
+  if (std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); })) {
+    if (text.size() > 18) return make_error(ErrorCode::kInvalidArgument, "--at " + text + ": version too large");
+    target.version = std::stoll(text);
+    if (*target.version < 1) return make_error(ErrorCode::kInvalidArgument, "--at: versions start at 1");
+    return target;
+  }
+  auto time = events::parse_rfc3339(text, events::TimeSyntax::kUtc);
+  if (!time) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "--at '" + text + "' is neither a version nor a UTC time like 2026-11-29T02:00:00Z");
+  }
+  target.time = time.value();
+  return target;
+}
+
+Result<TravelPoint> travel(const std::string& release_id, const std::vector<RecordedEvent>& events,
+                           const TravelTarget& target, const std::string& at_text) {
+  TravelPoint point;
+  point.state = fold(events, target.version, target.time);
+  point.last_version = events.empty() ? 0 : events.back().version;
+  if (target.version && *target.version > point.last_version) {
+    return make_error(ErrorCode::kInvalidArgument, "release " + release_id + " has " +
+                                                       std::to_string(point.last_version) + " readable events; --at " +
+                                                       at_text + " is beyond its last version");
+  }
+  if (!point.state.exists()) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "release " + release_id + " did not exist yet at " + at_text + " (created at " +
+                          (events.empty() ? "?" : events::format_rfc3339(events.front().recorded_at,
+                                                                         events::ZeroTime::kEmpty)) +
+                          ")");
+  }
+  const std::int64_t reached = point.state.version;
+  point.reached = &*std::find_if(events.begin(), events.end(),
+                                 [&](const RecordedEvent& e) { return e.version == reached; });
+  return point;
 }
 
 // A failed read of one version, as a finding. The EventLog port has no code

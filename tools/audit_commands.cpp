@@ -1,26 +1,27 @@
 // `cascade replay`, `cascade audit export|verify` and `cascade why`: the
-// engine's audit functions (engine/audit.hpp) over a data directory or a
-// bundle file. These commands never start the engine: they read the log as
-// it stands and write nothing to it.
+// engine's audit functions (engine/audit.hpp) over a data directory, a
+// server or a bundle file. Offline these commands never start the engine:
+// they read the log as it stands and write nothing to it. Either way the
+// documents come from adapters/http/api/audit_documents.hpp — offline called
+// here, over a server by its routes — and are printed by the same code.
+#include "adapters/http/api/audit_documents.hpp"
 #include "engine/audit.hpp"
 #include "projections/release_summary.hpp"
 #include "tools/cli_support.hpp"
 
-#include <algorithm>
-#include <cctype>
-#include <cstdio>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iomanip>
 #include <iostream>
+#include <memory>
+#include <optional>
 #include <sstream>
 
 namespace cascade::tools {
 namespace {
 
-using engine::Evidence;
+using adapters::http::api::AuditPorts;
 using engine::Verification;
 
 struct AuditOptions {
@@ -35,36 +36,15 @@ std::string render_summary(const engine::ReleaseState& state) { return projectio
 
 int failed(const Error& error, const Common& common) { return report(error, common.json); }
 
-Error not_found(const std::string& release_id) {
-  return make_error(ErrorCode::kNotFound, "no release '" + release_id + "'");
-}
+AuditPorts ports_of(Runtime& runtime) { return AuditPorts{runtime.log(), runtime.step_logs(), runtime.summaries()}; }
 
-// The stored summary of the release and the release version it reflects
-// (the last one at or below the projection's checkpoint). None when the
-// projection has not seen the release yet; empty text when it has, but holds
-// no document of it.
-Result<std::optional<engine::StoredSummary>> stored_summary(Runtime& runtime, const Evidence& evidence) {
-  CASCADE_TRY(checkpoint, runtime.summaries().checkpoint());
-  engine::StoredSummary stored;
-  for (const events::RecordedEvent& e : evidence.release.events) {
-    if (e.position <= checkpoint) stored.reflects_version = e.version;
-  }
-  auto text = runtime.summaries().summary(evidence.release_id);
-  if (text) {
-    stored.text = std::move(text).value();
-  } else if (text.error().code != ErrorCode::kNotFound) {
-    return text.error();
-  } else if (stored.reflects_version == 0) {
-    return std::optional<engine::StoredSummary>();
-  }
-  return std::optional<engine::StoredSummary>(std::move(stored));
-}
-
-Result<Evidence> live_evidence(Runtime& runtime, const std::string& release_id) {
-  CASCADE_TRY(evidence, engine::collect_evidence(runtime.log(), runtime.step_logs(), release_id));
-  CASCADE_TRY(summary, stored_summary(runtime, evidence));
-  evidence.summary = std::move(summary);
-  return std::move(evidence);
+// The client when the command goes to a server (--server or CASCADE_SERVER,
+// as every command that works either way: choose_mode), none offline.
+Result<std::optional<ApiClient>> server_of(const Common& common) {
+  CASCADE_TRY(mode, choose_mode(common));
+  if (mode == Mode::kOffline) return std::optional<ApiClient>();
+  CASCADE_TRY(client, api_client(common));
+  return std::optional<ApiClient>(std::move(client));
 }
 
 std::string location_text(const engine::Location& l) {
@@ -114,133 +94,67 @@ int verification_exit(const Verification& v) {
   return exit_code_for(ErrorCode::kDataLoss);
 }
 
-std::string stage_of(const events::RecordedEvent& event) {
-  return std::visit(
-      [](const auto& payload) -> std::string {
-        if constexpr (events::kIsStageEvent<std::decay_t<decltype(payload)>>) {
-          return payload.stage;
-        } else {
-          return "-";
-        }
-      },
-      event.data);
-}
-
-// "--at" is a stream version (digits) or a UTC time such as
-// 2026-11-29T02:00:00Z, 2026-11-29T02:00:00.250Z or 2026-11-29T02:00Z.
-struct TravelTarget {
-  std::optional<std::int64_t> version;
-  std::optional<events::Timestamp> time;
-};
-
-Result<TravelTarget> parse_at(const std::string& text) {
-  TravelTarget target;
-  if (!text.empty() && std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); })) {
-    if (text.size() > 18) return make_error(ErrorCode::kInvalidArgument, "--at " + text + ": version too large");
-    target.version = std::stoll(text);
-    if (*target.version < 1) return make_error(ErrorCode::kInvalidArgument, "--at: versions start at 1");
-    return target;
-  }
-  auto time = parse_utc_time(text);
-  if (!time) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "--at '" + text + "' is neither a version nor a UTC time like 2026-11-29T02:00:00Z");
-  }
-  target.time = time.value();
-  return target;
+// The release's stream version, time, actor, event, stage and details: one
+// row of the timeline, from an event of the replay document.
+void print_timeline_row(std::ostream& out, const nlohmann::json& event) {
+  const nlohmann::json& data = event.at("data");
+  const std::string stage = data.is_object() ? data.value("stage", std::string("-")) : "-";
+  out << std::right << std::setw(4) << event.value("version", std::int64_t{0}) << "  " << std::left << std::setw(26)
+      << event.value("time", "") << std::setw(22) << event.value("actor", "") << std::setw(21)
+      << event.value("type", "") << std::setw(10) << stage << event.value("details", "") << "\n";
 }
 
 int replay(const Common& common, const AuditOptions& options) {
-  TravelTarget target;
-  if (!options.at.empty()) {
-    auto parsed = parse_at(options.at);
-    if (!parsed) return failed(parsed.error(), common);
-    target = parsed.value();
-  }
-  auto runtime = open_existing_runtime(common.data_dir);
-  if (!runtime) return failed(runtime.error(), common);
-  Runtime& rt = *runtime.value();
-
-  // Without --verify only the stream is read; with it, everything is.
-  Evidence evidence;
-  if (options.verify) {
-    auto collected = live_evidence(rt, options.release_id);
-    if (!collected) return failed(collected.error(), common);
-    evidence = std::move(collected).value();
+  // A bad --at is refused before the data directory or the server is asked.
+  if (auto target = engine::parse_travel_target(options.at); !target) return failed(target.error(), common);
+  auto server = server_of(common);
+  if (!server) return failed(server.error(), common);
+  Result<nlohmann::json> document = make_error(ErrorCode::kInternal, "replay: no document");
+  if (server.value()) {
+    std::string query;
+    if (!options.at.empty()) query += "at=" + url_encode(options.at);
+    if (options.verify) query += std::string(query.empty() ? "" : "&") + "verify=true";
+    document = server.value()->get(release_path(options.release_id) + "/replay" + (query.empty() ? "" : "?" + query));
   } else {
-    auto read = engine::read_stream(rt.log(), engine::release_stream(options.release_id));
-    if (!read) return failed(read.error(), common);
-    if (read.value().events.empty() && !read.value().failure) return failed(not_found(options.release_id), common);
-    evidence.release_id = options.release_id;
-    evidence.release = std::move(read).value();
+    auto runtime = open_existing_runtime(common.data_dir);
+    if (!runtime) return failed(runtime.error(), common);
+    document = adapters::http::api::replay_document(ports_of(*runtime.value()), options.release_id,
+                                                    {options.at, options.verify});
   }
-  const auto& events = evidence.release.events;
-  nlohmann::json output = {{"release", options.release_id}};
+  if (!document) return failed(document.error(), common);
+  const nlohmann::json& output = document.value();
 
-  if (target.version || target.time) {
-    const engine::ReleaseState state = engine::fold(events, target.version, target.time);
-    const std::int64_t last = events.empty() ? 0 : events.back().version;
-    if (target.version && *target.version > last) {
-      return failed(make_error(ErrorCode::kInvalidArgument,
-                               "release " + options.release_id + " has " + std::to_string(last) +
-                                   " readable events; --at " + options.at + " is beyond its last version"),
-                    common);
-    }
-    if (!state.exists()) {
-      return failed(make_error(ErrorCode::kInvalidArgument,
-                               "release " + options.release_id + " did not exist yet at " + options.at +
-                                   " (created at " + (events.empty() ? "?" : iso_time(events.front().recorded_at)) +
-                                   ")"),
-                    common);
-    }
-    const events::RecordedEvent& reached = *std::find_if(
-        events.begin(), events.end(), [&](const events::RecordedEvent& e) { return e.version == state.version; });
-    const nlohmann::json summary = projections::summarize(state);
-    if (common.json) {
-      output["at"] = {{"version", state.version}, {"time", iso_time(reached.recorded_at)},
-                      {"event", events::type_name(reached.data)}};
-      output["summary"] = summary;
+  if (!common.json) {
+    if (output.contains("at")) {
+      const nlohmann::json& at = output["at"];
+      std::cout << "Release " << options.release_id << " as of version " << at.value("version", std::int64_t{0})
+                << " of " << at.value("last_version", std::int64_t{0}) << " (" << at.value("time", "") << ", "
+                << at.value("event", "") << ": " << at.value("details", "") << ")\n\n";
+      print_summary(std::cout, output.at("summary"));
     } else {
-      std::cout << "Release " << options.release_id << " as of version " << state.version << " of " << last << " ("
-                << iso_time(reached.recorded_at) << ", " << events::type_name(reached.data) << ": "
-                << describe(reached) << ")\n\n";
-      print_summary(std::cout, summary);
-    }
-  } else if (common.json) {
-    nlohmann::json list = nlohmann::json::array();
-    for (const events::RecordedEvent& e : events) {
-      nlohmann::json entry = event_json(e);
-      entry["details"] = describe(e);
-      list.push_back(std::move(entry));
-    }
-    output["events"] = std::move(list);
-  } else {
-    std::cout << std::right << std::setw(4) << "VER" << "  " << std::left << std::setw(26) << "TIME" << std::setw(22)
-              << "ACTOR" << std::setw(21) << "EVENT" << std::setw(10) << "STAGE" << "DETAILS\n";
-    for (const events::RecordedEvent& e : events) {
-      std::cout << std::right << std::setw(4) << e.version << "  " << std::left << std::setw(26)
-                << iso_time(e.recorded_at) << std::setw(22) << e.actor << std::setw(21) << events::type_name(e.data)
-                << std::setw(10) << stage_of(e) << describe(e) << "\n";
+      std::cout << std::right << std::setw(4) << "VER" << "  " << std::left << std::setw(26) << "TIME"
+                << std::setw(22) << "ACTOR" << std::setw(21) << "EVENT" << std::setw(10) << "STAGE" << "DETAILS\n";
+      for (const nlohmann::json& event : output.at("events")) print_timeline_row(std::cout, event);
     }
   }
 
   if (!options.verify) {
-    if (evidence.release.failure) {
+    if (output.contains("read_failure")) {
       // The damage is the error (as text, after the events before it).
-      return failed(make_error(ErrorCode::kDataLoss, evidence.release.failure->message), common);
+      return failed(make_error(ErrorCode::kDataLoss, output["read_failure"].get<std::string>()), common);
     }
     if (common.json) std::cout << output.dump(2) << "\n";
     return 0;
   }
-  const Verification verification = engine::verify(evidence, render_summary);
+  auto verification = engine::verification_from_json(output.value("verification", nlohmann::json()));
+  if (!verification) return failed(verification.error(), common);
   if (common.json) {
-    output["verification"] = engine::to_json(verification);
     std::cout << output.dump(2) << "\n";
   } else {
     std::cout << "\nverification of release " << options.release_id << ":\n";
-    print_verification(std::cout, verification);
+    print_verification(std::cout, verification.value());
   }
-  return verification_exit(verification);
+  return verification_exit(verification.value());
 }
 
 // Writes `path` through a temporary file renamed over it once complete, so
@@ -265,35 +179,63 @@ Status write_file_atomically(const std::string& path, const std::function<Status
 }
 
 int audit_export(const Common& common, const AuditOptions& options) {
-  auto runtime = open_existing_runtime(common.data_dir);
-  if (!runtime) return failed(runtime.error(), common);
-  auto evidence = live_evidence(*runtime.value(), options.release_id);
-  if (!evidence) return failed(evidence.error(), common);
-  const Verification verification = engine::verify(evidence.value(), render_summary);
-  const events::Timestamp now = engine::SystemClock().now();
-  // Step logs go from the store to the file a line at a time: the bundle of
-  // a release whose steps wrote hundreds of MiB is never held.
-  auto written = write_file_atomically(options.file, [&](std::ostream& out) {
-    return engine::write_bundle(out, evidence.value(), verification, now, common.actor);
-  });
-  if (!written) return failed(written.error(), common);
+  auto server = server_of(common);
+  if (!server) return failed(server.error(), common);
+  // What the report below says: the evidence exported and its verification.
+  engine::Evidence evidence;
+  Verification verification;
+  std::unique_ptr<Runtime> runtime;  // offline: the store the evidence reads step logs from
+  if (server.value()) {
+    // The server's bundle (GET …/audit), written as it came: the same bytes
+    // an offline export writes, exported by the token's user.
+    std::string bundle_text;
+    auto streamed = server.value()->stream(release_path(options.release_id) + "/audit", {}, {},
+                                           [&bundle_text](std::string_view data) {
+                                             bundle_text.append(data);
+                                             return true;
+                                           });
+    if (!streamed) return failed(streamed.error(), common);
+    auto bundle = engine::read_bundle(bundle_text);
+    if (!bundle) return failed(bundle.error(), common);
+    auto written = write_file_atomically(options.file, [&](std::ostream& out) -> Status {
+      out << bundle_text;
+      return success();
+    });
+    if (!written) return failed(written.error(), common);
+    evidence = std::move(bundle.value().evidence);
+    verification = std::move(bundle.value().at_export);
+  } else {
+    auto opened = open_existing_runtime(common.data_dir);
+    if (!opened) return failed(opened.error(), common);
+    runtime = std::move(opened).value();
+    // Step logs go from the store to the file a line at a time: the bundle of
+    // a release whose steps wrote hundreds of MiB is never held.
+    auto written = write_file_atomically(options.file, [&](std::ostream& out) -> Status {
+      CASCADE_TRY(exported, adapters::http::api::export_bundle(ports_of(*runtime), options.release_id, out,
+                                                               engine::SystemClock().now(), common.actor));
+      evidence = std::move(exported.evidence);
+      verification = std::move(exported.verification);
+      return success();
+    });
+    if (!written) return failed(written.error(), common);
+  }
 
-  const auto& release = evidence.value().release.events;
+  const auto& release = evidence.release.events;
   const std::string head = release.empty() ? "" : release.back().hash;
   if (common.json) {
     std::cout << nlohmann::json{{"release", options.release_id},
                                 {"file", options.file},
                                 {"events", release.size()},
-                                {"pipeline_events", evidence.value().pipeline.events.size()},
-                                {"step_logs", evidence.value().step_logs.size()},
+                                {"pipeline_events", evidence.pipeline.events.size()},
+                                {"step_logs", evidence.step_logs.size()},
                                 {"head_hash", head},
                                 {"verification", engine::to_json(verification)}}
                      .dump(2)
               << "\n";
   } else {
     std::cout << "wrote " << options.file << ": release " << options.release_id << ", " << release.size()
-              << " events, " << evidence.value().pipeline.events.size() << " pipeline events, "
-              << evidence.value().step_logs.size() << " step logs\n"
+              << " events, " << evidence.pipeline.events.size() << " pipeline events, "
+              << evidence.step_logs.size() << " step logs\n"
               << "release stream head hash: " << head << "\n"
               << "verification at export:\n";
     print_verification(std::cout, verification);
@@ -329,26 +271,21 @@ int audit_verify(const Common& common, const AuditOptions& options) {
 }
 
 int why(const Common& common, const AuditOptions& options) {
-  auto runtime = open_existing_runtime(common.data_dir);
-  if (!runtime) return failed(runtime.error(), common);
-  auto read = engine::read_stream(runtime.value()->log(), engine::release_stream(options.release_id));
-  if (!read) return failed(read.error(), common);
-  if (read.value().failure) return failed(make_error(ErrorCode::kDataLoss, read.value().failure->message), common);
-  if (read.value().events.empty()) return failed(not_found(options.release_id), common);
-  const engine::ReleaseState state = engine::fold(read.value().events);
-  const engine::StageRecord* stage = state.find_stage(options.stage);
-  if (stage == nullptr) return failed(state.unknown_stage(options.stage), common);
-  const std::string explanation = engine::explain_stage(state, options.stage);
-  if (common.json) {
-    std::cout << nlohmann::json{{"release", options.release_id},
-                                {"stage", options.stage},
-                                {"state", engine::to_string(stage->state())},
-                                {"version", state.version},
-                                {"explanation", explanation}}
-                     .dump(2)
-              << "\n";
+  auto server = server_of(common);
+  if (!server) return failed(server.error(), common);
+  Result<nlohmann::json> document = make_error(ErrorCode::kInternal, "why: no document");
+  if (server.value()) {
+    document = server.value()->get(release_path(options.release_id) + "/why?stage=" + url_encode(options.stage));
   } else {
-    std::cout << explanation << "\n";
+    auto runtime = open_existing_runtime(common.data_dir);
+    if (!runtime) return failed(runtime.error(), common);
+    document = adapters::http::api::why_document(runtime.value()->log(), options.release_id, options.stage);
+  }
+  if (!document) return failed(document.error(), common);
+  if (common.json) {
+    std::cout << document.value().dump(2) << "\n";
+  } else {
+    std::cout << document.value().value("explanation", "") << "\n";
   }
   return 0;
 }
@@ -365,14 +302,14 @@ void add_audit_commands(CLI::App& app, Common& common, int& exit_code) {
   replay_command->add_option("--at", options->at, "a version (5) or a UTC time (2026-11-29T02:00:00Z)");
   replay_command->add_flag("--verify", options->verify,
                            "also check hash chains, step log digests and the stored summary (exit 7 on a failure)");
-  add_common_options(replay_command, common);
+  add_client_options(replay_command, common);
   replay_command->callback([&common, &exit_code, options] { exit_code = replay(common, *options); });
 
   auto* audit = app.add_subcommand("audit", "evidence bundles")->require_subcommand(1);
   auto* export_command = audit->add_subcommand("export", "write a release's evidence bundle (cascade-audit/1)");
   export_command->add_option("ID", options->release_id)->required();
   export_command->add_option("--out", options->file, "the bundle file to write")->required();
-  add_common_options(export_command, common);
+  add_client_options(export_command, common);
   export_command->callback([&common, &exit_code, options] { exit_code = audit_export(common, *options); });
 
   auto* verify_command = audit->add_subcommand("verify", "check an evidence bundle offline (no data directory)");
@@ -383,7 +320,7 @@ void add_audit_commands(CLI::App& app, Common& common, int& exit_code) {
   auto* why_command = app.add_subcommand("why", "why a stage of a release is in its state");
   why_command->add_option("ID", options->release_id)->required();
   why_command->add_option("STAGE", options->stage)->required();
-  add_common_options(why_command, common);
+  add_client_options(why_command, common);
   why_command->callback([&common, &exit_code, options] { exit_code = why(common, *options); });
 }
 

@@ -52,8 +52,6 @@ int print_release(Runtime& runtime, const std::string& release_id, const Common&
   return print_summary_document(settled_summary(runtime, release_id), common);
 }
 
-std::string release_path(const std::string& release_id) { return "/api/v1/releases/" + url_encode(release_id); }
-
 Result<std::string> read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return make_error(ErrorCode::kInvalidArgument, "cannot read " + path);

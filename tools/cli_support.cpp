@@ -123,6 +123,8 @@ std::string environment(const char* name) {
 
 }  // namespace
 
+std::string release_path(const std::string& release_id) { return "/api/v1/releases/" + url_encode(release_id); }
+
 Result<Mode> choose_mode(const Common& common, bool actor_required) {
   Mode mode;
   if (common.data_given && common.server_given) {

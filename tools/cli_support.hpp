@@ -55,6 +55,9 @@ Result<Mode> choose_mode(const Common& common, bool actor_required = false);
 // CASCADE_TOKEN) and common.ca_file (or CASCADE_CA).
 Result<ApiClient> api_client(const Common& common);
 
+// "/api/v1/releases/<id>": where the server serves a release (the id URL-encoded).
+std::string release_path(const std::string& release_id);
+
 // 2 invalid input, 3 not found, 4 the state does not allow it, 5 not
 // permitted, 6 lost races, 7 stored data failed verification, 8 the data
 // directory is corrupt (its store cannot be opened), 1 otherwise.

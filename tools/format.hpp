@@ -21,7 +21,7 @@ using adapters::http::api::event_json;
 using adapters::http::api::iso_time;
 
 // One line of a release timeline: "dev  step deploy succeeded (0.41 s)".
-std::string describe(const events::RecordedEvent& event);
+using adapters::http::api::describe;
 
 // "  12  2026-11-28T14:03:07.250Z  alice   ApprovalGranted   prod approved by alice".
 void print_event_line(std::ostream& out, const events::RecordedEvent& event);

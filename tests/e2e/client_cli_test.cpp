@@ -143,6 +143,75 @@ TEST_F(ClientCliTest, EveryReadCommandPrintsOverHttpWhatItPrintsOfflineOnTheSame
   EXPECT_EQ(run("approvals --as release-manager --data " + data()).output, inbox_table.output);
 }
 
+TEST_F(ClientCliTest, WhyReplayAndAuditExportPrintOverHttpWhatTheyPrintOffline) {
+  start_sample_release();
+  const std::vector<std::string> commands = {
+      "why SampleApp-1 prod",
+      "why SampleApp-1 prod --json",
+      "replay SampleApp-1",
+      "replay SampleApp-1 --json",
+      "replay SampleApp-1 --at 1",
+      "replay SampleApp-1 --at 1 --json",
+      "replay SampleApp-1 --verify",
+      "replay SampleApp-1 --verify --json",
+  };
+  std::map<std::string, std::string> served;
+  for (const std::string& command : commands) {
+    const CommandRun answer = as("vic", command, /*with_stderr=*/false);
+    ASSERT_EQ(answer.exit_code, 0) << command << "\n" << answer.output;
+    served[command] = answer.output;
+  }
+  EXPECT_EQ(served["why SampleApp-1 prod"].rfind("prod is waiting: approval by release-manager requested at ", 0), 0u)
+      << served["why SampleApp-1 prod"];
+  EXPECT_EQ(json::parse(served["replay SampleApp-1 --at 1 --json"])["at"]["version"], 1);
+  EXPECT_NE(served["replay SampleApp-1 --at 1"].find("Release SampleApp-1 as of version 1 of "), std::string::npos)
+      << served["replay SampleApp-1 --at 1"];
+  EXPECT_NE(served["replay SampleApp-1 --verify"].find("verified: every check holds"), std::string::npos)
+      << served["replay SampleApp-1 --verify"];
+
+  // The bundle from the server, written to a file `cascade audit verify` accepts.
+  const std::string served_bundle = dir_ / "served.audit.json";
+  const CommandRun exported = as("vic", "audit export SampleApp-1 --out " + served_bundle);
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  EXPECT_EQ(exported.output.rfind("wrote " + served_bundle + ": release SampleApp-1, ", 0), 0u) << exported.output;
+  const CommandRun checked = run("audit verify " + served_bundle);
+  ASSERT_EQ(checked.exit_code, 0) << checked.output;
+  EXPECT_NE(checked.output.find("verified: every check holds"), std::string::npos) << checked.output;
+  EXPECT_EQ(json::parse(testing::read_file(served_bundle))["exported_by"], "vic");
+
+  // Errors as offline: not found 3, a bad --at 2 (refused before asking).
+  EXPECT_EQ(as("vic", "why Nope-9 prod").exit_code, 3);
+  EXPECT_EQ(as("vic", "replay Nope-9 --verify").exit_code, 3);
+  EXPECT_EQ(as("vic", "audit export Nope-9 --out " + (dir_ / "nope.json")).exit_code, 3);
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "nope.json"));
+  const CommandRun beyond = as("vic", "replay SampleApp-1 --at 100000");
+  EXPECT_EQ(beyond.exit_code, 2) << beyond.output;
+  EXPECT_NE(beyond.output.find("--at 100000 is beyond its last version"), std::string::npos) << beyond.output;
+  EXPECT_EQ(as("vic", "why SampleApp-1 prdo").exit_code, 3);
+
+  ASSERT_EQ(server_->stop(SIGTERM, kStopDeadline), std::optional<int>(0));
+  server_.reset();
+  for (const std::string& command : commands) {
+    const CommandRun offline = run(command + " --data " + data(), /*with_stderr=*/false);
+    ASSERT_EQ(offline.exit_code, 0) << command << "\n" << offline.output;
+    EXPECT_EQ(offline.output, served[command]) << command;
+  }
+  // The same bundle offline, but for when it was exported.
+  const std::string offline_bundle = dir_ / "offline.audit.json";
+  const CommandRun exported_offline =
+      run("audit export SampleApp-1 --as vic --out " + offline_bundle + " --data " + data());
+  ASSERT_EQ(exported_offline.exit_code, 0) << exported_offline.output;
+  EXPECT_EQ(std::regex_replace(exported_offline.output, std::regex("offline\\.audit"), "served.audit"),
+            exported.output);
+  json from_server = json::parse(testing::read_file(served_bundle));
+  json from_disk = json::parse(testing::read_file(offline_bundle));
+  for (json* bundle : {&from_server, &from_disk}) {
+    bundle->erase("exported_at");
+    bundle->erase("exported_at_ms");
+  }
+  EXPECT_EQ(from_server, from_disk);
+}
+
 TEST_F(ClientCliTest, ApprovalOverTheCliRecordsTheTokensUserAndTheReleaseFinishes) {
   start_sample_release();
   const CommandRun approved = as("release-manager", "approve SampleApp-1 prod --comment 'ship it'");

@@ -8,6 +8,8 @@
 
 #include "adapters/http/auth.hpp"
 #include "adapters/http/server.hpp"
+#include "engine/audit.hpp"
+#include "projections/release_summary.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include <arpa/inet.h>
@@ -955,6 +957,101 @@ TEST_F(ApiTest, GroupInboxEnvironmentHistoryDiffAndDeliveryWindow) {
   EXPECT_NE(metrics.find("cascade_approval_wait_seconds_count{pipeline=\"SampleApp\",stage=\"prod\",decision=\"approved\"} 1\n"),
             std::string::npos)
       << metrics;
+}
+
+// The read-only audit commands over HTTP (`cascade why`, `replay`, `audit
+// export`): a release waiting for prod's approval, read by a viewer.
+TEST_F(ApiTest, WhyReplayAndAuditBundleOverHttp) {
+  apply_sample();
+  auto created = create_release("1.0.0");
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string id = created.json_body()["id"];
+  runtime_->settle();
+  const std::string base = "/api/v1/releases/" + id;
+  auto stream = runtime_->log().read(engine::release_stream(id));
+  ASSERT_TRUE(stream) << stream.error().message;
+  const engine::ReleaseState state = engine::fold(stream.value());
+
+  // why: the explanation `cascade why` prints, with the stage's state.
+  auto why = call("GET", base + "/why?stage=prod", "viewer");
+  ASSERT_EQ(why.status, 200) << why.body;
+  EXPECT_EQ(why.json_body()["release"], id);
+  EXPECT_EQ(why.json_body()["stage"], "prod");
+  EXPECT_EQ(why.json_body()["version"], state.version);
+  EXPECT_EQ(why.json_body()["explanation"], engine::explain_stage(state, "prod")) << why.body;
+  EXPECT_NE(why.json_body()["explanation"].get<std::string>().find("prod is waiting"), std::string::npos) << why.body;
+
+  // replay: the whole timeline, then the release as of version 1.
+  auto timeline = call("GET", base + "/replay", "viewer");
+  ASSERT_EQ(timeline.status, 200) << timeline.body;
+  ASSERT_EQ(timeline.json_body()["events"].size(), stream.value().size()) << timeline.body;
+  EXPECT_EQ(timeline.json_body()["events"][0]["type"], "ReleaseCreated");
+  EXPECT_FALSE(timeline.json_body()["events"][0]["details"].get<std::string>().empty());
+  EXPECT_FALSE(timeline.json_body().contains("verification"));
+  auto at_one = call("GET", base + "/replay?at=1", "viewer");
+  ASSERT_EQ(at_one.status, 200) << at_one.body;
+  const json at = at_one.json_body();
+  EXPECT_EQ(at["at"]["version"], 1) << at_one.body;
+  EXPECT_EQ(at["at"]["event"], "ReleaseCreated");
+  EXPECT_EQ(at["at"]["last_version"], state.version);
+  EXPECT_EQ(at["summary"], projections::summarize(engine::fold(stream.value(), 1))) << at_one.body;
+  EXPECT_EQ(at["summary"]["version"], 1);
+
+  // replay?verify=true: every check of `cascade replay --verify` holds.
+  auto verified = call("GET", base + "/replay?verify=true", "viewer");
+  ASSERT_EQ(verified.status, 200) << verified.body;
+  EXPECT_EQ(verified.json_body()["verification"]["ok"], true) << verified.body;
+  EXPECT_EQ(verified.json_body()["events"].size(), stream.value().size());
+
+  // audit: a cascade-audit/1 bundle that `cascade audit verify` accepts
+  // (engine::read_bundle + verify_bundle), exported by the caller.
+  auto audit = call("GET", base + "/audit", "viewer");
+  ASSERT_EQ(audit.status, 200) << audit.body;
+  EXPECT_EQ(audit.headers["content-type"].rfind("application/json", 0), 0u) << audit.headers["content-type"];
+  auto bundle = engine::read_bundle(audit.body);
+  ASSERT_TRUE(bundle) << bundle.error().message;
+  EXPECT_EQ(bundle.value().evidence.release_id, id);
+  EXPECT_EQ(bundle.value().exported_by, "viewer");
+  EXPECT_EQ(bundle.value().evidence.release.events.size(), stream.value().size());
+  const engine::Verification checked = engine::verify_bundle(
+      bundle.value(), [](const engine::ReleaseState& s) { return projections::summarize(s).dump(); });
+  EXPECT_TRUE(checked.ok()) << engine::to_json(checked).dump(2);
+}
+
+TEST_F(ApiTest, AuditRoutesRefuseBadQueriesUnknownReleasesAndStrangers) {
+  apply_sample();
+  auto created = create_release("1.0.0");
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string id = created.json_body()["id"];
+  runtime_->settle();
+  const std::string base = "/api/v1/releases/" + id;
+  auto message = [](const HttpResult& result) { return result.json_body()["error"]["message"].get<std::string>(); };
+
+  // A bad `at` is 400 with the words of `cascade replay --at`.
+  auto nonsense = call("GET", base + "/replay?at=yesterday", "viewer");
+  EXPECT_EQ(nonsense.status, 400) << nonsense.body;
+  EXPECT_EQ(message(nonsense), engine::parse_travel_target("yesterday").error().message);
+  auto beyond = call("GET", base + "/replay?at=999", "viewer");
+  EXPECT_EQ(beyond.status, 400) << beyond.body;
+  EXPECT_NE(message(beyond).find("--at 999 is beyond its last version"), std::string::npos) << beyond.body;
+  auto before = call("GET", base + "/replay?at=2000-01-01T00:00Z", "viewer");
+  EXPECT_EQ(before.status, 400) << before.body;
+  EXPECT_NE(message(before).find("did not exist yet"), std::string::npos) << before.body;
+  EXPECT_EQ(call("GET", base + "/replay?verify=maybe", "viewer").status, 400);
+
+  // why needs a stage, and names a stage the release does not have.
+  auto no_stage = call("GET", base + "/why", "viewer");
+  EXPECT_EQ(no_stage.status, 400) << no_stage.body;
+  EXPECT_EQ(message(no_stage).rfind("stage:", 0), 0u) << no_stage.body;
+  auto misspelt = call("GET", base + "/why?stage=prdo", "viewer");
+  EXPECT_EQ(misspelt.status, 404) << misspelt.body;
+  EXPECT_NE(message(misspelt).find("has no stage 'prdo' (did you mean 'prod'?"), std::string::npos) << misspelt.body;
+
+  for (const std::string route : {"/why?stage=prod", "/replay", "/replay?at=1", "/replay?verify=true", "/audit"}) {
+    auto unknown = call("GET", "/api/v1/releases/SampleApp-99" + route, "viewer");
+    EXPECT_EQ(unknown.status, 404) << route << ": " << unknown.body;
+    EXPECT_EQ(call("GET", base + route, "").status, 401) << route;
+  }
 }
 
 }  // namespace

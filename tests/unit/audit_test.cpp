@@ -3,6 +3,7 @@
 // it, bundles round-trip, and `why` says what the state says.
 #include "engine/audit.hpp"
 #include "events/codec.hpp"
+#include "events/time.hpp"
 #include "projections/release_summary.hpp"
 
 #include "tests/support/release_fixture.hpp"
@@ -204,6 +205,58 @@ TEST(AuditTest, FoldUpToATimeStopsAtTheLastEventRecordedBy) {
   EXPECT_EQ(fold(events, 3, events.back().recorded_at).version, 3);
   EXPECT_EQ(fold(events, 1000, events[4].recorded_at).version,
             fold(events, std::nullopt, events[4].recorded_at).version);
+}
+
+TEST(AuditTest, AnAtIsAVersionOrAUtcTimeAndNothingElse) {
+  auto none = parse_travel_target("");
+  ASSERT_TRUE(none) << none.error().message;
+  EXPECT_FALSE(none.value().any());
+  auto version = parse_travel_target("12");
+  ASSERT_TRUE(version) << version.error().message;
+  EXPECT_EQ(version.value().version, std::optional<std::int64_t>(12));
+  EXPECT_FALSE(version.value().time);
+  auto time = parse_travel_target("2026-11-29T02:00Z");
+  ASSERT_TRUE(time) << time.error().message;
+  EXPECT_EQ(time.value().time, events::parse_rfc3339("2026-11-29T02:00:00Z").value());
+  EXPECT_FALSE(time.value().version);
+
+  auto message_of = [](const std::string& text) {
+    auto parsed = parse_travel_target(text);
+    EXPECT_FALSE(parsed) << text;
+    if (parsed) return std::string();
+    EXPECT_EQ(parsed.error().code, ErrorCode::kInvalidArgument) << text;
+    return parsed.error().message;
+  };
+  EXPECT_EQ(message_of("0"), "--at: versions start at 1");
+  EXPECT_EQ(message_of("1234567890123456789"), "--at 1234567890123456789: version too large");
+  EXPECT_EQ(message_of("soon"), "--at 'soon' is neither a version nor a UTC time like 2026-11-29T02:00:00Z");
+  EXPECT_EQ(message_of("2026-11-29T02:00:00+01:00"),
+            "--at '2026-11-29T02:00:00+01:00' is neither a version nor a UTC time like 2026-11-29T02:00:00Z");
+}
+
+TEST(AuditTest, TravelStopsAtTheEventReachedAndRefusesWhatTheStreamCannotReach) {
+  RecordedRelease release;
+  release.run_to_completion();
+  const auto& events = release.events();
+  const std::string id = release.state().id;
+
+  auto fifth = travel(id, events, TravelTarget{5, std::nullopt}, "5");
+  ASSERT_TRUE(fifth) << fifth.error().message;
+  EXPECT_EQ(fifth.value().state.version, 5);
+  EXPECT_EQ(fifth.value().reached, &events[4]);
+  EXPECT_EQ(fifth.value().last_version, events.back().version);
+  EXPECT_EQ(render(fifth.value().state), render(fold(events, 5)));
+
+  auto beyond = travel(id, events, TravelTarget{events.back().version + 1, std::nullopt}, "999");
+  ASSERT_FALSE(beyond);
+  EXPECT_EQ(beyond.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(beyond.error().message, "release " + id + " has " + std::to_string(events.back().version) +
+                                        " readable events; --at 999 is beyond its last version");
+
+  auto before = travel(id, events, TravelTarget{std::nullopt, kStart - 1}, "then");
+  ASSERT_FALSE(before);
+  EXPECT_EQ(before.error().message.rfind("release " + id + " did not exist yet at then (created at ", 0), 0u)
+      << before.error().message;
 }
 
 // ---- Verification ------------------------------------------------------------

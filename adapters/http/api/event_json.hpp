@@ -19,6 +19,10 @@ Result<events::Timestamp> parse_utc_time(const std::string& text);
 
 // An event as the API, `cascade events` and --json show it.
 nlohmann::json event_json(const events::RecordedEvent& event);
+// One line of a release timeline in words: "dev step deploy succeeded
+// (0.41 s)" — the "details" of GET …/replay and of the CLI's tables.
+std::string describe(const events::RecordedEvent& event);
+
 // The inverse, for events that arrive over HTTP. kInvalidArgument when
 // `event` does not have that shape.
 Result<events::RecordedEvent> event_from_json(const nlohmann::json& event);

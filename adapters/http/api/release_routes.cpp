@@ -4,6 +4,7 @@
 #include "adapters/http/errors.hpp"
 #include "adapters/http/json_body.hpp"
 #include "adapters/http/request.hpp"
+#include "adapters/http/api/audit_documents.hpp"
 #include "adapters/http/api/event_json.hpp"
 #include "adapters/http/api/log_follow.hpp"
 #include "engine/artifact_version.hpp"
@@ -14,6 +15,7 @@
 #include <chrono>
 #include <filesystem>
 #include <optional>
+#include <sstream>
 
 namespace cascade::adapters::http::api {
 
@@ -161,6 +163,42 @@ Status add_release_routes(Router& router, const RouteContextPtr& api) {
     json list = json::array();
     for (const events::RecordedEvent& event : stream) list.push_back(event_json(event));
     return Response::json({{"events", std::move(list)}});
+  }));
+  // The read-only audit commands over HTTP (audit_documents.hpp builds each
+  // document for the CLI offline and for these routes alike), so a dashboard
+  // or a script need not reach the data directory.
+  auto audit_ports = [api]() {
+    return AuditPorts{api->log, api->step_logs, api->projections.summaries()};
+  };
+  CASCADE_TRY(router.add("GET", kApiBase + "/releases/{id}/why", Role::kViewer, [audit_ports](const Request& request) -> Result<Response> {
+    const std::optional<std::string> stage = request.query.get("stage");
+    if (!stage || stage->empty()) {
+      return invalid("stage: required, the name of the stage to explain (…/why?stage=NAME)",
+                     {{"stage", "required"}});
+    }
+    CASCADE_TRY(document, why_document(audit_ports().log, request.param("id"), *stage));
+    return Response::json(document);
+  }));
+  CASCADE_TRY(router.add("GET", kApiBase + "/releases/{id}/replay", Role::kViewer, [audit_ports](const Request& request) -> Result<Response> {
+    ReplayRequest replay;
+    replay.at = request.query.get("at").value_or("");
+    const std::string verify = request.query.get("verify").value_or("false");
+    if (verify != "true" && verify != "false") {
+      return invalid("verify: expected true or false, got '" + verify + "'", {{"verify", "expected true or false"}});
+    }
+    replay.verify = verify == "true";
+    CASCADE_TRY(document, replay_document(audit_ports(), request.param("id"), replay));
+    return Response::json(document);
+  }));
+  CASCADE_TRY(router.add("GET", kApiBase + "/releases/{id}/audit", Role::kViewer, [audit_ports](const Request& request) -> Result<Response> {
+    // The bundle `cascade audit export` writes, byte for byte, exported by
+    // the caller. Held in memory to be sent whole (the transport has no
+    // streamed bodies but event streams).
+    std::ostringstream bundle;
+    auto exported =
+        export_bundle(audit_ports(), request.param("id"), bundle, engine::SystemClock().now(), request.user->name);
+    if (!exported) return exported.error();
+    return Response::text(std::move(bundle).str(), kJsonContentType);
   }));
   CASCADE_TRY(router.add(
       "GET", kApiBase + "/releases/{id}/stages/{stage}/logs", Role::kViewer, [api](const Request& request) -> Result<Response> {
