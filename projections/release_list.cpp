@@ -133,10 +133,21 @@ Result<std::vector<std::string>> ReleaseListProjection::ids_named(const std::str
 }
 
 Result<std::string> release_id_of(events::EventLog& log, const ReleaseListProjection& releases,
-                                  const std::string& id_or_name) {
+                                  const std::string& id_or_name, std::chrono::milliseconds catch_up) {
+  const std::uint64_t head = log.head();  // before the id lookup: every release created so far is below it
   CASCADE_TRY(version, log.stream_version(engine::release_stream(id_or_name)));
   if (version > 0) return id_or_name;
-  CASCADE_TRY(ids, releases.ids_named(id_or_name));
+  CASCADE_TRY(named, releases.ids_named(id_or_name));
+  std::vector<std::string> ids = std::move(named);
+  if (ids.empty() && catch_up.count() > 0) {
+    CASCADE_TRY(checkpoint, releases.checkpoint());
+    if (checkpoint < head) {
+      CASCADE_TRY(caught_up, releases.wait_for(head, catch_up));
+      (void)caught_up;  // behind still: answer with what it has
+      CASCADE_TRY(again, releases.ids_named(id_or_name));
+      ids = std::move(again);
+    }
+  }
   if (ids.empty()) return id_or_name;
   if (ids.size() == 1) return ids.front();
   constexpr std::size_t kListed = 5;

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -82,9 +83,12 @@ class ReleaseListProjection final : public Projection {
 // moment ago resolves before the projection has it); else the one release
 // with that display name; else `id_or_name` unchanged, for the caller's own
 // "no release" answer. kInvalidArgument when the name belongs to several
-// releases, listing their ids. Display names resolve once the release list
-// projection has the release.
+// releases, listing their ids. A name no release has yet is looked up again
+// once the projection has caught up with the log's head as of the call, for
+// at most `catch_up`, so that (with a running engine) a name resolves for
+// every release created before the call.
 Result<std::string> release_id_of(events::EventLog& log, const ReleaseListProjection& releases,
-                                  const std::string& id_or_name);
+                                  const std::string& id_or_name,
+                                  std::chrono::milliseconds catch_up = std::chrono::milliseconds(0));
 
 }  // namespace cascade::projections

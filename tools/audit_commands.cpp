@@ -104,7 +104,7 @@ void print_timeline_row(std::ostream& out, const nlohmann::json& event) {
       << event.value("type", "") << std::setw(10) << stage << event.value("details", "") << "\n";
 }
 
-int replay(const Common& common, const AuditOptions& options) {
+int replay(const Common& common, AuditOptions options) {
   // A bad --at is refused before the data directory or the server is asked.
   if (auto target = engine::parse_travel_target(options.at); !target) return failed(target.error(), common);
   auto server = server_of(common);
@@ -118,10 +118,14 @@ int replay(const Common& common, const AuditOptions& options) {
   } else {
     auto runtime = open_existing_runtime(common.data_dir);
     if (!runtime) return failed(runtime.error(), common);
+    auto id = release_id_of(*runtime.value(), options.release_id);
+    if (!id) return failed(id.error(), common);
+    options.release_id = id.value();
     document = adapters::http::api::replay_document(ports_of(*runtime.value()), options.release_id,
                                                     {options.at, options.verify});
   }
   if (!document) return failed(document.error(), common);
+  options.release_id = document.value().value("release", options.release_id);  // the id a display name stood for
   const nlohmann::json& output = document.value();
 
   if (!common.json) {
@@ -178,7 +182,7 @@ Status write_file_atomically(const std::string& path, const std::function<Status
   return success();
 }
 
-int audit_export(const Common& common, const AuditOptions& options) {
+int audit_export(const Common& common, AuditOptions options) {
   auto server = server_of(common);
   if (!server) return failed(server.error(), common);
   // What the report below says: the evidence exported and its verification.
@@ -204,10 +208,14 @@ int audit_export(const Common& common, const AuditOptions& options) {
     if (!written) return failed(written.error(), common);
     evidence = std::move(bundle.value().evidence);
     verification = std::move(bundle.value().at_export);
+    options.release_id = evidence.release_id;  // the id a display name stood for
   } else {
     auto opened = open_existing_runtime(common.data_dir);
     if (!opened) return failed(opened.error(), common);
     runtime = std::move(opened).value();
+    auto id = release_id_of(*runtime, options.release_id);
+    if (!id) return failed(id.error(), common);
+    options.release_id = id.value();
     // Step logs go from the store to the file a line at a time: the bundle of
     // a release whose steps wrote hundreds of MiB is never held.
     auto written = write_file_atomically(options.file, [&](std::ostream& out) -> Status {
@@ -270,7 +278,7 @@ int audit_verify(const Common& common, const AuditOptions& options) {
   return verification_exit(verification);
 }
 
-int why(const Common& common, const AuditOptions& options) {
+int why(const Common& common, AuditOptions options) {
   auto server = server_of(common);
   if (!server) return failed(server.error(), common);
   Result<nlohmann::json> document = make_error(ErrorCode::kInternal, "why: no document");
@@ -279,6 +287,9 @@ int why(const Common& common, const AuditOptions& options) {
   } else {
     auto runtime = open_existing_runtime(common.data_dir);
     if (!runtime) return failed(runtime.error(), common);
+    auto id = release_id_of(*runtime.value(), options.release_id);
+    if (!id) return failed(id.error(), common);
+    options.release_id = id.value();
     document = adapters::http::api::why_document(runtime.value()->log(), options.release_id, options.stage);
   }
   if (!document) return failed(document.error(), common);

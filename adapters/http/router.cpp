@@ -146,11 +146,11 @@ Result<RouteMatch> Router::match(std::string_view method, std::string_view raw_p
 
 void Router::resolve_param(std::string name, ParamResolver resolver) { resolvers_[std::move(name)] = std::move(resolver); }
 
-Status Router::resolve(std::map<std::string, std::string, std::less<>>& params) const {
+Status Router::resolve(std::map<std::string, std::string, std::less<>>& params, bool may_block) const {
   for (auto& [name, value] : params) {
     const auto resolver = resolvers_.find(name);
     if (resolver == resolvers_.end()) continue;
-    CASCADE_TRY(resolved, resolver->second(value));
+    CASCADE_TRY(resolved, resolver->second(value, may_block));
     value = std::move(resolved);
   }
   return success();

@@ -28,7 +28,9 @@ using QuickHandler = std::function<std::optional<Result<Response>>(const Request
 
 // Turns the value a client gave for a route parameter into the one the
 // handlers use (a release's display name into its id), or an error to answer.
-using ParamResolver = std::function<Result<std::string>(const std::string&)>;
+// `may_block` false: on the I/O thread, answer from what is there now; true:
+// on a worker, where a bounded wait (for a read model) is allowed.
+using ParamResolver = std::function<Result<std::string>(const std::string& value, bool may_block)>;
 
 struct Route {
   std::string method;
@@ -87,11 +89,13 @@ class Router {
 
   // Every route's parameter `name` goes through `resolver` before the route's
   // quick path or handler sees it — after authentication, so an anonymous
-  // caller learns nothing from it. One resolver per name; a later one
-  // replaces it.
+  // caller learns nothing from it: once on the I/O thread before the quick
+  // path (may_block false), and again on the worker before the handler
+  // (may_block true; a resolved value must resolve to itself). One resolver
+  // per name; a later one replaces it.
   void resolve_param(std::string name, ParamResolver resolver);
   // Applies the resolvers to `params` in place; the first error is returned.
-  Status resolve(std::map<std::string, std::string, std::less<>>& params) const;
+  Status resolve(std::map<std::string, std::string, std::less<>>& params, bool may_block) const;
 
  private:
   Status add_route(std::string_view method, std::string_view pattern, std::optional<Role> role, Handler handler);

@@ -673,7 +673,7 @@ class HttpServer::Impl::Session final : public HttpServer::Impl::SessionBase,
       return send(std::move(*refusal));
     }
     request.user = std::move(user);
-    if (Status resolved = server_.router().resolve(request.params); !resolved) {
+    if (Status resolved = server_.router().resolve(request.params, /*may_block=*/false); !resolved) {
       return send(error_response(resolved.error()));
     }
 
@@ -685,7 +685,8 @@ class HttpServer::Impl::Session final : public HttpServer::Impl::SessionBase,
     admitted_ = true;
     if (auto answered = try_quick(route, request)) return send(std::move(*answered));
     net::post(server_.workers(), [self = this->shared_from_this(), &route, request = std::move(request)]() mutable {
-      Response response = self->invoke(route, request);
+      Status resolved = self->server_.router().resolve(request.params, /*may_block=*/true);
+      Response response = resolved ? self->invoke(route, request) : error_response(resolved.error());
       net::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
         self->guarded([&] { self->send(std::move(response)); });
       });

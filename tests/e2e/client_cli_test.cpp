@@ -478,5 +478,59 @@ TEST_F(ClientCliTest, AMalformedFileIsReportedOnce) {
   EXPECT_EQ(answer.output.find(message, first + 1), std::string::npos) << answer.output;
 }
 
+// Two pipelines that name releases the default way, Release-$(rev:r): Shop's
+// second release has a name of its own, while Release-1 names two releases.
+TEST_F(ClientCliTest, ADisplayNameWorksWhereverAnIdDoesAndARepeatedOneIsRefusedWithTheIds) {
+  json sample = json::parse(testing::read_file(std::string(CASCADE_SOURCE_DIR) + "/tools/examples/sampleapp.json"));
+  sample.erase("release_name_format");
+  const std::string artifact = data() + "/artifacts/artifact";
+  std::filesystem::create_directories(artifact);
+  std::ofstream(artifact + "/index.html") << "<h1>SampleApp</h1><p>build 1.0</p>\n";  // what the checks look for
+  for (const char* pipeline : {"Shop", "Blog"}) {
+    sample["name"] = pipeline;
+    const std::string file = dir_ / (std::string(pipeline) + ".json");
+    std::ofstream(file) << sample.dump();
+    const CommandRun applied = as("admin", "pipeline apply " + file);
+    ASSERT_EQ(applied.exit_code, 0) << applied.output;
+  }
+  for (const char* pipeline : {"Shop", "Shop", "Blog"}) {
+    const CommandRun created = as("release-manager", std::string("release create ") + pipeline +
+                                                         " --version 1.0 --artifact " + artifact +
+                                                         " --var SITES_ROOT=" + (dir_ / "sites") + " --json");
+    ASSERT_EQ(created.exit_code, 0) << created.output;
+    // One at a time: the sample's steps share one site folder per stage.
+    const std::string id = json::parse(created.output)["id"];
+    const CommandRun ready = as("vic", "release wait " + id + " --until prod=AwaitingPreApproval --timeout 60s");
+    ASSERT_EQ(ready.exit_code, 0) << ready.output;
+  }
+
+  const CommandRun waited = as("vic", "release wait Release-2 --until prod=AwaitingPreApproval --timeout 60s --json");
+  ASSERT_EQ(waited.exit_code, 0) << waited.output;
+  EXPECT_EQ(json::parse(waited.output)["id"], "Shop-2");
+  const CommandRun shown = as("vic", "release show Release-2 --json", /*with_stderr=*/false);
+  ASSERT_EQ(shown.exit_code, 0) << shown.output;
+  EXPECT_EQ(json::parse(shown.output)["id"], "Shop-2");
+  EXPECT_EQ(as("vic", "why Release-2 prod", false).output, as("vic", "why Shop-2 prod", false).output);
+
+  const CommandRun repeated = as("release-manager", "approve Release-1 prod");
+  EXPECT_EQ(repeated.exit_code, 2) << repeated.output;
+  EXPECT_NE(repeated.output.find("release name 'Release-1' belongs to 2 releases (Shop-1, Blog-1)"), std::string::npos)
+      << repeated.output;
+  const CommandRun approved = as("release-manager", "approve Release-2 prod --comment ok");
+  ASSERT_EQ(approved.exit_code, 0) << approved.output;
+  EXPECT_EQ(json::parse(as("vic", "release wait Shop-2 --timeout 60s --json", false).output)["status"], "Succeeded");
+
+  // Offline, on the same data: the same resolution.
+  ASSERT_EQ(server_->stop(SIGTERM, kStopDeadline), std::optional<int>(0));
+  server_.reset();
+  const CommandRun offline = run("release show Release-2 --json --data " + data(), /*with_stderr=*/false);
+  ASSERT_EQ(offline.exit_code, 0) << offline.output;
+  EXPECT_EQ(json::parse(offline.output)["id"], "Shop-2");
+  EXPECT_EQ(run("replay Release-2 --at 1 --data " + data(), false).output,
+            run("replay Shop-2 --at 1 --data " + data(), false).output);
+  const CommandRun offline_repeated = run("release events Release-1 --data " + data());
+  EXPECT_EQ(offline_repeated.exit_code, 2) << offline_repeated.output;
+}
+
 }  // namespace
 }  // namespace cascade

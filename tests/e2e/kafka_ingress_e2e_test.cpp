@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <regex>
 
 namespace cascade {
 namespace {
@@ -223,11 +224,22 @@ TEST_F(KafkaIngressE2eTest, KcatAndPublishBuildRecordsBecomeReleasesExactlyOnceA
   kcat_binary(b, invalid);
   const CommandRun published = run("publish-build --brokers " + b +
                                    " --source /ci/shop --artifact pkg:generic/shop --version 1.0.4 --branch main"
-                                   " --uri https://artifacts.example.com/shop-1.0.4.tgz --structured",
+                                   " --uri https://artifacts.example.com/shop-1.0.4.tgz --structured"
+                                   " --wait --server " + server.url() + " --token " + token,
                                    /*with_stderr=*/false);
-  ASSERT_EQ(published.exit_code, 0) << published.output;
+  ASSERT_EQ(published.exit_code, 0) << published.output << server.output();
   const std::string published_id = published.output.substr(0, published.output.find('\n'));
   EXPECT_EQ(published_id.size(), 36u) << published.output;
+  // --wait: the release the build led to, as the server lists it by CDEvent id.
+  std::smatch created_line;
+  const std::string after_id = published.output.substr(published.output.find('\n') + 1);
+  ASSERT_TRUE(std::regex_search(after_id, created_line, std::regex("^created (Shop-[0-9]+) \\(Release-[0-9]+\\) of Shop\n")))
+      << published.output;
+  const std::string waited_for = created_line[1];
+  const CommandRun by_cdevent = remote(server, token, "release list --cdevent " + published_id + " --json");
+  ASSERT_EQ(by_cdevent.exit_code, 0) << by_cdevent.output;
+  ASSERT_EQ(json::parse(by_cdevent.output)["releases"].size(), 1u) << by_cdevent.output;
+  EXPECT_EQ(json::parse(by_cdevent.output)["releases"][0]["id"], waited_for);
 
   const json list = releases(server, token, 3);
   ASSERT_EQ(list.size(), 3u) << list.dump(2) << server.output();
@@ -238,6 +250,7 @@ TEST_F(KafkaIngressE2eTest, KcatAndPublishBuildRecordsBecomeReleasesExactlyOnceA
     ASSERT_EQ(id_by_version.count(version), 1u) << version << " " << list.dump();
     EXPECT_EQ(dev_state(server, token, id_by_version[version]), "Succeeded");
   }
+  EXPECT_EQ(id_by_version["1.0.4"], waited_for);
   const CommandRun logs = remote(server, token, "release logs " + id_by_version["1.0.4"] + " dev");
   EXPECT_NE(logs.output.find("deploy pkg:generic/shop@1.0.4 (1.0.4) from https://artifacts.example.com/shop-1.0.4.tgz"),
             std::string::npos)
@@ -284,6 +297,12 @@ TEST_F(KafkaIngressE2eTest, KcatAndPublishBuildRecordsBecomeReleasesExactlyOnceA
       EXPECT_NE(metrics.find(line), std::string::npos) << line << "\n" << metrics;
     }
   }
+  // A build no pipeline takes (its branch is filtered out) creates nothing: --wait says so, exit 3.
+  const CommandRun filtered = run("publish-build --brokers " + b +
+                                  " --source /ci/shop --artifact pkg:generic/shop --version 1.0.5 --branch feature/y"
+                                  " --wait --wait-timeout 1 --server " + server.url() + " --token " + token);
+  EXPECT_EQ(filtered.exit_code, 3) << filtered.output;
+  EXPECT_NE(filtered.output.find("no release created by CDEvent "), std::string::npos) << filtered.output;
   EXPECT_EQ(server.stop(SIGTERM, std::chrono::seconds(20)), std::optional<int>(0)) << server.output();
   EXPECT_EQ(broker.stop(), 0);
 }

@@ -26,9 +26,13 @@ Result<Router> make_api_router(ApiContext context) {
   }
   const auto api = std::make_shared<const RouteContext>(RouteContext{std::move(context), commands});
   Router router;
-  // Every {id} is a release's: its display name works wherever its id does.
-  router.resolve_param("id", [api](const std::string& id_or_name) {
-    return projections::release_id_of(api->log, api->projections.releases(), id_or_name);
+  // Every {id} is a release's: its display name works wherever its id does,
+  // for every release created before the request (a bounded wait for the
+  // release list when the name is not in it yet).
+  static constexpr std::chrono::milliseconds kNameCatchUp{2000};
+  router.resolve_param("id", [api](const std::string& id_or_name, bool may_block) {
+    return projections::release_id_of(api->log, api->projections.releases(), id_or_name,
+                                      may_block ? kNameCatchUp : std::chrono::milliseconds(0));
   });
   CASCADE_TRY(add_operation_routes(router, api));
   CASCADE_TRY(add_pipeline_routes(router, api));
