@@ -104,6 +104,15 @@ void print_timeline_row(std::ostream& out, const nlohmann::json& event) {
       << event.value("type", "") << std::setw(10) << stage << event.value("details", "") << "\n";
 }
 
+// Offline: the data directory's runtime (engine not started), with
+// `release_id` turned from a display name into the id it stands for.
+Result<std::unique_ptr<Runtime>> open_for_release(const Common& common, std::string& release_id) {
+  CASCADE_TRY(runtime, open_existing_runtime(common.data_dir));
+  CASCADE_TRY(id, release_id_of(*runtime, release_id));
+  release_id = std::move(id);
+  return std::move(runtime);
+}
+
 int replay(const Common& common, AuditOptions options) {
   // A bad --at is refused before the data directory or the server is asked.
   if (auto target = engine::parse_travel_target(options.at); !target) return failed(target.error(), common);
@@ -116,11 +125,8 @@ int replay(const Common& common, AuditOptions options) {
     if (options.verify) query += std::string(query.empty() ? "" : "&") + "verify=true";
     document = server.value()->get(release_path(options.release_id) + "/replay" + (query.empty() ? "" : "?" + query));
   } else {
-    auto runtime = open_existing_runtime(common.data_dir);
+    auto runtime = open_for_release(common, options.release_id);
     if (!runtime) return failed(runtime.error(), common);
-    auto id = release_id_of(*runtime.value(), options.release_id);
-    if (!id) return failed(id.error(), common);
-    options.release_id = id.value();
     document = adapters::http::api::replay_document(ports_of(*runtime.value()), options.release_id,
                                                     {options.at, options.verify});
   }
@@ -210,12 +216,9 @@ int audit_export(const Common& common, AuditOptions options) {
     verification = std::move(bundle.value().at_export);
     options.release_id = evidence.release_id;  // the id a display name stood for
   } else {
-    auto opened = open_existing_runtime(common.data_dir);
+    auto opened = open_for_release(common, options.release_id);
     if (!opened) return failed(opened.error(), common);
     runtime = std::move(opened).value();
-    auto id = release_id_of(*runtime, options.release_id);
-    if (!id) return failed(id.error(), common);
-    options.release_id = id.value();
     // Step logs go from the store to the file a line at a time: the bundle of
     // a release whose steps wrote hundreds of MiB is never held.
     auto written = write_file_atomically(options.file, [&](std::ostream& out) -> Status {
@@ -285,11 +288,8 @@ int why(const Common& common, AuditOptions options) {
   if (server.value()) {
     document = server.value()->get(release_path(options.release_id) + "/why?stage=" + url_encode(options.stage));
   } else {
-    auto runtime = open_existing_runtime(common.data_dir);
+    auto runtime = open_for_release(common, options.release_id);
     if (!runtime) return failed(runtime.error(), common);
-    auto id = release_id_of(*runtime.value(), options.release_id);
-    if (!id) return failed(id.error(), common);
-    options.release_id = id.value();
     document = adapters::http::api::why_document(runtime.value()->log(), options.release_id, options.stage);
   }
   if (!document) return failed(document.error(), common);

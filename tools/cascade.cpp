@@ -873,7 +873,7 @@ int main(int argc, char** argv) {
   add_serve_command(app, common, result);
   add_users_commands(app, common, result);
   add_kafka_commands(app, common, result);
-  for (const char* offline_only : {"replay", "audit", "why", "projections"}) {
+  for (const char* offline_only : {"projections"}) {
     for (CLI::App* command : app.get_subcommands([&](CLI::App* c) { return c->get_name() == offline_only; })) {
       command->description(command->get_description() + " (offline only: reads --data DIR)");
     }

@@ -57,6 +57,21 @@ class ClientCliTest : public ::testing::Test {
     return run(arguments + " --server " + server_->url() + " --token " + tokens_.at(user), with_stderr);
   }
 
+  // What each command prints to stdout over the server as a viewer; every
+  // one must succeed, and a --json one print JSON.
+  std::map<std::string, std::string> outputs_as_viewer(const std::vector<std::string>& commands) {
+    std::map<std::string, std::string> served;
+    for (const std::string& command : commands) {
+      const CommandRun answer = as("vic", command, /*with_stderr=*/false);
+      EXPECT_EQ(answer.exit_code, 0) << command << "\n" << answer.output;
+      if (command.find("--json") != std::string::npos) {
+        EXPECT_FALSE(json::parse(answer.output, nullptr, false).is_discarded()) << command << "\n" << answer.output;
+      }
+      served[command] = answer.output;
+    }
+    return served;
+  }
+
   // The sample release, waiting for prod's approval.
   void start_sample_release() {
     const CommandRun applied = as("admin", "pipeline apply " + std::string(CASCADE_SOURCE_DIR) + "/tools/examples/sampleapp.json");
@@ -113,15 +128,7 @@ TEST_F(ClientCliTest, EveryReadCommandPrintsOverHttpWhatItPrintsOfflineOnTheSame
       "metrics delivery --pipeline SampleApp --from 2020-01-01T00:00:00Z --to 2100-01-01T00:00:00Z",
       "metrics delivery --pipeline SampleApp --stage dev --from 2020-01-01T00:00:00Z --to 2100-01-01T00:00:00Z --json",
   };
-  std::map<std::string, std::string> served;
-  for (const std::string& command : commands) {
-    const CommandRun answer = as("vic", command, /*with_stderr=*/false);
-    ASSERT_EQ(answer.exit_code, 0) << command << "\n" << answer.output;
-    if (command.find("--json") != std::string::npos) {
-      EXPECT_FALSE(json::parse(answer.output, nullptr, false).is_discarded()) << command << "\n" << answer.output;
-    }
-    served[command] = answer.output;
-  }
+  std::map<std::string, std::string> served = outputs_as_viewer(commands);
   EXPECT_NE(served["pipeline list"].find("SampleApp  2 "), std::string::npos) << served["pipeline list"];
   EXPECT_NE(served["pipeline show SampleApp"].find("\"description\": \"edited for the diff\""), std::string::npos);
   const json shipped = json::parse(testing::read_file(std::string(CASCADE_SOURCE_DIR) + "/tools/examples/sampleapp.json"));
@@ -155,12 +162,7 @@ TEST_F(ClientCliTest, WhyReplayAndAuditExportPrintOverHttpWhatTheyPrintOffline) 
       "replay SampleApp-1 --verify",
       "replay SampleApp-1 --verify --json",
   };
-  std::map<std::string, std::string> served;
-  for (const std::string& command : commands) {
-    const CommandRun answer = as("vic", command, /*with_stderr=*/false);
-    ASSERT_EQ(answer.exit_code, 0) << command << "\n" << answer.output;
-    served[command] = answer.output;
-  }
+  std::map<std::string, std::string> served = outputs_as_viewer(commands);
   EXPECT_EQ(served["why SampleApp-1 prod"].rfind("prod is waiting: approval by release-manager requested at ", 0), 0u)
       << served["why SampleApp-1 prod"];
   EXPECT_EQ(json::parse(served["replay SampleApp-1 --at 1 --json"])["at"]["version"], 1);

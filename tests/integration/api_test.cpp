@@ -214,6 +214,17 @@ class ApiTest : public ::testing::Test {
     return path;
   }
 
+  // A release of the sample pipeline, run until it waits for prod's approval;
+  // its id, or "" (with a test failure) when it could not be created.
+  std::string settled_sample_release() {
+    apply_sample();
+    auto created = create_release("1.0.0");
+    EXPECT_EQ(created.status, 201) << created.body;
+    if (created.status != 201) return "";
+    runtime_->settle();
+    return created.json_body()["id"];
+  }
+
   HttpResult create_release(const std::string& version, const std::string& key = "") {
     json body{{"pipeline", "SampleApp"}, {"artifact", {{"version", version}, {"path", make_artifact(version)}}}};
     std::vector<std::pair<std::string, std::string>> extra;
@@ -962,11 +973,8 @@ TEST_F(ApiTest, GroupInboxEnvironmentHistoryDiffAndDeliveryWindow) {
 // The read-only audit commands over HTTP (`cascade why`, `replay`, `audit
 // export`): a release waiting for prod's approval, read by a viewer.
 TEST_F(ApiTest, WhyReplayAndAuditBundleOverHttp) {
-  apply_sample();
-  auto created = create_release("1.0.0");
-  ASSERT_EQ(created.status, 201) << created.body;
-  const std::string id = created.json_body()["id"];
-  runtime_->settle();
+  const std::string id = settled_sample_release();
+  ASSERT_FALSE(id.empty());
   const std::string base = "/api/v1/releases/" + id;
   auto stream = runtime_->log().read(engine::release_stream(id));
   ASSERT_TRUE(stream) << stream.error().message;
@@ -1019,11 +1027,8 @@ TEST_F(ApiTest, WhyReplayAndAuditBundleOverHttp) {
 }
 
 TEST_F(ApiTest, AuditRoutesRefuseBadQueriesUnknownReleasesAndStrangers) {
-  apply_sample();
-  auto created = create_release("1.0.0");
-  ASSERT_EQ(created.status, 201) << created.body;
-  const std::string id = created.json_body()["id"];
-  runtime_->settle();
+  const std::string id = settled_sample_release();
+  ASSERT_FALSE(id.empty());
   const std::string base = "/api/v1/releases/" + id;
   auto message = [](const HttpResult& result) { return result.json_body()["error"]["message"].get<std::string>(); };
 
